@@ -1,0 +1,178 @@
+"""The wire protocol between device and cloud (DESIGN section 4).
+
+Stateless: every request carries all it needs, so any replica can serve it. Nothing but these
+types leaves the device. Every model forbids unknown fields, so a payload with an extra field
+(say, a private context someone tried to smuggle in) fails validation instead of being ignored.
+
+Two modes share one shape:
+
+* token-id mode (device and cloud share a tokenizer): ``prefix`` and ``draft`` are
+  :class:`TokenIds`, the response's top-k carries ids;
+* cross-vocabulary mode (different tokenizers): ``prefix`` and ``draft`` are :class:`Text`; the
+  draft's ``offsets`` mark the end of each device token, the response's top-k carries strings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ChatMessage",
+    "Text",
+    "TokenIds",
+    "TopK",
+    "Usage",
+    "VerifyParams",
+    "VerifyRequest",
+    "VerifyResponse",
+]
+
+PROTOCOL_VERSION: Literal[1] = 1
+
+#: Largest number of draft units in one request; bounds the cloud's work per call.
+MAX_DRAFT = 64
+#: Largest top-k the cloud returns.
+MAX_TOP_K = 1000
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ChatMessage(_Wire):
+    """One public chat message. The private context is never one of these."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
+class TokenIds(_Wire):
+    """A span as token ids of a tokenizer both sides share."""
+
+    kind: Literal["ids"] = "ids"
+    ids: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, max_length=1_000_000)
+
+
+class Text(_Wire):
+    """A span as text (cross-vocabulary mode).
+
+    ``offsets`` (drafts only) are the character offsets where each device token ends, strictly
+    increasing, the last equal to ``len(text)``; empty for a prefix.
+    """
+
+    kind: Literal["text"] = "text"
+    text: str = Field(default="", max_length=4_000_000)
+    offsets: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=MAX_DRAFT)
+
+    @model_validator(mode="after")
+    def _check_offsets(self) -> Text:
+        prev = 0
+        for off in self.offsets:
+            if off <= prev:
+                raise ValueError("offsets must be strictly increasing and positive")
+            prev = off
+        if self.offsets and self.offsets[-1] != len(self.text):
+            raise ValueError("the last offset must equal len(text)")
+        return self
+
+
+Span = Annotated[TokenIds | Text, Field(discriminator="kind")]
+
+
+class VerifyParams(_Wire):
+    """How the cloud runs the ratio test. All public; none depends on the private context."""
+
+    lam: float = Field(default=0.5, ge=0.0, le=1e30, description="Acceptance threshold lambda.")
+    top_k: int = Field(default=20, ge=1, le=MAX_TOP_K, description="Size of the recovery support.")
+    greedy: bool = Field(default=True, description="Deterministic acceptance and recovery.")
+    temperature: float = Field(default=1.0, gt=0.0, le=100.0)
+    seed: int | None = Field(default=None, ge=0, lt=2**63, description="Seed for u_i draws.")
+    target: Literal["fused", "llm"] = Field(
+        default="fused",
+        description="'fused': SpecSteer ratio test; 'llm': standard speculative decoding.",
+    )
+
+    @field_validator("lam", "temperature")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+
+class VerifyRequest(_Wire):
+    """Device -> cloud: verify a draft given only public data."""
+
+    protocol_version: Literal[1] = PROTOCOL_VERSION
+    request_id: str = Field(min_length=1, max_length=128)
+    model: str = Field(default="default", max_length=256)
+    prompt: list[ChatMessage] = Field(min_length=1, max_length=256)
+    prefix: Span
+    draft: Span
+    ctxfree_logprobs: list[float] | None = Field(default=None, max_length=MAX_DRAFT)
+    params: VerifyParams = Field(default_factory=VerifyParams)
+
+    @model_validator(mode="after")
+    def _check(self) -> VerifyRequest:
+        if self.prefix.kind != self.draft.kind:
+            raise ValueError("prefix and draft must both be token ids or both be text")
+        n = self.n_draft
+        if n > MAX_DRAFT:
+            raise ValueError(f"a draft holds at most {MAX_DRAFT} tokens")
+        if isinstance(self.draft, Text) and self.draft.text and not self.draft.offsets:
+            raise ValueError("a text draft needs offsets marking each device token")
+        if self.ctxfree_logprobs is not None:
+            if len(self.ctxfree_logprobs) != n:
+                raise ValueError("ctxfree_logprobs must have one entry per draft token")
+            for lp in self.ctxfree_logprobs:
+                if not (math.isfinite(lp) and lp <= 1e-6):
+                    raise ValueError("ctxfree_logprobs must be finite log-probabilities (<= 0)")
+        return self
+
+    @property
+    def n_draft(self) -> int:
+        """Number of draft units (device tokens)."""
+        if isinstance(self.draft, TokenIds):
+            return len(self.draft.ids)
+        return len(self.draft.offsets)
+
+
+class TopK(_Wire):
+    """The cloud's top-k next tokens at the first rejected position, best first."""
+
+    ids: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, max_length=MAX_TOP_K)
+    strings: list[str] | None = Field(default=None, max_length=MAX_TOP_K)
+    logprobs: list[float] = Field(max_length=MAX_TOP_K)
+
+    @model_validator(mode="after")
+    def _check(self) -> TopK:
+        if (self.ids is None) == (self.strings is None):
+            raise ValueError("top_k carries either ids or strings")
+        n = len(self.ids if self.ids is not None else self.strings or [])
+        if n != len(self.logprobs) or n == 0:
+            raise ValueError("top_k needs one logprob per candidate, at least one candidate")
+        for lp in self.logprobs:
+            if not (math.isfinite(lp) and lp <= 1e-6):
+                raise ValueError("top_k logprobs must be finite log-probabilities (<= 0)")
+        return self
+
+
+class Usage(_Wire):
+    """What the cloud spent on the request."""
+
+    server_ms: float = Field(default=0.0, ge=0.0)
+    tokens_scored: int = Field(default=0, ge=0)
+
+
+class VerifyResponse(_Wire):
+    """Cloud -> device: how many draft tokens passed, and the top-k where the first one failed."""
+
+    protocol_version: Literal[1] = PROTOCOL_VERSION
+    request_id: str = Field(min_length=1, max_length=128)
+    n_accepted: int = Field(ge=0, le=MAX_DRAFT)
+    top_k: TopK
+    usage: Usage = Field(default_factory=Usage)

@@ -1,0 +1,73 @@
+"""The exception hierarchy.
+
+One base, two branches: the caller's mistakes (fix your input or config) and run-time failures
+(something outside the caller's control went wrong). Every message says how to fix it.
+
+This module imports nothing from the package, so every subpackage may raise these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CloudError",
+    "ConfigurationError",
+    "InvalidInputError",
+    "MemoryStoreError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "PrivacyViolation",
+    "RuntimeFailure",
+    "ProtocolError",
+    "SpecSteerError",
+    "UsageError",
+]
+
+
+class SpecSteerError(Exception):
+    """Base of every error raised by specsteer."""
+
+
+class UsageError(SpecSteerError):
+    """The caller's mistake: bad configuration or bad input. Fix the call, then retry."""
+
+
+class ConfigurationError(UsageError):
+    """A setting is invalid, missing, or inconsistent with another."""
+
+
+class InvalidInputError(UsageError, ValueError):
+    """An argument (text, user id, token ids, ...) is invalid."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` to run."""
+
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
+        what = f" (needed for {purpose})" if purpose else ""
+        hint = f"pip install 'specsteer[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"the optional package {package!r} is not installed{what}; run: {hint}")
+        self.package = package
+
+
+class RuntimeFailure(SpecSteerError):
+    """Base of run-time failures: the call was valid but something outside it failed."""
+
+
+class ModelLoadError(RuntimeFailure):
+    """A model or tokenizer could not be loaded from the given local path."""
+
+
+class CloudError(RuntimeFailure):
+    """The cloud verifier could not be reached or answered badly."""
+
+
+class ProtocolError(CloudError):
+    """A message on the wire is malformed, out of range, or of the wrong version."""
+
+
+class MemoryStoreError(RuntimeFailure):
+    """The local memory store failed (disk, index, or decryption)."""
+
+
+class PrivacyViolation(RuntimeFailure):
+    """A payload would have carried private data out of the device and was stopped."""
