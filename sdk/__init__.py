@@ -1,5 +1,8 @@
 """specsteer: private, personalized generation with SpecSteer (Draft-Verify-Recover)."""
 
+from specsteer._assistant import Assistant
+from specsteer._config import GenerationConfig, Method
+from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, build_prompt
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
@@ -13,17 +16,32 @@ from specsteer._errors import (
     SpecSteerError,
     UsageError,
 )
+from specsteer._result import GenerationResult, GenerationStats, RoundStat
+from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "Assistant",
     "CloudError",
     "ConfigurationError",
+    "Decoder",
+    "GenerationConfig",
+    "GenerationResult",
+    "GenerationStats",
     "InvalidInputError",
+    "KVStream",
     "MemoryStoreError",
+    "Method",
     "MissingDependencyError",
+    "ModelBackend",
     "ModelLoadError",
     "PrivacyViolation",
+    "Prompt",
     "ProtocolError",
+    "RoundStat",
     "RuntimeFailure",
     "SpecSteerError",
+    "TransformersBackend",
     "UsageError",
+    "build_prompt",
 ]

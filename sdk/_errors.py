@@ -16,8 +16,8 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "PrivacyViolation",
-    "RuntimeFailure",
     "ProtocolError",
+    "RuntimeFailure",
     "SpecSteerError",
     "UsageError",
 ]

@@ -1,1 +1,6 @@
-"""Model backends behind the ModelBackend seam."""
+"""Model backends behind the ``ModelBackend`` seam."""
+
+from specsteer.backends._base import KVStream, ModelBackend
+from specsteer.backends._transformers import TransformersBackend
+
+__all__ = ["KVStream", "ModelBackend", "TransformersBackend"]

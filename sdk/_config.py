@@ -1,0 +1,60 @@
+"""User-facing generation settings (pydantic, ``extra="forbid"``, env overrides ``SPECSTEER_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GenerationConfig", "Method"]
+
+Method = Literal["specsteer", "device_only", "cloud_only", "token_fusion", "speculative"]
+
+
+class GenerationConfig(BaseSettings):
+    """How one generation runs. Every field can be overridden by ``SPECSTEER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPECSTEER_", extra="forbid", validate_assignment=True, frozen=False
+    )
+
+    method: Method = Field(
+        default="specsteer",
+        description=(
+            "Decoding method: 'specsteer' (draft-verify-recover), 'device_only' (device model with "
+            "private context), 'cloud_only' (cloud model, no context), 'token_fusion' (every token "
+            "fused, one cloud call per token), 'speculative' (standard speculative decoding, "
+            "target = cloud model without context)."
+        ),
+    )
+    max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Output length limit.")
+    draft_tokens: int = Field(
+        default=4, ge=1, le=64, description="K: tokens drafted on the device per round."
+    )
+    lam: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1e30,
+        description="Acceptance threshold lambda; smaller accepts more (faster), 0 accepts all.",
+    )
+    beta: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="Steering strength of the private signal."
+    )
+    top_k: int = Field(default=20, ge=1, le=1000, description="Size of the recovery support.")
+    temperature: float = Field(default=1.0, gt=0.0, le=100.0, description="Softmax temperature.")
+    greedy: bool = Field(default=True, description="Deterministic decoding (argmax everywhere).")
+    seed: int | None = Field(
+        default=None, ge=0, lt=2**63, description="Seed for all randomness; None draws one."
+    )
+    bonus_token: bool = Field(
+        default=True,
+        description="When every draft token passes, also take the token after them (K+1).",
+    )
+    ctxfree_source: Literal["device", "cloud"] = Field(
+        default="device",
+        description=(
+            "Who computes the context-free draft probabilities P_S0: 'device' sends them "
+            "(the cloud needs only its own model), 'cloud' hosts a copy of the public device model."
+        ),
+    )

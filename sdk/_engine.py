@@ -1,0 +1,430 @@
+"""The decoding engine: SpecSteer's draft / verify / recover loop and the methods it is compared with.
+
+All five methods run through the same backends and the same ``CloudVerifier`` seam, so a benchmark
+compares like with like:
+
+* ``specsteer``    -- draft K tokens with the private context, verify in the cloud, steer recovery;
+* ``device_only``  -- the device model with the private context, no cloud;
+* ``cloud_only``   -- the cloud model without the context (one call: it generates everything);
+* ``token_fusion`` -- every token from ``softmax_S(h_L + beta (h_S - h_S0))``: SpecSteer with an
+  empty draft, one cloud call per token;
+* ``speculative``  -- standard speculative decoding: the context-free device model drafts for the
+  cloud model (target = cloud model without context).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from specsteer import fusion
+from specsteer._config import GenerationConfig
+from specsteer._errors import CloudError, ConfigurationError, InvalidInputError
+from specsteer._result import GenerationResult, GenerationStats, RoundStat
+from specsteer.backends._base import KVStream, ModelBackend
+from specsteer.cloud_adapter import (
+    ChatMessage,
+    CloudVerifier,
+    InProcessVerifier,
+    TokenIds,
+    VerifyParams,
+    VerifyRequest,
+    VerifyResponse,
+    check_response,
+)
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Decoder", "Prompt", "build_prompt"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
+
+#: Hook that carries a request out of the device and returns the cloud's answer.
+SendHook = Callable[[VerifyRequest, CloudVerifier], VerifyResponse]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The two views of one request.
+
+    ``public`` is what the cloud may see (system prompt and chat, no private context);
+    ``private`` is the same conversation with the private context in the system message.
+    """
+
+    public: tuple[ChatMessage, ...]
+    private: tuple[ChatMessage, ...]
+    context: str = ""
+
+    def public_dicts(self) -> list[dict[str, str]]:
+        """The public messages as plain dicts."""
+        return [{"role": m.role, "content": m.content} for m in self.public]
+
+    def private_dicts(self) -> list[dict[str, str]]:
+        """The private messages as plain dicts."""
+        return [{"role": m.role, "content": m.content} for m in self.private]
+
+
+def build_prompt(
+    query: str | Sequence[Mapping[str, str]],
+    context: str = "",
+    *,
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+) -> Prompt:
+    """Build the public and private views of a request.
+
+    Args:
+        query: the user's request, or a whole chat (``[{"role": ..., "content": ...}]``).
+        context: the private context block (from the memory store); only the device sees it.
+        system_prompt: instructions shared by both views.
+
+    Raises:
+        InvalidInputError: empty query or malformed messages.
+    """
+    if isinstance(query, str):
+        if not query.strip():
+            raise InvalidInputError("the query is empty; pass the user's request as text")
+        chat = [ChatMessage(role="user", content=query)]
+    else:
+        try:
+            chat = [ChatMessage(role=m["role"], content=m["content"]) for m in query]  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInputError(
+                "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
+                f"'content': {e}"
+            ) from e
+        if not chat or chat[-1].role != "user":
+            raise InvalidInputError("a chat must end with a 'user' message")
+    system = system_prompt
+    if chat[0].role == "system":
+        system, chat = chat[0].content, chat[1:]
+    private_system = system
+    if context.strip():
+        private_system = f"{system}\n\nWhat you know about the user:\n{context.strip()}"
+    public = (ChatMessage(role="system", content=system), *chat)
+    private = (ChatMessage(role="system", content=private_system), *chat)
+    return Prompt(public=tuple(public), private=tuple(private), context=context)
+
+
+@dataclass
+class _Run:
+    """Mutable state of one generation."""
+
+    config: GenerationConfig
+    out: list[int] = field(default_factory=list)
+    rounds: list[RoundStat] = field(default_factory=list)
+    cloud_calls: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    device_s: float = 0.0
+    cloud_s: float = 0.0
+    fallback: str | None = None
+    finished: bool = False
+
+
+class Decoder:
+    """Runs one generation with a device model and a cloud verifier.
+
+    Args:
+        device: the small model on the device.
+        cloud: the cloud verifier (``InProcessVerifier`` for the embedded default).
+        cloud_backend: the cloud model itself, needed only for ``method='cloud_only'``; taken from
+            an ``InProcessVerifier`` when not given.
+        model: the cloud model name put in requests.
+        send: hook that carries each request out (the privacy layer's egress guard plugs in
+            here); default calls ``cloud.verify``.
+    """
+
+    def __init__(
+        self,
+        device: ModelBackend,
+        cloud: CloudVerifier | None,
+        *,
+        cloud_backend: ModelBackend | None = None,
+        model: str = "default",
+        send: SendHook | None = None,
+    ) -> None:
+        self.device = device
+        self.cloud = cloud
+        if cloud_backend is None and isinstance(cloud, InProcessVerifier):
+            cloud_backend = cloud.backend
+        self.cloud_backend = cloud_backend
+        self.model = model
+        self.send = send
+        self._private = device.stream()
+        self._public = device.stream()
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: Prompt,
+        config: GenerationConfig | None = None,
+        *,
+        on_tokens: Callable[[list[int]], None] | None = None,
+    ) -> GenerationResult:
+        """Generate a continuation of ``prompt``.
+
+        Args:
+            prompt: from :func:`build_prompt`.
+            config: how to decode; defaults to ``GenerationConfig()``.
+            on_tokens: called with each batch of tokens as soon as they are final (streaming).
+        """
+        cfg = config or GenerationConfig()
+        if cfg.method in ("specsteer", "token_fusion", "speculative") and self.cloud is None:
+            raise ConfigurationError(
+                f"method {cfg.method!r} needs a cloud verifier; pass cloud=... or use "
+                "method='device_only'"
+            )
+        if cfg.method == "cloud_only" and self.cloud_backend is None:
+            raise ConfigurationError(
+                "method 'cloud_only' needs the cloud model in this process "
+                "(an InProcessVerifier, or cloud_backend=...)"
+            )
+        seed = cfg.seed if cfg.seed is not None else secrets.randbits(62)
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
+        run = _Run(config=cfg)
+        t0 = time.perf_counter()
+        emit = on_tokens or (lambda _ids: None)
+        if cfg.method == "cloud_only":
+            self._cloud_only(prompt, run, gens[0], emit)
+        else:
+            self._loop(prompt, run, gens, emit)
+        wall = time.perf_counter() - t0
+        return self._result(run, wall, self.cloud_backend if cfg.method == "cloud_only" else None)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _loop(
+        self,
+        prompt: Prompt,
+        run: _Run,
+        gens: list[torch.Generator],
+        emit: Callable[[list[int]], None],
+    ) -> None:
+        cfg = run.config
+        draft_gen, recover_gen, seed_gen = gens
+        private_ids = self.device.encode_chat(prompt.private_dicts())
+        public_ids = self.device.encode_chat(prompt.public_dicts())
+        eos = self.device.eos_token_ids
+        method = cfg.method
+        while not run.finished and len(run.out) < cfg.max_new_tokens:
+            remaining = cfg.max_new_tokens - len(run.out)
+            if method == "device_only" or run.fallback is not None:
+                t = time.perf_counter()
+                lp = fusion.log_probs(
+                    self._private.logits(private_ids + run.out)[0], cfg.temperature
+                )
+                tok = fusion.draft_token(lp, cfg.greedy, draft_gen)
+                run.device_s += time.perf_counter() - t
+                self._append(run, [tok], eos, emit)
+                continue
+
+            # Draft (device). SpecSteer drafts with the private context; standard speculative
+            # decoding drafts with the public view; token fusion drafts nothing.
+            t = time.perf_counter()
+            k = 0 if method == "token_fusion" else min(cfg.draft_tokens, remaining)
+            drafter = self._public if method == "speculative" else self._private
+            drafter_ids = public_ids if method == "speculative" else private_ids
+            draft, lp_draft_rows = self._draft(
+                drafter, drafter_ids + run.out, k, run, draft_gen, eos
+            )
+            ctxfree_rows: torch.Tensor | None = None
+            ctxfree_lp: list[float] | None = None
+            if method == "speculative":
+                ctxfree_lp = _gather(lp_draft_rows, draft)
+            elif cfg.ctxfree_source == "device" and draft:
+                # One block pass over the public view scores every draft token and the bonus row.
+                rows = self._public.logits(public_ids + run.out, draft)  # [k+1, V]
+                ctxfree_rows = fusion.log_probs(rows, cfg.temperature)
+                ctxfree_lp = _gather(ctxfree_rows[:-1], draft)
+            run.device_s += time.perf_counter() - t
+
+            # Verify (cloud).
+            request = VerifyRequest(
+                request_id=uuid.uuid4().hex,
+                model=self.model,
+                prompt=list(prompt.public),
+                prefix=TokenIds(ids=run.out),
+                draft=TokenIds(ids=draft),
+                ctxfree_logprobs=ctxfree_lp if ctxfree_lp is not None else None,
+                params=VerifyParams(
+                    lam=1.0 if method == "speculative" else cfg.lam,
+                    top_k=cfg.top_k,
+                    greedy=cfg.greedy,
+                    temperature=cfg.temperature,
+                    seed=int(torch.randint(0, 2**62, (1,), generator=seed_gen).item()),
+                    target="llm" if method == "speculative" else "fused",
+                ),
+            )
+            response = self._exchange(request, run)
+            if response is None:
+                continue  # the cloud failed: fall back to device-only from here on
+            n = response.n_accepted
+
+            # Recover (device).
+            t = time.perf_counter()
+            accepted = draft[:n]
+            new = list(accepted)
+            ends_with_eos = bool(accepted) and accepted[-1] in eos
+            all_passed = n == len(draft) and len(draft) > 0
+            recovered = not ends_with_eos and (not all_passed or cfg.bonus_token)
+            if recovered:
+                topk_ids = torch.tensor(response.top_k.ids or [], dtype=torch.long)
+                topk_lp = torch.tensor(response.top_k.logprobs, dtype=torch.float64)
+                if method == "speculative":
+                    lp0 = (
+                        lp_draft_rows[n]
+                        if n < len(draft)
+                        else self._row(self._public, public_ids + run.out + draft, cfg)
+                    )
+                    if all_passed:  # bonus token: plain target distribution on the support
+                        tok = fusion.recover_residual(
+                            topk_ids,
+                            topk_lp,
+                            torch.full_like(lp0, -torch.inf),
+                            cfg.greedy,
+                            recover_gen,
+                        )
+                    else:
+                        tok = fusion.recover_residual(
+                            topk_ids, topk_lp, lp0, cfg.greedy, recover_gen
+                        )
+                else:
+                    lp_s = (
+                        lp_draft_rows[n]
+                        if n < len(draft)
+                        else self._row(self._private, private_ids + run.out + draft, cfg)
+                    )
+                    if ctxfree_rows is not None:
+                        lp_s0 = ctxfree_rows[n]
+                    else:
+                        lp_s0 = self._row(self._public, public_ids + run.out + accepted, cfg)
+                    tok = fusion.recover(
+                        topk_ids, topk_lp, lp_s, lp_s0, cfg.beta, cfg.greedy, recover_gen
+                    )
+                new.append(tok)
+            run.device_s += time.perf_counter() - t
+            run.rounds.append(RoundStat(drafted=len(draft), accepted=n, recovered=recovered))
+            self._append(run, new, eos, emit)
+
+    def _draft(
+        self,
+        stream: KVStream,
+        ids: list[int],
+        k: int,
+        run: _Run,
+        gen: torch.Generator,
+        eos: frozenset[int],
+    ) -> tuple[list[int], torch.Tensor]:
+        """Draft up to ``k`` tokens; returns them and their ``[len, V]`` log-prob rows."""
+        draft: list[int] = []
+        rows: list[torch.Tensor] = []
+        for _ in range(k):
+            lp = fusion.log_probs(stream.logits(ids + draft)[0], run.config.temperature)
+            tok = fusion.draft_token(lp, run.config.greedy, gen)
+            rows.append(lp)
+            draft.append(tok)
+            if tok in eos:
+                break
+        stacked = torch.stack(rows) if rows else torch.zeros(0, self.device.vocab_size)
+        return draft, stacked
+
+    def _row(self, stream: KVStream, ids: list[int], cfg: GenerationConfig) -> torch.Tensor:
+        return fusion.log_probs(stream.logits(ids)[0], cfg.temperature)
+
+    def _exchange(self, request: VerifyRequest, run: _Run) -> VerifyResponse | None:
+        """Send one request; on a cloud failure switch the run to device-only and say why."""
+        assert self.cloud is not None
+        t = time.perf_counter()
+        run.cloud_calls += 1
+        run.bytes_sent += len(request.model_dump_json().encode())
+        try:
+            if self.send is not None:
+                response = self.send(request, self.cloud)
+            else:
+                response = self.cloud.verify(request)
+            check_response(request, response, self.device.vocab_size)
+        except CloudError as e:
+            run.cloud_s += time.perf_counter() - t
+            run.fallback = f"{type(e).__name__}: {e}"
+            logger.warning("cloud verification failed; continuing on the device only: %s", e)
+            return None
+        run.cloud_s += time.perf_counter() - t
+        run.bytes_received += len(response.model_dump_json().encode())
+        return response
+
+    def _append(
+        self, run: _Run, new: list[int], eos: frozenset[int], emit: Callable[[list[int]], None]
+    ) -> None:
+        room = run.config.max_new_tokens - len(run.out)
+        new = new[:room]
+        for i, tok in enumerate(new):
+            if tok in eos:
+                new = new[: i + 1]
+                run.finished = True
+                break
+        run.out.extend(new)
+        visible = [t for t in new if t not in eos]
+        if visible:
+            emit(visible)
+
+    # -- cloud only ------------------------------------------------------------------------------
+
+    def _cloud_only(
+        self,
+        prompt: Prompt,
+        run: _Run,
+        gen: torch.Generator,
+        emit: Callable[[list[int]], None],
+    ) -> None:
+        llm = self.cloud_backend
+        assert llm is not None
+        cfg = run.config
+        t = time.perf_counter()
+        ids = llm.encode_chat(prompt.public_dicts())
+        stream = llm.stream()
+        eos = llm.eos_token_ids
+        while not run.finished and len(run.out) < cfg.max_new_tokens:
+            lp = fusion.log_probs(stream.logits(ids + run.out)[0], cfg.temperature)
+            self._append(run, [fusion.draft_token(lp, cfg.greedy, gen)], eos, emit)
+        run.cloud_s += time.perf_counter() - t
+        run.cloud_calls = 1
+
+    def _result(self, run: _Run, wall: float, decoder: ModelBackend | None) -> GenerationResult:
+        model = decoder or self.device
+        eos = model.eos_token_ids
+        finish: Literal["eos", "length"] = "eos" if run.out and run.out[-1] in eos else "length"
+        text_ids = [t for t in run.out if t not in eos]
+        stats = GenerationStats(
+            method=run.config.method,
+            new_tokens=len(run.out),
+            rounds=tuple(run.rounds),
+            cloud_calls=run.cloud_calls,
+            bytes_sent=run.bytes_sent,
+            bytes_received=run.bytes_received,
+            device_seconds=run.device_s,
+            cloud_seconds=run.cloud_s,
+            wall_seconds=wall,
+            fallback=run.fallback,
+        )
+        return GenerationResult(
+            text=model.decode(text_ids).strip(),
+            token_ids=tuple(run.out),
+            finish_reason=finish,
+            stats=stats,
+        )
+
+
+def _gather(rows: torch.Tensor, ids: list[int]) -> list[float]:
+    """``rows[i, ids[i]]`` as plain floats (clamped to <= 0 for the wire)."""
+    if not ids:
+        return []
+    vals = rows[torch.arange(len(ids)), torch.tensor(ids, dtype=torch.long)]  # [K]
+    return [min(0.0, float(v)) for v in vals.tolist()]

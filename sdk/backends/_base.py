@@ -1,0 +1,137 @@
+"""The model seam: ``ModelBackend`` and the incremental ``KVStream`` written once on top of it."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["KVStream", "ModelBackend"]
+
+Messages = Sequence[Mapping[str, str]]
+
+
+class ModelBackend(ABC):
+    """A causal language model with its tokenizer.
+
+    Backends implement :meth:`forward` (logits for a block of tokens on top of a KV cache) and
+    :meth:`crop` (drop the newest cached positions), plus the tokenizer helpers; everything the
+    engine needs beyond that -- incremental streams, block scoring -- is written once here.
+    """
+
+    #: A short name for results and logs (e.g. the model folder's name).
+    name: str = "model"
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Width of the logits (may exceed the tokenizer's length, never less)."""
+
+    @property
+    @abstractmethod
+    def eos_token_ids(self) -> frozenset[int]:
+        """Token ids that end a generation."""
+
+    @abstractmethod
+    def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
+        """Run ``ids`` on top of ``cache``.
+
+        Returns:
+            ``([len(ids), vocab] float32 logits, new cache)``; position i holds the logits for
+            the token after ``ids[i]``.
+        """
+
+    @abstractmethod
+    def crop(self, cache: Any, length: int) -> Any | None:
+        """Return ``cache`` holding only its first ``length`` positions (``None`` to re-encode)."""
+
+    @abstractmethod
+    def encode_chat(self, messages: Messages, *, add_generation_prompt: bool = True) -> list[int]:
+        """Token ids of ``messages`` rendered with this model's own chat template."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain ``text`` (no special tokens added)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text of ``ids``."""
+
+    def stream(self) -> KVStream:
+        """A new incremental stream over this model (one KV cache)."""
+        return KVStream(self)
+
+    def close(self) -> None:
+        """Release the model's memory."""
+
+
+class KVStream:
+    """One token sequence with its KV cache, advanced incrementally and cropped on rejection.
+
+    :meth:`logits` reuses the longest cached prefix of the sequence it is asked about, so the
+    draft / verify / recover loop never re-encodes the accepted prefix: cost per generated token
+    stays flat as the output grows.
+    """
+
+    def __init__(self, backend: ModelBackend) -> None:
+        self.backend = backend
+        self._tokens: list[int] = []
+        self._cache: Any | None = None
+        self._lock = threading.Lock()
+        #: Tokens run through the model by this stream (for stats and tests).
+        self.tokens_computed = 0
+
+    @property
+    def tokens(self) -> list[int]:
+        """The sequence the cache currently holds."""
+        return list(self._tokens)
+
+    def common_prefix(self, ids: Sequence[int]) -> int:
+        """Length of the longest common prefix of the cached sequence and ``ids``."""
+        n = min(len(self._tokens), len(ids))
+        i = 0
+        while i < n and self._tokens[i] == ids[i]:
+            i += 1
+        return i
+
+    def logits(self, context: Sequence[int], block: Sequence[int] = ()) -> torch.Tensor:
+        """Logits at the end of ``context`` and after each token of ``block``, in one pass.
+
+        Args:
+            context: the sequence so far (non-empty).
+            block: tokens to score on top of it (e.g. a draft).
+
+        Returns:
+            ``[1 + len(block), vocab]`` float32 logits: row 0 predicts the token after
+            ``context``; row i predicts the token after ``block[i-1]``.
+        """
+        if not context:
+            raise ValueError("context must hold at least one token")
+        full = [*context, *block]
+        with self._lock:
+            lcp = self.common_prefix(full)
+            # Re-feed at least the last context token: its logits are row 0.
+            keep = min(lcp, len(context) - 1)
+            cache = self._cache
+            if cache is not None and keep < len(self._tokens):
+                cache = self.backend.crop(cache, keep) if keep > 0 else None
+                if cache is None:
+                    keep = 0
+            if cache is None:
+                keep = 0
+            out, cache = self.backend.forward(full[keep:], cache)
+            self._cache = cache
+            self._tokens = full
+            self.tokens_computed += len(full) - keep
+        start = len(context) - 1 - keep
+        assert out.shape[0] == len(full) - keep
+        return out[start:]
+
+    def reset(self) -> None:
+        """Drop the cache."""
+        with self._lock:
+            self._tokens = []
+            self._cache = None

@@ -1,0 +1,199 @@
+"""The transformers backend: any local HF model folder, or a GGUF file converted once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from specsteer._errors import InvalidInputError, ModelLoadError
+from specsteer._home import specsteer_home
+from specsteer.backends._base import Messages, ModelBackend
+
+__all__ = ["TransformersBackend"]
+
+logger = logging.getLogger(__name__)
+
+#: End-of-turn markers used by common chat templates; any present in a vocabulary ends generation.
+_END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "</s>", "<eos>")
+
+
+class TransformersBackend(ModelBackend):
+    """A ``transformers`` causal LM with its tokenizer, run on the CPU (or ``device``).
+
+    Args:
+        model: a loaded ``PreTrainedModel`` for causal LM.
+        tokenizer: its tokenizer (a chat template is used when it has one).
+        name: a short name for results.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or str(getattr(model.config, "_name_or_path", "") or "model")
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._device = next(model.parameters()).device
+        out_emb = model.get_output_embeddings()
+        self._vocab = int(out_emb.weight.shape[0]) if out_emb is not None else len(tokenizer)
+        eos: set[int] = set()
+        for ids in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+            if isinstance(ids, int):
+                eos.add(ids)
+            elif isinstance(ids, list | tuple):
+                eos.update(int(i) for i in ids)
+        vocab = tokenizer.get_vocab()
+        eos.update(vocab[t] for t in _END_OF_TURN if t in vocab)
+        self._eos = frozenset(i for i in eos if 0 <= i < self._vocab)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+    ) -> TransformersBackend:
+        """Load a local HF model folder (never a hub download).
+
+        Raises:
+            InvalidInputError: ``path`` is not a folder with a config.
+            ModelLoadError: transformers could not load it.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise InvalidInputError(
+                f"{folder} is not a local model folder (no config.json); pass the folder that "
+                "holds config.json and the weights, or a .gguf file to from_gguf()"
+            )
+        try:
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        except Exception as e:  # transformers raises many types here
+            raise ModelLoadError(f"could not load the model in {folder}: {e}") from e
+        return cls(model, tok, name=folder.name)
+
+    @classmethod
+    def from_gguf(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> TransformersBackend:
+        """Load a GGUF file, converting it to float32 weights once and caching them.
+
+        The first load de-quantizes the file (tens of seconds); the converted weights are saved
+        with safetensors under ``cache_dir`` (default ``$SPECSTEER_HOME/models``), so later
+        loads take about a second.
+
+        Raises:
+            InvalidInputError: the file does not exist or is not a GGUF file.
+            ModelLoadError: conversion failed.
+        """
+        gguf = Path(path).expanduser()
+        if not gguf.is_file():
+            raise InvalidInputError(f"GGUF file not found: {gguf}")
+        with gguf.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise InvalidInputError(f"{gguf} is not a GGUF file (bad magic bytes)")
+        stat = gguf.stat()
+        key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        root = Path(cache_dir) if cache_dir else specsteer_home() / "models"
+        target = root / f"{gguf.stem}-{key.hexdigest()[:12]}"
+        if not (target / ".complete").is_file():
+            cls._convert_gguf(gguf, target)
+        backend = cls.from_pretrained(target)
+        backend.name = name or gguf.stem
+        return backend
+
+    @staticmethod
+    def _convert_gguf(gguf: Path, target: Path) -> None:
+        from safetensors.torch import save_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        logger.info("converting %s to float32 weights (once)", gguf.name)
+        tmp = target.with_name(target.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
+            # transformers refuses save_pretrained on a GGUF-loaded model; a plain state dict
+            # plus the config without its quantization_config reloads with identical logits.
+            model.config.__dict__.pop("quantization_config", None)
+            model.config.save_pretrained(tmp)
+            model.generation_config.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"))
+            tok.save_pretrained(tmp)
+            (tmp / ".complete").write_text(json.dumps({"source": str(gguf)}))
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelLoadError(f"could not convert {gguf}: {e}") from e
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+
+    # -- ModelBackend ----------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
+        from transformers import DynamicCache
+
+        if not ids:
+            raise ValueError("forward needs at least one token")
+        if cache is None:
+            cache = DynamicCache(config=self.model.config)
+        input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self._device)
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids, use_cache=True, **{self._cache_kw: cache})
+        new_cache = getattr(out, "cache", None) or out.past_key_values
+        return out.logits[0].float().cpu(), new_cache
+
+    def crop(self, cache: Any, length: int) -> Any | None:
+        current = int(cache.get_seq_length())
+        if length >= current:
+            return cache
+        try:
+            cache.crop(length - current)
+        except (RuntimeError, ValueError):
+            # Sliding-window layers past their window cannot roll back: re-encode instead.
+            return None
+        return cache
+
+    def encode_chat(self, messages: Messages, *, add_generation_prompt: bool = True) -> list[int]:
+        msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                msgs, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        else:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs)
+            if add_generation_prompt:
+                text += "assistant:"
+        return self.encode(str(text))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
+
+    def close(self) -> None:
+        self.model = None

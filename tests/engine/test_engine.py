@@ -1,0 +1,233 @@
+"""The decoding pyramid on tiny models built in code: limits, equivalences, determinism, faults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from specsteer import (
+    Assistant,
+    CloudError,
+    ConfigurationError,
+    Decoder,
+    GenerationConfig,
+    InvalidInputError,
+    build_prompt,
+)
+from specsteer.backends import TransformersBackend
+from specsteer.cloud_adapter import (
+    CloudVerifier,
+    InProcessVerifier,
+    TopK,
+    VerifyRequest,
+    VerifyResponse,
+)
+
+QUERY = "what is my plan for friday ?"
+CONTEXT = "my sister and i have dinner in rome on friday evening . i love pasta and wine"
+
+
+def generate(device, cloud, method="specsteer", context=CONTEXT, **kw):
+    decoder = Decoder(device, cloud)
+    cfg = GenerationConfig(method=method, **{"max_new_tokens": 24, **kw})
+    return decoder.generate(build_prompt(QUERY, context), cfg)
+
+
+def plain_greedy(backend: TransformersBackend, messages, n: int) -> list[int]:
+    """Reference decoding: full re-encode each step (no cache), argmax."""
+    ids = backend.encode_chat(messages)
+    out: list[int] = []
+    for _ in range(n):
+        logits, _ = backend.forward(ids + out, None)
+        tok = int(torch.argmax(logits[-1]))
+        out.append(tok)
+        if tok in backend.eos_token_ids:
+            break
+    return out
+
+
+def test_greedy_equivalence_identical_models_no_context(slm, slm_copy) -> None:
+    """Identical SLM and LLM, no context: SpecSteer greedy == plain greedy, every draft accepted."""
+    result = generate(slm, InProcessVerifier(slm_copy), context="", max_new_tokens=30)
+    prompt = build_prompt(QUERY, "")
+    assert list(result.token_ids) == plain_greedy(slm, prompt.public_dicts(), 30)
+    assert result.stats.drafted_tokens > 0
+    assert result.stats.accepted_tokens == result.stats.drafted_tokens
+    assert all(r.accepted == r.drafted for r in result.stats.rounds)
+
+
+def test_lam_zero_without_bonus_equals_device_only(slm, llm) -> None:
+    spec = generate(slm, InProcessVerifier(llm), lam=0.0, bonus_token=False)
+    device = generate(slm, None, method="device_only")
+    assert spec.token_ids == device.token_ids
+    assert spec.stats.acceptance_rate == 1.0
+    assert all(not r.recovered for r in spec.stats.rounds)
+
+
+def test_lam_zero_sampled_equals_device_only_sampled(slm, llm) -> None:
+    spec = generate(slm, InProcessVerifier(llm), lam=0.0, bonus_token=False, greedy=False, seed=7)
+    device = generate(slm, None, method="device_only", greedy=False, seed=7)
+    assert spec.token_ids == device.token_ids
+
+
+def test_lam_infinite_equals_token_level_fusion(slm, llm) -> None:
+    spec = generate(slm, InProcessVerifier(llm), lam=1e30)
+    fused = generate(slm, InProcessVerifier(llm), method="token_fusion")
+    assert spec.token_ids == fused.token_ids
+    assert spec.stats.accepted_tokens == 0
+    assert fused.stats.cloud_calls == fused.stats.new_tokens
+
+
+def test_token_fusion_matches_formula_step_by_step(slm, llm) -> None:
+    """Every token = argmax over the cloud's top-k of log P_L + beta (log P_S - log P_S0)."""
+    res = generate(slm, InProcessVerifier(llm), method="token_fusion", max_new_tokens=8, beta=1.5)
+    prompt = build_prompt(QUERY, CONTEXT)
+    priv, pub = slm.encode_chat(prompt.private_dicts()), slm.encode_chat(prompt.public_dicts())
+    cloud = llm.encode_chat(prompt.public_dicts())
+    out: list[int] = []
+    for _ in range(8):
+        lp_l = torch.log_softmax(llm.forward(cloud + out, None)[0][-1], -1)
+        lp_s = torch.log_softmax(slm.forward(priv + out, None)[0][-1], -1)
+        lp_s0 = torch.log_softmax(slm.forward(pub + out, None)[0][-1], -1)
+        support = torch.topk(lp_l, 20).indices
+        scores = lp_l[support] + 1.5 * (lp_s - lp_s0)[support]
+        out.append(int(support[torch.argmax(scores)]))
+        if out[-1] in slm.eos_token_ids:
+            break
+    assert list(res.token_ids) == out
+
+
+def test_speculative_greedy_is_lossless(slm, llm) -> None:
+    """Standard speculative decoding reproduces the cloud model's own greedy output."""
+    spec = generate(slm, InProcessVerifier(llm), method="speculative", max_new_tokens=30)
+    cloud = generate(slm, InProcessVerifier(llm), method="cloud_only", max_new_tokens=30)
+    assert spec.token_ids == cloud.token_ids
+    prompt = build_prompt(QUERY, CONTEXT)
+    assert list(cloud.token_ids) == plain_greedy(llm, prompt.public_dicts(), 30)
+
+
+def test_seeded_runs_are_reproducible(slm, llm) -> None:
+    for method in ("specsteer", "token_fusion", "speculative", "device_only"):
+        a = generate(slm, InProcessVerifier(llm), method=method, greedy=False, seed=11)
+        b = generate(slm, InProcessVerifier(llm), method=method, greedy=False, seed=11)
+        assert a.token_ids == b.token_ids, method
+    outs = {generate(slm, InProcessVerifier(llm), greedy=False, seed=s).token_ids for s in range(6)}
+    assert len(outs) > 1, "different seeds should give different samples"
+
+
+def test_ctxfree_from_cloud_copy_equals_device_sent(slm, llm, slm_copy) -> None:
+    for greedy in (True, False):
+        sent = generate(slm, InProcessVerifier(llm), greedy=greedy, seed=3, lam=0.9)
+        hosted = generate(
+            slm,
+            InProcessVerifier(llm, slm=slm_copy),
+            greedy=greedy,
+            seed=3,
+            lam=0.9,
+            ctxfree_source="cloud",
+        )
+        assert sent.token_ids == hosted.token_ids
+    assert hosted.stats.bytes_sent < sent.stats.bytes_sent
+
+
+def test_ctxfree_from_cloud_needs_a_hosted_copy(slm, llm) -> None:
+    res = generate(slm, InProcessVerifier(llm), ctxfree_source="cloud")
+    assert res.stats.fallback is not None and "ctxfree_logprobs" in res.stats.fallback
+
+
+def test_private_context_never_in_requests(slm, llm) -> None:
+    seen: list[bytes] = []
+
+    class Spy(InProcessVerifier):
+        def verify(self, request: VerifyRequest) -> VerifyResponse:
+            seen.append(request.model_dump_json().encode())
+            return super().verify(request)
+
+    generate(slm, Spy(llm))
+    assert seen
+    for wire in seen:
+        assert b"rome" not in wire and b"sister" not in wire and b"pasta" not in wire
+
+
+def test_cost_per_token_stays_flat(slm, llm) -> None:
+    """The KV caches are cropped, never re-encoded: tokens computed grow linearly with output."""
+    costs = {}
+    for n in (16, 64):
+        decoder = Decoder(slm, InProcessVerifier(llm))
+        prompt = build_prompt(QUERY, CONTEXT)
+        res = decoder.generate(prompt, GenerationConfig(max_new_tokens=n, lam=0.9))
+        assert res.stats.new_tokens == n or res.finish_reason == "eos"
+        prompt_len = len(slm.encode_chat(prompt.private_dicts()))
+        computed = decoder._private.tokens_computed - prompt_len
+        costs[n] = computed / res.stats.new_tokens
+    # Each output token costs at most a few device forward tokens, at any length.
+    assert costs[64] <= costs[16] * 1.5 + 1
+    assert costs[64] < 8
+
+
+class Failing(CloudVerifier):
+    def __init__(self, fail_after: int, error: Exception) -> None:
+        self.calls = 0
+        self.fail_after = fail_after
+        self.error = error
+        self.inner: CloudVerifier | None = None
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        self.calls += 1
+        if self.calls > self.fail_after:
+            raise self.error
+        assert self.inner is not None
+        return self.inner.verify(request)
+
+
+def test_cloud_failure_falls_back_to_device_only(slm, llm) -> None:
+    failing = Failing(fail_after=2, error=CloudError("connection refused"))
+    failing.inner = InProcessVerifier(llm)
+    res = generate(slm, failing, max_new_tokens=20)
+    assert res.stats.new_tokens == 20 or res.finish_reason == "eos"
+    assert res.stats.fallback is not None and "connection refused" in res.stats.fallback
+    assert failing.calls == 3  # no further calls once the session went device-only
+
+
+def test_out_of_range_response_is_rejected_before_decoding(slm, llm) -> None:
+    class Liar(InProcessVerifier):
+        def verify(self, request: VerifyRequest) -> VerifyResponse:
+            good = super().verify(request)
+            return VerifyResponse(
+                request_id=good.request_id,
+                n_accepted=request.n_draft + 3,
+                top_k=TopK(ids=[10**6], logprobs=[-0.1]),
+            )
+
+    res = generate(slm, Liar(llm))
+    assert res.stats.fallback is not None and "exceeds the draft" in res.stats.fallback
+    device = generate(slm, None, method="device_only")
+    assert res.token_ids == device.token_ids
+
+
+def test_assistant_facade(slm, llm) -> None:
+    assistant = Assistant.in_process(slm, llm)
+    streamed: list[int] = []
+    res = assistant.generate(QUERY, context=CONTEXT, max_new_tokens=12, on_tokens=streamed.extend)
+    assert res.text and res.stats.method == "specsteer"
+    assert streamed == [t for t in res.token_ids if t not in slm.eos_token_ids]
+    with pytest.raises(ConfigurationError):
+        assistant.generate(QUERY, lam=-1)
+    with pytest.raises(ConfigurationError):
+        assistant.generate(QUERY, not_a_setting=1)
+    with pytest.raises(InvalidInputError):
+        assistant.generate("   ")
+    with pytest.raises(InvalidInputError):
+        assistant.generate([{"role": "user"}])
+    with pytest.raises(ConfigurationError):
+        Assistant(slm).generate(QUERY)  # specsteer needs a cloud
+    assert Assistant(slm).generate(QUERY, method="device_only", max_new_tokens=4).text is not None
+
+
+def test_chat_history_and_system_prompt() -> None:
+    p = build_prompt(
+        [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
+        "secret note",
+    )
+    assert p.public[0].content == "be kind"
+    assert "secret note" in p.private[0].content and "secret note" not in p.public[0].content
