@@ -4,6 +4,7 @@ Layout under ``root`` (default ``specsteer_home() / "keys"``, mode 0700; every f
 
     keyring.json            format and protection: "none", or "scrypt" with salt, cost, check blob
     audit.key               HMAC-SHA256 key for the audit chain
+    audit-seal.key          AES key for sealed payload copies in the audit log
     signing.key             Ed25519 private key for audit checkpoints
     users/<id>.key          the user's data key versions (JSON)
     users/<id>.forgotten    tombstone left by destroy()
@@ -39,6 +40,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
 from specsteer._errors import InvalidInputError
 from specsteer._home import specsteer_home
 from specsteer.privacy._exceptions import (
@@ -460,6 +462,10 @@ class Keyring:
     def audit_key(self) -> bytes:
         """Return the 32-byte HMAC-SHA256 key of the audit chain (made on first use)."""
         return self._device_key("audit")
+
+    def audit_seal_key(self) -> bytes:
+        """Return the 32-byte AES key that seals payload copies in the audit log (made on first use)."""
+        return self._device_key("audit-seal")
 
     def signing_key(self) -> Ed25519PrivateKey:
         """Return the Ed25519 key that signs audit checkpoints (made on first use)."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from specsteer._errors import InvalidInputError
 from specsteer.privacy._exceptions import DecryptionError
 

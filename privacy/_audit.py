@@ -1,0 +1,601 @@
+"""The audit log: one tamper-evident JSONL record per outbound payload, written before the send.
+
+Each line is a JSON object::
+
+    {"v": 1, "seq": 7, "time": 1767225600.123456, "destination": "...", "payload_type": "...",
+     "size": 512, "sha256": "...", "storage": "plain", "payload": "{...}",
+     "detectors": {"EMAIL_ADDRESS": 1}, "policy": {...},
+     "prev": "<hmac of record 6>", "digest": "...", "hmac": "..."}
+
+Two chains run through the records, both over the record's canonical JSON ``c_i`` (sorted keys,
+no spaces, without ``digest`` and ``hmac``):
+
+* ``hmac_i = HMAC-SHA256(audit_key, hmac_{i-1} || c_i)`` — checkable by the key holder;
+  anyone without the key who edits, inserts, deletes or reorders records breaks it.
+* ``digest_i = SHA-256(digest_{i-1} || c_i)`` — recomputable by anyone.
+
+A chain alone cannot show that its newest records were cut off. So after every
+``checkpoint_every`` records the log signs ``(seq, hmac, digest)`` of the head with the device's
+Ed25519 key and appends it to a side file; :meth:`AuditLog.export_checkpoint` hands the latest to
+an outside witness (another machine, a ticket, a printout). :func:`verify_log` checks the chains,
+then every checkpoint and witness against the records: a checkpoint beyond the end of the log
+means the tail was cut. An auditor with only the public key can check linkage, payload hashes,
+the digest chain and the signatures; the key holder can also check every HMAC.
+
+Durability: each record is written, flushed and fsynced before :meth:`AuditLog.append` returns,
+and the egress guard only transmits after that, so a crash can never hide a send (at worst the
+log shows a payload that never left).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from specsteer._errors import InvalidInputError
+from specsteer._home import specsteer_home
+from specsteer.privacy._exceptions import AuditLogError
+from specsteer.privacy._keyring import Keyring
+from specsteer.privacy._seal import open_sealed, seal
+
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "PayloadStorage",
+    "VerifyProblem",
+    "VerifyReport",
+    "verify_log",
+]
+
+logger = logging.getLogger(__name__)
+
+PayloadStorage = Literal["plain", "sealed", "digest"]
+_GENESIS = "0" * 64
+_FORMAT = 1
+
+
+def _canonical(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _body(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("digest", "hmac")}
+
+
+def _chain_hmac(key: bytes, prev: str, canon: bytes) -> str:
+    return hmac.new(key, bytes.fromhex(prev) + canon, hashlib.sha256).hexdigest()
+
+
+def _chain_digest(prev: str, canon: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev) + canon).hexdigest()
+
+
+def _checkpoint_message(cp: Mapping[str, Any]) -> bytes:
+    return _canonical({k: cp[k] for k in ("v", "seq", "hmac", "digest", "time")})
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What :meth:`AuditLog.append` wrote: the record's sequence number and chain head."""
+
+    seq: int
+    hmac: str
+    digest: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    """One failure found by :func:`verify_log`: the record (``seq``) and why."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of verifying an audit log.
+
+    Attributes:
+        ok: True when no problem was found.
+        records: Records read (including bad ones).
+        checkpoints: Signed checkpoints checked (side file and witnesses).
+        hmac_checked: Whether HMACs were checked (needs the audit key).
+        problems: Every problem, sorted by ``seq``.
+        unchecked_tail: Records after the newest checkpoint (not yet covered by a signature).
+    """
+
+    ok: bool
+    records: int
+    checkpoints: int
+    hmac_checked: bool
+    problems: tuple[VerifyProblem, ...] = field(default=())
+    unchecked_tail: int = 0
+
+    @property
+    def first_bad(self) -> VerifyProblem | None:
+        """The first bad record, or None for a clean log."""
+        return self.problems[0] if self.problems else None
+
+    def summary(self) -> str:
+        """One line for people: "ok: ..." or the first bad record and why."""
+        if self.ok:
+            tail = (
+                f", {self.unchecked_tail} after the newest checkpoint"
+                if self.unchecked_tail
+                else ""
+            )
+            how = "HMAC chain" if self.hmac_checked else "digest chain (no audit key)"
+            return (
+                f"ok: {self.records} records, {self.checkpoints} signed checkpoints, "
+                f"{how} intact{tail}"
+            )
+        bad = self.problems[0]
+        more = f" (+{len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+        return f"FAILED at record {bad.seq}: {bad.reason}{more}"
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _load_public_key(public_key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    raw = public_key.encode("ascii") if isinstance(public_key, str) else public_key
+    try:
+        key = serialization.load_pem_public_key(raw)
+    except ValueError as e:
+        raise InvalidInputError("public_key must be an Ed25519 public key in PEM form") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInputError("public_key must be an Ed25519 public key in PEM form")
+    return key
+
+
+def verify_log(
+    path: str | Path,
+    *,
+    audit_key: bytes | None = None,
+    public_key: Ed25519PublicKey | bytes | str | None = None,
+    checkpoints_path: str | Path | None = None,
+    witness: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+) -> VerifyReport:
+    """Verify an audit log and name its first bad record.
+
+    Args:
+        path: The JSONL log.
+        audit_key: The HMAC key; without it HMACs are not checked (an outside auditor).
+        public_key: The checkpoint-signing key (object or PEM); without it checkpoints are not
+            checked.
+        checkpoints_path: The signed checkpoints; default ``<log>.checkpoints`` next to it.
+        witness: Checkpoints kept elsewhere (from :meth:`AuditLog.export_checkpoint`).
+
+    Returns:
+        A :class:`VerifyReport`; ``ok`` is false when anything was altered, inserted, removed,
+        reordered, or cut from the tail.
+    """
+    path = Path(path)
+    problems: list[VerifyProblem] = []
+    heads: dict[int, tuple[str, str]] = {}  # seq -> (hmac, digest) as recomputed
+    prev_hmac = prev_digest = _GENESIS
+    expected = 1
+    lines = _read_lines(path)
+    for lineno, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problems.append(VerifyProblem(expected, f"line {lineno} is not a JSON record"))
+            break
+        seq = rec.get("seq")
+        if seq != expected:
+            if isinstance(seq, int) and seq > expected:
+                why = f"record {expected} is missing (line {lineno} holds record {seq})"
+            else:
+                why = f"line {lineno} holds record {seq!r} where record {expected} belongs (reordered or duplicated)"
+            problems.append(VerifyProblem(expected, why))
+            break
+        canon = _canonical(_body(rec))
+        if rec.get("prev") != prev_hmac:
+            problems.append(
+                VerifyProblem(
+                    seq,
+                    "chain broken: 'prev' does not match the previous record's HMAC (a record was inserted, removed or replaced)",
+                )
+            )
+            break
+        if audit_key is not None:
+            if not hmac.compare_digest(
+                str(rec.get("hmac")), _chain_hmac(audit_key, prev_hmac, canon)
+            ):
+                problems.append(VerifyProblem(seq, "HMAC mismatch: the record was altered"))
+                break
+            prev_hmac = _chain_hmac(audit_key, prev_hmac, canon)
+        else:
+            prev_hmac = str(rec.get("hmac"))
+        payload = rec.get("payload")
+        if rec.get("storage") == "plain" and isinstance(payload, str):
+            body = payload.encode("utf-8")
+            if hashlib.sha256(body).hexdigest() != rec.get("sha256") or len(body) != rec.get(
+                "size"
+            ):
+                problems.append(VerifyProblem(seq, "payload does not match its sha256/size"))
+                break
+        prev_digest = _chain_digest(prev_digest, canon)
+        heads[seq] = (prev_hmac, prev_digest)
+        expected += 1
+    last = expected - 1
+
+    cps: list[tuple[str, Mapping[str, Any]]] = []
+    cp_path = (
+        Path(checkpoints_path)
+        if checkpoints_path is not None
+        else path.with_name(path.name + ".checkpoints")
+    )
+    for lineno, line in enumerate(_read_lines(cp_path), 1):
+        try:
+            cp = json.loads(line)
+            if not isinstance(cp, dict):
+                raise ValueError("not an object")
+            cps.append((f"checkpoint line {lineno}", cp))
+        except ValueError:
+            problems.append(VerifyProblem(last + 1, f"checkpoint line {lineno} is not JSON"))
+    if witness is not None:
+        items = [witness] if isinstance(witness, Mapping) else list(witness)
+        cps.extend((f"witness checkpoint {i + 1}", w) for i, w in enumerate(items))
+
+    checked = 0
+    newest = 0
+    if public_key is not None:
+        pub = _load_public_key(public_key)
+        for label, cp in cps:
+            checked += 1
+            try:
+                seq = int(cp["seq"])
+                pub.verify(base64.b64decode(cp["sig"]), _checkpoint_message(cp))
+            except (KeyError, ValueError, TypeError, InvalidSignature):
+                problems.append(
+                    VerifyProblem(last + 1, f"{label}: signature invalid or fields missing")
+                )
+                continue
+            newest = max(newest, seq)
+            if seq > last:
+                problems.append(
+                    VerifyProblem(
+                        last + 1,
+                        f"{label} is signed for record {seq} but the log ends at record {last}: the tail was cut (records {last + 1}..{seq} are missing)",
+                    )
+                )
+                continue
+            head = heads.get(seq)
+            if head is None:
+                continue  # before a record-level problem; already reported
+            mine = head[1] if audit_key is None else head[0]
+            theirs = cp.get("digest") if audit_key is None else cp.get("hmac")
+            if mine != theirs or (audit_key is None and head[0] != cp.get("hmac")):
+                problems.append(
+                    VerifyProblem(
+                        seq,
+                        f"{label}: record {seq} (or one before it) does not match the signed chain head",
+                    )
+                )
+    problems.sort(key=lambda p: p.seq)
+    return VerifyReport(
+        ok=not problems,
+        records=len(lines),
+        checkpoints=checked,
+        hmac_checked=audit_key is not None,
+        problems=tuple(problems),
+        unchecked_tail=max(0, last - newest) if public_key is not None else last,
+    )
+
+
+class AuditLog:
+    """Append-only, chained, checkpointed log of outbound payloads.
+
+    Thread-safe (a lock) and safe across processes on one machine (``flock``): each append
+    re-reads the chain head from the file, so a reopened log, or two processes sharing one,
+    continue the same chain.
+
+    Args:
+        path: The log file; default ``specsteer_home() / "audit" / "audit.jsonl"``.
+        keyring: Supplies the HMAC, signing and sealing keys; default :class:`Keyring`.
+        payload_storage: ``"plain"`` stores the payload text (default: it is public data by
+            construction, and auditors want to read it); ``"sealed"`` an AES-GCM copy only the
+            keyring can open; ``"digest"`` only its size and sha256.
+        checkpoint_every: Sign the chain head after this many records (1: after each).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        keyring: Keyring | None = None,
+        payload_storage: PayloadStorage = "plain",
+        checkpoint_every: int = 1,
+    ) -> None:
+        if payload_storage not in ("plain", "sealed", "digest"):
+            raise InvalidInputError("payload_storage must be 'plain', 'sealed' or 'digest'")
+        if checkpoint_every < 1:
+            raise InvalidInputError("checkpoint_every must be >= 1")
+        self._path = Path(path) if path is not None else self.default_path()
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._keyring = keyring if keyring is not None else Keyring()
+        self._key = self._keyring.audit_key()
+        self._signer = self._keyring.signing_key()
+        self._storage: PayloadStorage = payload_storage
+        self._every = checkpoint_every
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def default_path() -> Path:
+        """``specsteer_home() / "audit" / "audit.jsonl"``."""
+        return specsteer_home() / "audit" / "audit.jsonl"
+
+    @property
+    def path(self) -> Path:
+        """The JSONL log."""
+        return self._path
+
+    @property
+    def checkpoints_path(self) -> Path:
+        """The signed checkpoints side file."""
+        return self._path.with_name(self._path.name + ".checkpoints")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _locked_file(self) -> int:
+        fd = os.open(self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def _head(self) -> tuple[int, str, str]:
+        """(seq, hmac, digest) of the last complete record; moves a torn last line aside."""
+        try:
+            f = open(self._path, "rb+")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return 0, _GENESIS, _GENESIS
+        with f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
+                return 0, _GENESIS, _GENESIS
+            # Read backwards until the start of the last complete line.
+            buf = b""
+            pos = end
+            while pos > 0:
+                step = min(65536, pos)
+                pos -= step
+                f.seek(pos)
+                buf = f.read(step) + buf
+                if buf.count(b"\n") >= 2 or (pos == 0 and buf):
+                    break
+            if not buf.endswith(b"\n"):
+                # A record torn by a crash mid-write was never fsynced, so nothing was sent.
+                cut = buf.rfind(b"\n") + 1
+                torn_at = pos + cut
+                with open(self._path.with_name(self._path.name + ".torn"), "ab") as torn:
+                    torn.write(buf[cut:] + b"\n")
+                f.truncate(torn_at)
+                os.fsync(f.fileno())
+                logger.warning(
+                    "audit log: moved a torn last record aside (%d bytes)", end - torn_at
+                )
+                return self._head()
+            last = buf[:-1].rsplit(b"\n", 1)[-1]
+        try:
+            rec = json.loads(last)
+            return int(rec["seq"]), str(rec["hmac"]), str(rec["digest"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise AuditLogError(
+                f"the last record of {self._path} is unreadable, so the chain cannot continue; "
+                "run `specsteer audit verify` and move the damaged log aside"
+            ) from e
+
+    def append(
+        self,
+        *,
+        destination: str,
+        payload: bytes,
+        payload_type: str,
+        detectors: Mapping[str, int] | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Write one record for ``payload`` and fsync it; return once it is on disk.
+
+        Raises:
+            AuditLogError: The record could not be written (the caller must not send).
+        """
+        try:
+            with self._lock:
+                lock_fd = self._locked_file()
+                try:
+                    seq, prev_hmac, prev_digest = self._head()
+                    seq += 1
+                    record: dict[str, Any] = {
+                        "v": _FORMAT,
+                        "seq": seq,
+                        "time": round(time.time(), 6),
+                        "destination": destination,
+                        "payload_type": payload_type,
+                        "size": len(payload),
+                        "sha256": hashlib.sha256(payload).hexdigest(),
+                        "storage": self._storage,
+                        "detectors": dict(sorted((detectors or {}).items())),
+                        "policy": dict(policy or {}),
+                        "prev": prev_hmac,
+                    }
+                    if self._storage == "plain":
+                        record["payload"] = payload.decode("utf-8")
+                    elif self._storage == "sealed":
+                        blob = seal(
+                            self._keyring.audit_seal_key(), payload, f"audit:{seq}".encode()
+                        )
+                        record["payload_sealed"] = base64.b64encode(blob).decode("ascii")
+                    canon = _canonical(record)
+                    record["digest"] = _chain_digest(prev_digest, canon)
+                    record["hmac"] = _chain_hmac(self._key, prev_hmac, canon)
+                    line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+                    fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                    try:
+                        os.write(fd, line)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    if seq % self._every == 0:
+                        self._write_checkpoint(seq, record["hmac"], record["digest"])
+                finally:
+                    os.close(lock_fd)  # releases the flock
+        except AuditLogError:
+            raise
+        except (OSError, UnicodeDecodeError) as e:
+            raise AuditLogError(
+                f"could not write the audit record to {self._path} ({type(e).__name__}); nothing "
+                "was sent. Check disk space and permissions of the audit folder"
+            ) from e
+        return AuditRecord(seq, record["hmac"], record["digest"], record["sha256"])
+
+    def _write_checkpoint(self, seq: int, head_hmac: str, head_digest: str) -> dict[str, Any]:
+        cp: dict[str, Any] = {
+            "v": _FORMAT,
+            "seq": seq,
+            "hmac": head_hmac,
+            "digest": head_digest,
+            "time": round(time.time(), 6),
+        }
+        cp["sig"] = base64.b64encode(self._signer.sign(_checkpoint_message(cp))).decode("ascii")
+        fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, json.dumps(cp, sort_keys=True).encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return cp
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign the current chain head now and return the checkpoint (see :meth:`export_checkpoint`)."""
+        with self._lock:
+            lock_fd = self._locked_file()
+            try:
+                seq, head_hmac, head_digest = self._head()
+                return self._write_checkpoint(seq, head_hmac, head_digest)
+            finally:
+                os.close(lock_fd)
+
+    def export_checkpoint(self) -> dict[str, Any]:
+        """Return a signed checkpoint of the current head for an outside witness.
+
+        Keep it somewhere the device cannot rewrite; pass it to :meth:`verify` (``witness=``)
+        later. Together with :meth:`public_key_pem` it proves the log had at least ``seq``
+        records with that head.
+        """
+        return self.checkpoint()
+
+    def public_key_pem(self) -> str:
+        """The Ed25519 public key that verifies this log's checkpoints."""
+        return self._keyring.export_public_key()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Yield each record (unverified; call :meth:`verify` to check them)."""
+        for line in _read_lines(self._path):
+            rec = json.loads(line)
+            if isinstance(rec, dict):
+                yield rec
+
+    def read_payload(self, record: Mapping[str, Any]) -> bytes | None:
+        """The payload bytes of a record (opening a sealed copy); None for ``digest`` storage."""
+        if "payload" in record:
+            return str(record["payload"]).encode("utf-8")
+        if "payload_sealed" in record:
+            blob = base64.b64decode(record["payload_sealed"])
+            return open_sealed(
+                self._keyring.audit_seal_key(), blob, f"audit:{record['seq']}".encode()
+            )
+        return None
+
+    def verify(
+        self, witness: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None
+    ) -> VerifyReport:
+        """Verify this log with the local keys (HMACs, checkpoints, and any witness)."""
+        with self._lock:
+            return verify_log(
+                self._path,
+                audit_key=self._key,
+                public_key=self._signer.public_key(),
+                checkpoints_path=self.checkpoints_path,
+                witness=witness,
+            )
+
+    def export(self, dest: str | Path, *, decrypt: bool = False) -> Path:
+        """Copy the log for an auditor into folder ``dest``.
+
+        Writes ``audit.jsonl``, ``audit.jsonl.checkpoints``, ``public_key.pem`` and
+        ``verify.json`` (this device's verification); with ``decrypt`` also ``payloads.jsonl``
+        (seq and payload text), for logs that store sealed copies.
+
+        Returns:
+            The folder.
+        """
+        out = Path(dest)
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._lock:
+            lock_fd = self._locked_file()
+            try:
+                if self._path.exists():
+                    shutil.copyfile(self._path, out / "audit.jsonl")
+                else:
+                    (out / "audit.jsonl").write_bytes(b"")
+                if self.checkpoints_path.exists():
+                    shutil.copyfile(self.checkpoints_path, out / "audit.jsonl.checkpoints")
+            finally:
+                os.close(lock_fd)
+        (out / "public_key.pem").write_text(self.public_key_pem())
+        report = verify_log(
+            out / "audit.jsonl", audit_key=self._key, public_key=self._signer.public_key()
+        )
+        (out / "verify.json").write_text(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "records": report.records,
+                    "checkpoints": report.checkpoints,
+                    "summary": report.summary(),
+                    "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+                },
+                indent=2,
+            )
+        )
+        if decrypt:
+            with open(out / "payloads.jsonl", "w", encoding="utf-8") as f:
+                for rec in self.records():
+                    body = self.read_payload(rec)
+                    text = body.decode("utf-8") if body is not None else None
+                    f.write(
+                        json.dumps({"seq": rec["seq"], "payload": text}, ensure_ascii=False) + "\n"
+                    )
+        return out

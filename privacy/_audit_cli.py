@@ -1,0 +1,94 @@
+"""Plain functions behind ``specsteer audit show|verify|export``; the CLI prints what they return."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from specsteer.privacy._audit import AuditLog, VerifyReport, verify_log
+from specsteer.privacy._keyring import Keyring
+
+__all__ = ["audit_export", "audit_show", "audit_verify"]
+
+
+def _open(path: str | Path | None, keyring: Keyring | None) -> AuditLog:
+    return AuditLog(path, keyring=keyring)
+
+
+def audit_show(
+    path: str | Path | None = None,
+    *,
+    last: int = 20,
+    payloads: bool = True,
+    keyring: Keyring | None = None,
+) -> str:
+    """Render the newest ``last`` records as text, one block per record.
+
+    Args:
+        path: The log; default the state root's.
+        last: How many records to show (0: all).
+        payloads: Include each payload (opening sealed copies with the local key).
+        keyring: The keyring; default the state root's.
+    """
+    log = _open(path, keyring)
+    records = list(log.records())
+    shown = records[-last:] if last > 0 else records
+    lines = [f"{log.path}: {len(records)} records, showing {len(shown)}"]
+    for rec in shown:
+        when = datetime.fromtimestamp(float(rec.get("time", 0)), UTC).isoformat(timespec="seconds")
+        fired = ", ".join(f"{k}={v}" for k, v in rec.get("detectors", {}).items()) or "none"
+        lines.append(
+            f"#{rec.get('seq')} {when} -> {rec.get('destination')} {rec.get('payload_type')} "
+            f"{rec.get('size')} bytes sha256={str(rec.get('sha256'))[:16]} detectors: {fired}"
+        )
+        if payloads:
+            body = log.read_payload(rec)
+            lines.append(
+                "    " + (body.decode("utf-8") if body is not None else "(payload not stored)")
+            )
+    return "\n".join(lines)
+
+
+def audit_verify(
+    path: str | Path | None = None,
+    *,
+    witness: str | Path | Mapping[str, Any] | None = None,
+    public_key: str | Path | None = None,
+    keyring: Keyring | None = None,
+) -> VerifyReport:
+    """Verify a log; :meth:`VerifyReport.summary` is the line to print.
+
+    Args:
+        path: The log; default the state root's.
+        witness: A checkpoint kept elsewhere: a dict, or a JSON / JSONL file of them.
+        public_key: A PEM file: verify as an outside auditor (no HMAC key, no local keyring).
+        keyring: The keyring for a full local check; default the state root's.
+    """
+    wit: list[Mapping[str, Any]] | Mapping[str, Any] | None
+    if witness is None or isinstance(witness, Mapping):
+        wit = witness
+    else:
+        text = Path(witness).read_text().strip()
+        try:
+            loaded = json.loads(text)
+            wit = loaded if isinstance(loaded, list | dict) else []
+        except json.JSONDecodeError:
+            wit = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if public_key is not None:
+        log_path = Path(path) if path is not None else AuditLog.default_path()
+        return verify_log(log_path, public_key=Path(public_key).read_bytes(), witness=wit)
+    return _open(path, keyring).verify(witness=wit)
+
+
+def audit_export(
+    dest: str | Path,
+    path: str | Path | None = None,
+    *,
+    decrypt: bool = False,
+    keyring: Keyring | None = None,
+) -> Path:
+    """Copy the log, checkpoints, public key and a verification report into ``dest``."""
+    return _open(path, keyring).export(dest, decrypt=decrypt)

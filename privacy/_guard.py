@@ -1,0 +1,327 @@
+"""The egress guard: the one door between the device and the network.
+
+Two steps, one object:
+
+1. Before building a payload, the engine calls :meth:`EgressGuard.screen_text` on every text
+   it means to send (the query, the accepted prefix, the draft). It gets back the findings with
+   their actions and a ``safe_text`` where blocked and pseudonymized spans are placeholders.
+2. :meth:`EgressGuard.send` takes the finished payload — only an allowed protocol type —
+   serializes it itself, scans the exact bytes again, refuses the payload if a blocked or
+   pseudonymized span is still there, writes and fsyncs the audit record, and only then hands the
+   bytes to the transport.
+
+The guard imports no adapter: the sdk passes ``allowed_types`` and a ``transmit`` callable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from specsteer._errors import ConfigurationError, PrivacyViolation
+from specsteer.privacy._audit import AuditLog
+from specsteer.privacy._detectors import (
+    Detector,
+    NameDetector,
+    Span,
+    default_detectors,
+    resolve_overlaps,
+)
+from specsteer.privacy._exceptions import DisallowedPayloadError
+from specsteer.privacy._overlap import OverlapIndex
+from specsteer.privacy._policy import Action, EgressPolicy
+from specsteer.privacy._pseudonymize import Pseudonymizer
+from specsteer.privacy._report import PrivacyReport, ReportAccumulator
+
+__all__ = ["EgressGuard", "Finding", "ScreenResult"]
+
+_WORDS = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A span found in outbound text and what the policy does with it.
+
+    Attributes:
+        span: Where, and which entity.
+        action: ``block``, ``pseudonymize`` or ``allow``.
+        field: For payload scans, the JSON path of the field (``"<joined>"`` for a match that
+            straddles fields); empty for :meth:`EgressGuard.screen_text`.
+    """
+
+    span: Span
+    action: Action
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """The result of screening one text.
+
+    Attributes:
+        text: The text as given (private: never send it unless ``clean``).
+        safe_text: The text with every blocked or pseudonymized span replaced by a placeholder;
+            this is what may be sent. :meth:`EgressGuard.restore` turns it back.
+        findings: Every finding, sorted by position.
+    """
+
+    text: str
+    safe_text: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def blocked(self) -> tuple[Span, ...]:
+        """Spans that must stay on the device."""
+        return tuple(f.span for f in self.findings if f.action == "block")
+
+    @property
+    def pseudonymized(self) -> tuple[Span, ...]:
+        """Spans replaced by reversible placeholders."""
+        return tuple(f.span for f in self.findings if f.action == "pseudonymize")
+
+    @property
+    def clean(self) -> bool:
+        """True when the text may leave unchanged (nothing blocked or pseudonymized)."""
+        return self.safe_text == self.text and not self.blocked and not self.pseudonymized
+
+
+def _path_label(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += "[]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "$"
+
+
+class EgressGuard:
+    """Screens, audits and forwards every outbound payload.
+
+    Args:
+        policy: Actions per entity; default :class:`EgressPolicy`.
+        audit_log: Where each payload is recorded before it leaves; default :class:`AuditLog`
+            under the state root.
+        allowed_types: The protocol types that may leave (e.g. ``(VerifyRequest,)``); matched
+            exactly, so a subclass carrying extra fields is refused.
+        detectors: PII detectors; default :func:`default_detectors`.
+        names: Names to pseudonymize as ``PERSON`` (more via :meth:`register_names`).
+        decode_ids: Turns token ids back into text, so payloads in token-id mode are scanned
+            too. Without it, id arrays are counted but not scanned for private text.
+
+    Raises:
+        ConfigurationError: ``allowed_types`` is empty or holds a non-pydantic type.
+    """
+
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        audit_log: AuditLog | None = None,
+        *,
+        allowed_types: tuple[type[BaseModel], ...],
+        detectors: Sequence[Detector] | None = None,
+        names: Iterable[str] = (),
+        decode_ids: Callable[[Sequence[int]], str] | None = None,
+    ) -> None:
+        if not allowed_types or not all(
+            isinstance(t, type) and issubclass(t, BaseModel) for t in allowed_types
+        ):
+            raise ConfigurationError(
+                "EgressGuard needs allowed_types: a non-empty tuple of pydantic protocol types, "
+                "e.g. allowed_types=(VerifyRequest,)"
+            )
+        self.policy = policy if policy is not None else EgressPolicy()
+        self.audit_log = audit_log if audit_log is not None else AuditLog()
+        self._allowed = tuple(allowed_types)
+        self._names = NameDetector(names)
+        self._detectors: tuple[Detector, ...] = (
+            *(default_detectors() if detectors is None else detectors),
+            self._names,
+        )
+        self._decode_ids = decode_ids
+        self._index = OverlapIndex(
+            self.policy.overlap_n,
+            min_short=self.policy.overlap_min_short,
+            min_token_chars=self.policy.overlap_min_token_chars,
+        )
+        self.pseudonymizer = Pseudonymizer()
+        self._report = ReportAccumulator()
+        self._lock = threading.Lock()
+
+    # -- session state ---------------------------------------------------------------------------
+
+    def set_private_texts(self, texts: Iterable[str]) -> None:
+        """Replace the private texts (retrieved context and the user's memories) for this session."""
+        with self._lock:
+            self._index.clear()
+            self._index.add(texts)
+
+    def add_private_texts(self, texts: Iterable[str]) -> None:
+        """Add private texts without dropping the ones already set."""
+        self._index.add(texts)
+
+    def register_names(self, names: Iterable[str]) -> None:
+        """Pseudonymize these names (as ``PERSON``) from now on."""
+        self._names.add(names)
+
+    def restore(self, text: str) -> str:
+        """Put the values behind this session's placeholders back (on the device)."""
+        return self.pseudonymizer.restore(text)
+
+    # -- scanning --------------------------------------------------------------------------------
+
+    def _find(self, text: str) -> list[Finding]:
+        spans: list[Span] = []
+        for detector in self._detectors:
+            spans.extend(detector.analyze(text))
+        spans.extend(self._index.find(text))
+        return [Finding(s, self.policy.action_for(s.entity)) for s in resolve_overlaps(spans)]
+
+    def screen_text(self, text: str) -> ScreenResult:
+        """Find private text and PII in ``text`` and make the version that may be sent.
+
+        Args:
+            text: Text the engine intends to send (query, prefix, draft).
+
+        Returns:
+            A :class:`ScreenResult`; send its ``safe_text``. Blocked spans become placeholders
+            such as ``[PRIVATE_TEXT_1]`` and stay on the device; :meth:`restore` brings them back.
+        """
+        findings = self._find(text)
+        hidden = [f.span for f in findings if f.action != "allow"]
+        safe = self.pseudonymizer.pseudonymize(text, hidden) if hidden else text
+        self._report.fired(Counter(f.span.entity for f in findings))
+        self._report.add(
+            spans_kept_local=sum(f.action == "block" for f in findings),
+            spans_pseudonymized=sum(f.action == "pseudonymize" for f in findings),
+        )
+        return ScreenResult(text, safe, tuple(findings))
+
+    def _views(self, data: bytes) -> tuple[list[tuple[str, str]], set[str], int, int]:
+        """Text views of a serialized payload: each string leaf, decoded id arrays, and all
+        string leaves joined (so a span split across fields, e.g. prefix and draft, is seen)."""
+        doc = json.loads(data)
+        views: list[tuple[str, str]] = []
+        fields: set[str] = set()
+        ids = words = 0
+
+        def walk(node: Any, path: tuple[str | int, ...]) -> None:
+            nonlocal ids, words
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    views.append((_path_label(path) + "{key}", str(k)))
+                    walk(v, (*path, str(k)))
+            elif isinstance(node, list):
+                if node and all(isinstance(x, int) and not isinstance(x, bool) for x in node):
+                    ids += len(node)
+                    fields.add(_path_label(path))
+                    if self._decode_ids is not None:
+                        views.append((_path_label(path), self._decode_ids(node)))
+                    return
+                for i, v in enumerate(node):
+                    walk(v, (*path, i))
+            elif isinstance(node, str):
+                if node:
+                    views.append((_path_label(path), node))
+                    fields.add(_path_label(path))
+                    words += len(_WORDS.findall(node))
+            elif node is not None:
+                fields.add(_path_label(path))
+
+        walk(doc, ())
+        leaves = [text for label, text in views if not label.endswith("{key}")]
+        views.append(("<joined>", "".join(leaves)))
+        return views, fields, ids, words
+
+    def scan_payload(self, data: bytes) -> list[Finding]:
+        """Scan serialized payload bytes; every finding carries the field it was found in."""
+        views, _, _, _ = self._views(data)
+        out: list[Finding] = []
+        for label, text in views:
+            out.extend(Finding(f.span, f.action, label) for f in self._find(text))
+        return out
+
+    # -- the door --------------------------------------------------------------------------------
+
+    def send(
+        self, payload: BaseModel, destination: str, transmit: Callable[[bytes], bytes]
+    ) -> bytes:
+        """Serialize, scan, audit, then transmit ``payload``.
+
+        Args:
+            payload: An instance of one of ``allowed_types`` (exact type).
+            destination: Where it goes (URL or adapter name), recorded in the audit log.
+            transmit: Sends the bytes and returns the response bytes; called only after the
+                audit record is on disk, and not at all if the payload is refused.
+
+        Returns:
+            The response bytes from ``transmit``.
+
+        Raises:
+            DisallowedPayloadError: ``payload`` is not an allowed protocol type.
+            PrivacyViolation: A blocked or pseudonymized span is still in the payload; nothing
+                was sent. The message names the entity and field, never the text.
+            AuditLogError: The audit record could not be written; nothing was sent.
+        """
+        if type(payload) not in self._allowed:
+            self._report.add(payloads_refused=1)
+            allowed = ", ".join(t.__name__ for t in self._allowed)
+            raise DisallowedPayloadError(
+                f"only protocol types may leave the device ({allowed}); got "
+                f"{type(payload).__name__}. Build one of those instead"
+            )
+        data = payload.model_dump_json().encode("utf-8")
+        views, fields, ids, words = self._views(data)
+        findings: list[Finding] = []
+        for label, text in views:
+            findings.extend(Finding(f.span, f.action, label) for f in self._find(text))
+        fired = Counter(f.span.entity for f in findings if f.field != "<joined>")
+        fired.update(
+            f.span.entity for f in findings if f.field == "<joined>" and f.action != "allow"
+        )
+        stopped = [f for f in findings if f.action != "allow"]
+        if stopped:
+            self._report.add(payloads_refused=1)
+            self._report.fired(fired)
+            where = sorted({f"{f.span.entity} in {f.field}" for f in stopped})
+            raise PrivacyViolation(
+                f"payload refused, nothing was sent: {', '.join(where)} (policy: "
+                f"{', '.join(sorted({f.action for f in stopped}))}). Screen the text with "
+                "EgressGuard.screen_text and send its safe_text"
+            )
+        record = self.audit_log.append(
+            destination=destination,
+            payload=data,
+            payload_type=type(payload).__name__,
+            detectors=dict(fired),
+            policy=self.policy.model_dump(mode="json"),
+        )
+        self._report.fired(fired)
+        self._report.sent(destination=destination, fields=fields, seq=record.seq)
+        response = transmit(data)
+        self._report.add(
+            payloads=1,
+            bytes_sent=len(data),
+            bytes_received=len(response),
+            token_ids_sent=ids,
+            words_sent=words,
+        )
+        return response
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    @property
+    def report(self) -> PrivacyReport:
+        """A snapshot of the counters since the last :meth:`reset_report`."""
+        return self._report.snapshot()
+
+    def reset_report(self) -> PrivacyReport:
+        """Return the current report and start a new one (call once per generation)."""
+        with self._lock:
+            snap = self._report.snapshot()
+            self._report.reset()
+            return snap

@@ -1,0 +1,80 @@
+"""What the egress guard does with each kind of finding."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DEFAULT_ACTIONS", "Action", "EgressPolicy"]
+
+Action = Literal["block", "pseudonymize", "allow"]
+
+#: Built-in actions. Verbatim private text and identifiers that are dangerous in any hands are
+#: blocked; contact details are pseudonymized so the cloud can still refer to them.
+DEFAULT_ACTIONS: dict[str, Action] = {
+    "PRIVATE_TEXT": "block",
+    "PRIVATE_TOKEN": "block",
+    "CREDIT_CARD": "block",
+    "IBAN_CODE": "block",
+    "US_SSN": "block",
+    "UK_NINO": "block",
+    "EMAIL_ADDRESS": "pseudonymize",
+    "PHONE_NUMBER": "pseudonymize",
+    "IP_ADDRESS": "pseudonymize",
+    "STREET_ADDRESS": "pseudonymize",
+    "PERSON": "pseudonymize",
+}
+
+_ENTITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+class EgressPolicy(BaseModel):
+    """Per-entity actions for outbound text.
+
+    ``block``: the span stays on the device (the engine emits it locally; the cloud sees a
+    placeholder), and a payload that still carries it is refused. ``pseudonymize``: the span is
+    replaced by a reversible placeholder such as ``[EMAIL_1]``; a payload carrying the raw value is
+    refused too. ``allow``: sent as is, still counted and audited.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actions: dict[str, Action] = Field(
+        default_factory=lambda: dict(DEFAULT_ACTIONS),
+        description="Action per entity name (e.g. EMAIL_ADDRESS). Replaces the built-in table "
+        "when given; merge with DEFAULT_ACTIONS to change a few.",
+    )
+    default: Action = Field(
+        default="block", description="Action for an entity missing from `actions`."
+    )
+    overlap_n: int = Field(
+        default=8, ge=2, le=64, description="Words per n-gram for verbatim private-text overlap."
+    )
+    overlap_min_short: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Private texts with at least this many words (and fewer than overlap_n) are "
+        "matched whole; 0 disables.",
+    )
+    overlap_min_token_chars: int = Field(
+        default=6,
+        ge=0,
+        le=256,
+        description="Minimum length of a distinctive private token (letters and digits mixed, "
+        "e.g. an order number); 0 disables.",
+    )
+
+    @field_validator("actions")
+    @classmethod
+    def _entity_names(cls, v: dict[str, Action]) -> dict[str, Action]:
+        for name in v:
+            if not _ENTITY.fullmatch(name):
+                raise ValueError(f"entity names are UPPER_SNAKE_CASE, got {name!r}")
+        return v
+
+    def action_for(self, entity: str) -> Action:
+        """The action for ``entity``."""
+        return self.actions.get(entity, self.default)
