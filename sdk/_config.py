@@ -51,6 +51,10 @@ class GenerationConfig(BaseSettings):
         default=True,
         description="When every draft token passes, also take the token after them (K+1).",
     )
+    ignore_eos: bool = Field(
+        default=False,
+        description="Keep generating past end-of-sequence until max_new_tokens (benchmarks).",
+    )
     ctxfree_source: Literal["device", "cloud"] = Field(
         default="device",
         description=(
