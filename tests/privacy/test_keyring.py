@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from specsteer import InvalidInputError, MemoryStoreError
 from specsteer.privacy import (
     DecryptionError,

@@ -1,0 +1,105 @@
+"""The n-gram overlap index: verbatim private text found across case and whitespace changes."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from specsteer.privacy import OverlapIndex, tokenize
+
+MEMORY = (
+    "My sister Margot keeps the spare key under the blue flowerpot by the shed door, "
+    "and the alarm code is written on the back of the fuse box."
+)
+
+
+def _found(index: OverlapIndex, text: str) -> list[tuple[str, str]]:
+    return [(text[s.start : s.end], s.entity) for s in index.find(text)]
+
+
+def test_tokenize_is_lowercase_words_with_offsets() -> None:
+    assert tokenize("Hi,  THERE\nyou") == [("hi", 0, 2), ("there", 5, 10), ("you", 11, 14)]
+
+
+def test_canary_8gram_found_across_whitespace_case_and_punctuation() -> None:
+    index = OverlapIndex(n=8)
+    index.add([MEMORY])
+    text = "Sure! The   SPARE key\nunder the Blue flowerpot, by the way."
+    assert _found(index, text) == [
+        ("The   SPARE key\nunder the Blue flowerpot, by the", "PRIVATE_TEXT")
+    ]
+
+
+def test_overlapping_hits_merge_into_one_span() -> None:
+    index = OverlapIndex(n=8)
+    index.add([MEMORY])
+    copied = MEMORY[: MEMORY.index(" back")]  # "My sister ... written on the"
+    text = f"so {copied} end"
+    assert _found(index, text) == [(copied, "PRIVATE_TEXT")]
+
+
+def test_seven_words_of_private_text_are_not_flagged() -> None:
+    index = OverlapIndex(n=8)
+    index.add([MEMORY])
+    assert index.find("the spare key under the blue flowerpot") == []
+    assert index.find("The weather in Paris is lovely in spring and museums open late.") == []
+
+
+def test_short_private_text_is_matched_whole_and_distinctive_tokens_alone() -> None:
+    index = OverlapIndex(n=8)
+    index.add(["pin is 4821 always", "order SKU-88213 shipped"])
+    text = "The PIN is 4821 always, ref sku-88213."
+    assert _found(index, text) == [
+        ("PIN is 4821 always", "PRIVATE_TEXT"),
+        ("sku-88213", "PRIVATE_TOKEN"),
+    ]
+    # Common words from the same texts alone are not private.
+    assert index.find("the order shipped, always") == []
+
+
+def test_clear_and_configurable_n() -> None:
+    index = OverlapIndex(n=3, min_short=0, min_token_chars=0)
+    index.add(["alpha beta gamma delta"])
+    assert len(index) == 1
+    assert _found(index, "x beta gamma delta y") == [("beta gamma delta", "PRIVATE_TEXT")]
+    index.clear()
+    assert index.find("x beta gamma delta y") == [] and len(index) == 0
+
+
+def test_scan_is_linear_in_payload_size() -> None:
+    index = OverlapIndex()
+    index.add(
+        [
+            f"memory number {i} about topic {i * 7} with detail {i * 13} and more"
+            for i in range(2000)
+        ]
+    )
+    payload = "lorem ipsum dolor sit amet " * 4000  # 20k words
+    start = time.perf_counter()
+    assert index.find(payload) == []
+    assert time.perf_counter() - start < 2.0
+
+
+WORDS = st.lists(
+    st.sampled_from(["red", "green", "blue", "cat", "dog", "sky", "sea", "sun"]),
+    min_size=8,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(private=WORDS, start=st.integers(0, 22), spaces=st.sampled_from([" ", "  ", "\n", " \t "]))
+def test_any_8_word_window_of_private_text_is_found(
+    private: list[str], start: int, spaces: str
+) -> None:
+    index = OverlapIndex(n=8, min_short=0, min_token_chars=0)
+    index.add([" ".join(private)])
+    start = min(start, len(private) - 8)
+    window = spaces.join(w.upper() for w in private[start : start + 8])
+    text = f"prefix words {window} suffix"
+    spans = index.find(text)
+    assert spans, "an 8-word window of the private text must be found"
+    lo = text.index(window)
+    assert any(s.start <= lo and s.end >= lo + len(window) for s in spans)
