@@ -458,7 +458,8 @@ class AuditLog:
                     canon = _canonical(record)
                     record["digest"] = _chain_digest(prev_digest, canon)
                     record["hmac"] = _chain_hmac(self._key, prev_hmac, canon)
-                    line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+                    # ASCII lines: no U+0085 or U+2028 inside a record, so any line tool splits records right.
+                    line = json.dumps(record, sort_keys=True).encode() + b"\n"
                     fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                     try:
                         os.write(fd, line)

@@ -203,7 +203,7 @@ class EgressGuard:
 
     def _views(self, data: bytes) -> tuple[list[tuple[str, str]], set[str], int, int]:
         """Text views of a serialized payload: each string leaf, decoded id arrays, and all
-        string leaves joined (so a span split across fields, e.g. prefix and draft, is seen)."""
+        leaves joined (so a span split across fields, e.g. prefix and draft, is seen)."""
         doc = json.loads(data)
         views: list[tuple[str, str]] = []
         fields: set[str] = set()
@@ -234,7 +234,10 @@ class EgressGuard:
 
         walk(doc, ())
         leaves = [text for label, text in views if not label.endswith("{key}")]
+        # Joined both ways: "" keeps a word split across fields whole (cross-vocabulary prefix
+        # "hel" + draft "lo"), "\n" keeps words at field edges apart ("q" + "three ...").
         views.append(("<joined>", "".join(leaves)))
+        views.append(("<joined>", "\n".join(leaves)))
         return views, fields, ids, words
 
     def scan_payload(self, data: bytes) -> list[Finding]:
