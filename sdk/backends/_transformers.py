@@ -58,9 +58,19 @@ class TransformersBackend(ModelBackend):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype = torch.float32,
+        attn_implementation: str | None = None,
     ) -> TransformersBackend:
         """Load a local HF model folder (never a hub download).
+
+        Args:
+            path: the folder holding ``config.json``, the weights and the tokenizer.
+            dtype: weight dtype.
+            attn_implementation: transformers' attention kernel (``"sdpa"``, ``"eager"``);
+                ``None`` lets transformers choose.
 
         Raises:
             InvalidInputError: ``path`` is not a folder with a config.
@@ -76,7 +86,12 @@ class TransformersBackend(ModelBackend):
             )
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder,
+                dtype=dtype,
+                local_files_only=True,
+                attn_implementation=attn_implementation,
+            )
         except Exception as e:  # transformers raises many types here
             raise ModelLoadError(f"could not load the model in {folder}: {e}") from e
         return cls(model, tok, name=folder.name)
