@@ -249,6 +249,7 @@ def verify_log(
         heads[seq] = (prev_hmac, prev_digest)
         expected += 1
     last = expected - 1
+    broken = bool(problems)
 
     cps: list[tuple[str, Mapping[str, Any]]] = []
     cp_path = (
@@ -283,6 +284,8 @@ def verify_log(
                 )
                 continue
             newest = max(newest, seq)
+            if seq > last and broken:
+                continue  # records past a break are unverifiable, not missing; already reported
             if seq > last:
                 problems.append(
                     VerifyProblem(

@@ -283,10 +283,15 @@ class EgressGuard:
         for label, text in views:
             findings.extend(Finding(f.span, f.action, label) for f in self._find(text))
         fired = Counter(f.span.entity for f in findings if f.field != "<joined>")
-        fired.update(
-            f.span.entity for f in findings if f.field == "<joined>" and f.action != "allow"
-        )
-        stopped = [f for f in findings if f.action != "allow"]
+        # A joined view repeats what the fields hold; count an entity from it only when no
+        # single field had it (a span straddling fields).
+        straddling = {f.span.entity for f in findings if f.field == "<joined>"} - set(fired)
+        fired.update(dict.fromkeys(straddling, 1))
+        stopped = [
+            f
+            for f in findings
+            if f.action != "allow" and (f.field != "<joined>" or f.span.entity in straddling)
+        ]
         if stopped:
             self._report.add(payloads_refused=1)
             self._report.fired(fired)

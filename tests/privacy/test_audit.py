@@ -75,6 +75,7 @@ def test_edited_record_is_named(log: AuditLog) -> None:
     assert not report.ok
     assert report.first_bad is not None and report.first_bad.seq == 3
     assert "HMAC mismatch" in report.first_bad.reason
+    assert len(report.problems) == 1  # later records are unverifiable, not reported as missing
 
 
 def test_edited_payload_with_fixed_sha_is_named(log: AuditLog) -> None:
