@@ -26,7 +26,8 @@ import torch
 
 from specsteer import fusion
 from specsteer._config import GenerationConfig
-from specsteer._errors import CloudError, ConfigurationError, InvalidInputError
+from specsteer._egress import PrivateEgress
+from specsteer._errors import CloudError, ConfigurationError, InvalidInputError, PrivacyViolation
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends._base import KVStream, ModelBackend
 from specsteer.cloud_adapter import (
@@ -118,6 +119,10 @@ class _Run:
 
     config: GenerationConfig
     out: list[int] = field(default_factory=list)
+    #: The cloud's view of ``out``: equal to it unless a span was kept on the device, where it
+    #: holds a placeholder instead.
+    pub_out: list[int] = field(default_factory=list)
+    local_rounds: int = 0
     rounds: list[RoundStat] = field(default_factory=list)
     cloud_calls: int = 0
     bytes_sent: int = 0
@@ -137,8 +142,9 @@ class Decoder:
         cloud_backend: the cloud model itself, needed only for ``method='cloud_only'``; taken from
             an ``InProcessVerifier`` when not given.
         model: the cloud model name put in requests.
-        send: hook that carries each request out (the privacy layer's egress guard plugs in
-            here); default calls ``cloud.verify``.
+        send: hook that carries each request out; default calls ``cloud.verify``.
+        egress: the privacy layer's door (screens the prompt and each draft, audits and sends
+            every request); ``None`` sends requests unscreened.
     """
 
     def __init__(
@@ -149,6 +155,7 @@ class Decoder:
         cloud_backend: ModelBackend | None = None,
         model: str = "default",
         send: SendHook | None = None,
+        egress: PrivateEgress | None = None,
     ) -> None:
         self.device = device
         self.cloud = cloud
@@ -157,6 +164,7 @@ class Decoder:
         self.cloud_backend = cloud_backend
         self.model = model
         self.send = send
+        self.egress = egress
         self._private = device.stream()
         self._public = device.stream()
 
@@ -211,7 +219,10 @@ class Decoder:
         cfg = run.config
         draft_gen, recover_gen, seed_gen = gens
         private_ids = self.device.encode_chat(prompt.private_dicts())
-        public_ids = self.device.encode_chat(prompt.public_dicts())
+        public_msgs = prompt.public
+        if self.egress is not None:
+            public_msgs = self.egress.public_prompt(prompt.public)
+        public_ids = self.device.encode_chat([m.model_dump() for m in public_msgs])
         eos = self.device.eos_token_ids
         method = cfg.method
         while not run.finished and len(run.out) < cfg.max_new_tokens:
@@ -231,17 +242,20 @@ class Decoder:
             t = time.perf_counter()
             k = 0 if method == "token_fusion" else min(cfg.draft_tokens, remaining)
             drafter = self._public if method == "speculative" else self._private
-            drafter_ids = public_ids if method == "speculative" else private_ids
-            draft, lp_draft_rows = self._draft(
-                drafter, drafter_ids + run.out, k, run, draft_gen, eos
+            drafter_ids = (
+                public_ids + run.pub_out if method == "speculative" else private_ids + run.out
             )
+            draft, lp_draft_rows = self._draft(drafter, drafter_ids, k, run, draft_gen, eos)
+            if draft and self._keep_local(run, draft, eos, emit):
+                run.device_s += time.perf_counter() - t
+                continue
             ctxfree_rows: torch.Tensor | None = None
             ctxfree_lp: list[float] | None = None
             if method == "speculative":
                 ctxfree_lp = _gather(lp_draft_rows, draft)
             elif cfg.ctxfree_source == "device" and draft:
                 # One block pass over the public view scores every draft token and the bonus row.
-                rows = self._public.logits(public_ids + run.out, draft)  # [k+1, V]
+                rows = self._public.logits(public_ids + run.pub_out, draft)  # [k+1, V]
                 ctxfree_rows = fusion.log_probs(rows, cfg.temperature)
                 ctxfree_lp = _gather(ctxfree_rows[:-1], draft)
             run.device_s += time.perf_counter() - t
@@ -250,8 +264,8 @@ class Decoder:
             request = VerifyRequest(
                 request_id=uuid.uuid4().hex,
                 model=self.model,
-                prompt=list(prompt.public),
-                prefix=TokenIds(ids=run.out),
+                prompt=list(public_msgs),
+                prefix=TokenIds(ids=run.pub_out),
                 draft=TokenIds(ids=draft),
                 ctxfree_logprobs=ctxfree_lp if ctxfree_lp is not None else None,
                 params=VerifyParams(
@@ -265,7 +279,9 @@ class Decoder:
             )
             response = self._exchange(request, run)
             if response is None:
-                continue  # the cloud failed: fall back to device-only from here on
+                if run.fallback is None:  # the guard refused the payload: keep the round local
+                    self._keep_local(run, draft, eos, emit, force=True)
+                continue  # or the cloud failed: device-only from here on
             n = response.n_accepted
 
             # Recover (device).
@@ -282,7 +298,7 @@ class Decoder:
                     lp0 = (
                         lp_draft_rows[n]
                         if n < len(draft)
-                        else self._row(self._public, public_ids + run.out + draft, cfg)
+                        else self._row(self._public, public_ids + run.pub_out + draft, cfg)
                     )
                     if all_passed:  # bonus token: plain target distribution on the support
                         tok = fusion.recover_residual(
@@ -305,7 +321,7 @@ class Decoder:
                     if ctxfree_rows is not None:
                         lp_s0 = ctxfree_rows[n]
                     else:
-                        lp_s0 = self._row(self._public, public_ids + run.out + accepted, cfg)
+                        lp_s0 = self._row(self._public, public_ids + run.pub_out + accepted, cfg)
                     tok = fusion.recover(
                         topk_ids, topk_lp, lp_s, lp_s0, cfg.beta, cfg.greedy, recover_gen
                     )
@@ -336,6 +352,40 @@ class Decoder:
         stacked = torch.stack(rows) if rows else torch.zeros(0, self.device.vocab_size)
         return draft, stacked
 
+    def _keep_local(
+        self,
+        run: _Run,
+        draft: list[int],
+        eos: frozenset[int],
+        emit: Callable[[list[int]], None],
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Keep this round on the device when its draft carries private text.
+
+        The user gets the drafted tokens; the cloud's view of the accepted text gets the
+        guard's placeholder instead. Returns True when the round was kept local.
+        """
+        if self.egress is None:
+            return False
+        prefix_text = self.device.decode(run.pub_out)
+        draft_text = self.device.decode(run.pub_out + draft)[len(prefix_text) :]
+        public = self.egress.screen_draft(prefix_text, draft_text)
+        if public is None:
+            if not force:
+                return False
+            public = self.egress.guard.screen_text(prefix_text + draft_text).safe_text
+        before = len(run.out)
+        self._append(run, list(draft), eos, emit)
+        run.pub_out = self.device.encode(public)
+        run.local_rounds += 1
+        run.rounds.append(
+            RoundStat(
+                drafted=len(draft), accepted=len(run.out) - before, recovered=False, local=True
+            )
+        )
+        return True
+
     def _row(self, stream: KVStream, ids: list[int], cfg: GenerationConfig) -> torch.Tensor:
         return fusion.log_probs(stream.logits(ids)[0], cfg.temperature)
 
@@ -346,11 +396,19 @@ class Decoder:
         run.cloud_calls += 1
         run.bytes_sent += len(request.model_dump_json().encode())
         try:
-            if self.send is not None:
+            if self.egress is not None:
+                response = self.egress.send(request, self.cloud)
+            elif self.send is not None:
                 response = self.send(request, self.cloud)
             else:
                 response = self.cloud.verify(request)
             check_response(request, response, self.device.vocab_size)
+        except PrivacyViolation as e:
+            run.cloud_s += time.perf_counter() - t
+            run.cloud_calls -= 1
+            run.bytes_sent -= len(request.model_dump_json().encode())
+            logger.info("the egress guard kept a round on the device: %s", type(e).__name__)
+            return None
         except CloudError as e:
             run.cloud_s += time.perf_counter() - t
             run.fallback = f"{type(e).__name__}: {e}"
@@ -371,6 +429,7 @@ class Decoder:
                 run.finished = True
                 break
         run.out.extend(new)
+        run.pub_out.extend(new)
         visible = [t for t in new if t not in eos]
         if visible:
             emit(visible)
@@ -414,11 +473,15 @@ class Decoder:
             wall_seconds=wall,
             fallback=run.fallback,
         )
+        text = model.decode(text_ids).strip()
+        if self.egress is not None:
+            text = self.egress.restore(text)
         return GenerationResult(
-            text=model.decode(text_ids).strip(),
+            text=text,
             token_ids=tuple(run.out),
             finish_reason=finish,
             stats=stats,
+            privacy=self.egress.report() if self.egress is not None else None,
         )
 
 

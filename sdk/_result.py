@@ -16,6 +16,8 @@ class RoundStat:
     accepted: int
     #: Whether the round ended with a token chosen on the device (recovery or bonus).
     recovered: bool
+    #: Whether the round stayed on the device because its draft carried private text.
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,18 @@ class GenerationStats:
 
     @property
     def drafted_tokens(self) -> int:
-        """Draft tokens sent for verification."""
-        return sum(r.drafted for r in self.rounds)
+        """Draft tokens sent for verification (rounds kept on the device not counted)."""
+        return sum(r.drafted for r in self.rounds if not r.local)
 
     @property
     def accepted_tokens(self) -> int:
         """Draft tokens the cloud accepted."""
-        return sum(r.accepted for r in self.rounds)
+        return sum(r.accepted for r in self.rounds if not r.local)
+
+    @property
+    def local_rounds(self) -> int:
+        """Rounds kept on the device because their draft carried private text."""
+        return sum(r.local for r in self.rounds)
 
     @property
     def acceptance_rate(self) -> float:
@@ -76,6 +83,7 @@ class GenerationStats:
             "accepted_tokens": self.accepted_tokens,
             "acceptance_rate": round(self.acceptance_rate, 4),
             "tokens_per_round": round(self.tokens_per_round, 3),
+            "local_rounds": self.local_rounds,
             "cloud_calls": self.cloud_calls,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
