@@ -308,6 +308,7 @@ def tiny_backend(
     num_layers: int = 2,
     sharpness: float = 20.0,
     name: str | None = None,
+    words: tuple[str, ...] = TINY_WORDS,
 ) -> TransformersBackend:
     """A tiny random Llama over :func:`tiny_tokenizer`, deterministic for a given ``seed``.
 
@@ -315,10 +316,11 @@ def tiny_backend(
         seed: weights are drawn from ``torch.Generator().manual_seed(seed)``.
         sharpness: scales the output layer so next-token distributions are peaked rather than
             near-uniform (clear argmaxes, as in a trained model).
+        words: the tokenizer's ordinary words (see :func:`tiny_tokenizer`).
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = tiny_tokenizer()
+    tok = tiny_tokenizer(words)
     config = LlamaConfig(
         vocab_size=len(tok),  # type: ignore[arg-type]
         hidden_size=hidden_size,
