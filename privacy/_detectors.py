@@ -253,8 +253,13 @@ PHONE = PatternDetector(
     [
         Pattern(
             "phone (international)",
-            r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
+            r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
             0.7,
+        ),
+        Pattern(
+            "phone (national, trunk prefix 0)",
+            r"(?<![\w+.])(?<![\dA-Z][ -])0\d{1,4}[ -]\d{3,4}(?:[ -]?\d{2,4}){1,2}(?![\w -]\d)(?!\w)",
+            0.6,
         ),
         Pattern(
             "phone (north america)",

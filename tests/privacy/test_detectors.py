@@ -27,6 +27,10 @@ TABLE: list[tuple[str, list[tuple[str, str]]]] = [
     ("call +44 20 7946 0958 now", [("+44 20 7946 0958", "PHONE_NUMBER")]),
     ("or (415) 555-0132 after six", [("(415) 555-0132", "PHONE_NUMBER")]),
     ("fax 415.555.0199", [("415.555.0199", "PHONE_NUMBER")]),
+    ("call me at +31 6 1234 5678 today", [("+31 6 1234 5678", "PHONE_NUMBER")]),
+    ("mobile 06-12345678.", [("06-12345678", "PHONE_NUMBER")]),
+    ("office 020 555 1234", [("020 555 1234", "PHONE_NUMBER")]),
+    ("release 0.12.3456 is out", []),
     ("the date 2024-01-15 is not a phone", []),
     ("room 12 345", []),
     # payment card (Luhn)
