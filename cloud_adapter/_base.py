@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 from specsteer._errors import ProtocolError
@@ -44,7 +45,7 @@ def check_response(
 
     Raises:
         ProtocolError: ids out of range, wrong request id, ``n_accepted`` beyond the draft,
-            or a top-k of the wrong kind.
+            a top-k larger than requested or holding more than all the probability, or a top-k of the wrong kind.
     """
     if response.request_id != request.request_id:
         raise ProtocolError(
@@ -63,6 +64,15 @@ def check_response(
         bad = [i for i in response.top_k.ids or [] if i >= vocab_size]
         if bad:
             raise ProtocolError(f"top-k id {bad[0]} is outside the vocabulary ({vocab_size})")
+    n_top = len(response.top_k.logprobs)
+    if n_top > request.params.top_k:
+        raise ProtocolError(
+            f"top-k holds {n_top} candidates, more than the {request.params.top_k} requested"
+        )
+    # The candidates are distinct outcomes of one distribution: their mass cannot exceed 1.
+    mass = math.fsum(math.exp(lp) for lp in response.top_k.logprobs)
+    if not mass <= 1.0 + 1e-3:
+        raise ProtocolError(f"top-k probabilities sum to {mass:.4g}, more than 1")
     if response.top_k.ids is not None and len(set(response.top_k.ids)) != len(response.top_k.ids):
         raise ProtocolError("top-k ids repeat")
     return response

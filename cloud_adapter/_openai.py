@@ -1,0 +1,286 @@
+"""``OpenAICompatibleVerifier``: verify against any server with vLLM's ``prompt_logprobs``.
+
+The server only scores tokens; the ratio test runs here, on the device, with the same pure
+functions the reference server uses (:mod:`specsteer.fusion`). One ``/v1/completions`` call per
+round sends ``prompt + prefix + draft`` as token ids with ``max_tokens=1``, ``prompt_logprobs=k``
+and ``logprobs=k``:
+
+* ``prompt_logprobs[i]`` holds the log-probability of prompt token ``i`` itself plus the top-k at
+  that position -- so ``log P_L(d_i)`` of every draft token, and the top-k at any rejection;
+* the one generated token's ``top_logprobs`` is the top-k after the whole draft (the bonus
+  position, used when every draft token passes).
+
+A draft token is always scored with its own returned log-probability (vLLM returns the actual
+prompt token alongside the top-N); a response without it is rejected, never read as probability 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import httpx
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from specsteer import fusion
+from specsteer._errors import ProtocolError
+from specsteer.backends._base import ModelBackend
+from specsteer.cloud_adapter._base import CloudVerifier, check_response
+from specsteer.cloud_adapter._http import CircuitBreaker, HttpChannel, summarize_validation
+from specsteer.cloud_adapter.protocol import TokenIds, TopK, Usage, VerifyRequest, VerifyResponse
+
+__all__ = ["OpenAICompatibleVerifier"]
+
+
+class _Logprob(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    logprob: float
+    rank: int | None = None
+
+
+class _LogProbs(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    top_logprobs: list[dict[str, float] | None] | None = None
+
+
+class _Choice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    logprobs: _LogProbs | None = None
+    prompt_logprobs: list[dict[str, _Logprob] | None] | None = None
+
+
+class _Completion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    choices: list[_Choice]
+
+
+def _finite_lp(value: float, where: str) -> float:
+    """A returned log-probability, checked: finite and at most 0 (tiny rounding allowed)."""
+    if not math.isfinite(value) or value > 1e-4:
+        raise ProtocolError(f"the server returned an invalid log-probability at {where}")
+    return min(0.0, value)
+
+
+def _parse_entry(entry: dict[str, _Logprob] | None, where: str) -> dict[int, float]:
+    """A ``prompt_logprobs`` entry as ``{token_id: logprob}``."""
+    if not entry:
+        raise ProtocolError(f"the server returned no prompt log-probabilities at {where}")
+    out: dict[int, float] = {}
+    for key, value in entry.items():
+        try:
+            tok = int(key)
+        except ValueError as e:
+            raise ProtocolError(f"prompt_logprobs key {key[:20]!r} at {where} is not an id") from e
+        if tok < 0:
+            raise ProtocolError(f"negative token id at {where}")
+        out[tok] = _finite_lp(value.logprob, where)
+    return out
+
+
+def _parse_top(top: dict[str, float] | None, where: str) -> dict[int, float]:
+    """A generated token's ``top_logprobs`` keyed ``token_id:N``, as ``{token_id: logprob}``."""
+    if not top:
+        raise ProtocolError(f"the server returned no top log-probabilities at {where}")
+    out: dict[int, float] = {}
+    for key, value in top.items():
+        prefix, _, num = key.partition("token_id:")
+        if prefix or not num.isdigit():
+            raise ProtocolError(
+                "the server answered with token strings, not ids; it must support "
+                "return_tokens_as_token_ids (vLLM does)"
+            )
+        out[int(num)] = _finite_lp(value, where)
+    return out
+
+
+def _top_k(candidates: dict[int, float], k: int) -> tuple[list[int], list[float]]:
+    """The ``k`` most likely candidates, best first (ties: lower id first, like ``argmax``)."""
+    ranked = sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    return [i for i, _ in ranked], [lp for _, lp in ranked]
+
+
+class OpenAICompatibleVerifier(CloudVerifier):
+    """Verifies drafts with any OpenAI-compatible server that has vLLM's ``prompt_logprobs``.
+
+    Token-id mode only: the server must use the device's tokenizer (the same model family), since
+    draft token ids are sent as the prompt. The server returns log-probabilities at temperature 1
+    (vLLM's default ``raw_logprobs``), so requests must use ``temperature=1``.
+
+    Args:
+        base_url: the server root, e.g. ``http://gpu-host:8000`` (the path is added).
+        model: the model name the server serves.
+        tokenizer: a backend with the shared tokenizer (usually the device model itself); used
+            to render the public chat with the chat template and for its vocabulary size.
+        token: the server's API key, sent as a bearer token.
+        timeout: seconds one attempt may take, start to last byte.
+        connect_timeout: seconds to establish a connection.
+        retries: extra attempts after a connect error, timeout or 502/503/504.
+        backoff: base backoff delay in seconds.
+        breaker_threshold: consecutive failed calls that open the circuit.
+        breaker_cooldown: seconds the open circuit fails calls without trying.
+        path: the completions path.
+        client: an ``httpx.Client`` to reuse (the caller keeps ownership).
+        transport: an ``httpx`` transport for the client built here.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        tokenizer: ModelBackend,
+        token: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 3.0,
+        retries: int = 2,
+        backoff: float = 0.05,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
+        path: str = "/v1/completions",
+        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.channel = HttpChannel(
+            base_url,
+            token=token,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            backoff=backoff,
+            breaker=CircuitBreaker(breaker_threshold, breaker_cooldown),
+            client=client,
+            transport=transport,
+        )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+        self.destination = self.channel.base_url
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this server."""
+        return self.channel.breaker
+
+    def completion_body(self, request: VerifyRequest) -> tuple[dict[str, Any], int]:
+        """The ``/v1/completions`` body for ``request`` and the index of the first draft token.
+
+        Raises:
+            ProtocolError: the request cannot be verified this way (text mode, temperature,
+                missing ``ctxfree_logprobs``).
+        """
+        if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
+            raise ProtocolError(
+                "an OpenAI-compatible server verifies token ids only; the device and the server "
+                "must share a tokenizer"
+            )
+        params = request.params
+        if params.temperature != 1.0:
+            raise ProtocolError(
+                "OpenAI-compatible servers return log-probabilities at temperature 1; "
+                "use temperature=1.0 with this adapter"
+            )
+        exact = params.target == "llm" and params.greedy
+        if request.draft.ids and request.ctxfree_logprobs is None and not exact:
+            raise ProtocolError(
+                "an OpenAI-compatible server hosts no copy of the device model; send "
+                "ctxfree_logprobs (ctxfree_source='device')"
+            )
+        prompt_ids = self.tokenizer.encode_chat([m.model_dump() for m in request.prompt])
+        start = len(prompt_ids) + len(request.prefix.ids)
+        if start == 0:
+            raise ProtocolError("the prompt renders to no tokens")
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": [*prompt_ids, *request.prefix.ids, *request.draft.ids],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": params.top_k,
+            "echo": False,
+            "return_tokens_as_token_ids": True,
+        }
+        if request.draft.ids:
+            body["prompt_logprobs"] = params.top_k
+        return body, start
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        t0 = time.perf_counter()
+        body, start = self.completion_body(request)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+
+        def parse(data: bytes) -> VerifyResponse:
+            return self._decide(request, data, start, time.perf_counter() - t0)
+
+        return self.channel.call(self.path, payload, parse)
+
+    def _decide(
+        self, request: VerifyRequest, data: bytes, start: int, elapsed: float
+    ) -> VerifyResponse:
+        """Run the ratio test on the returned log-probabilities and build the response."""
+        assert isinstance(request.draft, TokenIds)
+        try:
+            completion = _Completion.model_validate_json(data)
+        except ValidationError as e:
+            raise ProtocolError(f"malformed completion response: {summarize_validation(e)}") from e
+        if len(completion.choices) != 1:
+            raise ProtocolError(f"expected one choice, got {len(completion.choices)}")
+        choice = completion.choices[0]
+        draft = list(request.draft.ids)
+        k = len(draft)
+        params = request.params
+        entries: list[dict[int, float]] = []
+        if k:
+            plp = choice.prompt_logprobs
+            if plp is None or len(plp) != start + k:
+                got = "none" if plp is None else str(len(plp))
+                raise ProtocolError(
+                    f"prompt_logprobs has {got} entries for a prompt of {start + k} tokens"
+                )
+            for i, tok in enumerate(draft):
+                entry = _parse_entry(plp[start + i], f"draft position {i}")
+                if tok not in entry:
+                    raise ProtocolError(
+                        f"the server returned no log-probability for draft token {i}; it must "
+                        "return each prompt token's own logprob (vLLM does)"
+                    )
+                entries.append(entry)
+        lp_llm = torch.tensor(
+            [e[t] for e, t in zip(entries, draft, strict=True)], dtype=torch.float64
+        )
+        if params.target == "llm" and params.greedy:
+            # Greedy standard speculative decoding: accept while the draft is the argmax.
+            argmax = [_top_k(e, 1)[0][0] for e in entries]
+            n = next((i for i, (a, t) in enumerate(zip(argmax, draft, strict=True)) if a != t), k)
+        else:
+            assert request.ctxfree_logprobs is not None or k == 0
+            lp0 = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)  # [K]
+            lam = 1.0 if params.target == "llm" else params.lam
+            gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+            n = fusion.verify_draft(lp_llm, lp0, lam, params.greedy, gen)
+        if n < k:
+            support = entries[n]
+        else:
+            tops = choice.logprobs.top_logprobs if choice.logprobs is not None else None
+            if not tops:
+                raise ProtocolError("the response carries no top log-probabilities after the draft")
+            support = _parse_top(tops[0], "the position after the draft")
+        ids, lps = _top_k(support, params.top_k)
+        vocab = self.tokenizer.vocab_size
+        bad = next((i for i in ids if i >= vocab), None)
+        if bad is not None:
+            raise ProtocolError(f"top-k id {bad} is outside the vocabulary ({vocab})")
+        try:
+            response = VerifyResponse(
+                request_id=request.request_id,
+                n_accepted=n,
+                top_k=TopK(ids=ids, logprobs=lps),
+                usage=Usage(server_ms=elapsed * 1000, tokens_scored=k + 1),
+            )
+        except ValidationError as e:
+            raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
+        return check_response(request, response, vocab)
+
+    def close(self) -> None:
+        self.channel.close()

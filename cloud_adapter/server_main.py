@@ -1,0 +1,92 @@
+"""Start the reference cloud server from the command line.
+
+Examples::
+
+    python -m specsteer.cloud_adapter.server_main --tiny --port 0
+    python -m specsteer.cloud_adapter.server_main --llm ./Qwen2.5-7B-Instruct --port 8000
+
+The bearer token is read from ``$SPECSTEER_SERVER_TOKEN`` (so it does not show in the process
+list); ``--token`` also works. Once listening, one line ``specsteer cloud server: <url>`` goes to
+stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from specsteer._errors import SpecSteerError
+from specsteer.backends._base import ModelBackend
+from specsteer.cloud_adapter._server import ServerLimits, run_server
+
+__all__ = ["main"]
+
+TOKEN_ENV = "SPECSTEER_SERVER_TOKEN"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m specsteer.cloud_adapter.server_main",
+        description="Serve a cloud model for SpecSteer verification (and a vLLM-style subset).",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tiny", action="store_true", help="tiny test models built in code")
+    src.add_argument("--llm", help="the cloud model: a local HF model folder or a .gguf file")
+    p.add_argument("--slm", help="a copy of the public device model (folder or .gguf)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    p.add_argument("--token", default=None, help=f"bearer token (default ${TOKEN_ENV})")
+    p.add_argument("--model-name", default=None, help="name served on /v1/completions")
+    p.add_argument("--max-body-bytes", type=int, default=ServerLimits().max_body_bytes)
+    p.add_argument("--max-tokens", type=int, default=ServerLimits().max_tokens)
+    p.add_argument("--timeout", type=float, default=ServerLimits().request_timeout_s)
+    p.add_argument("--log-level", default="warning")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, load the models, serve until interrupted; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    llm: str | ModelBackend
+    slm: str | ModelBackend | None = args.slm
+    if args.tiny:
+        from specsteer.testing import tiny_backend
+
+        llm = tiny_backend(1)
+        slm = tiny_backend(0, name="tiny-0-copy")
+    else:
+        llm = args.llm
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+
+    def ready(url: str) -> None:
+        print(f"specsteer cloud server: {url}", flush=True)
+
+    try:
+        limits = ServerLimits(
+            max_body_bytes=args.max_body_bytes,
+            max_tokens=args.max_tokens,
+            request_timeout_s=args.timeout,
+        )
+        run_server(
+            llm,
+            slm=slm,
+            host=args.host,
+            port=args.port,
+            token=token,
+            limits=limits,
+            model_name=args.model_name,
+            log_level=args.log_level.lower(),
+            on_ready=ready,
+        )
+    except (SpecSteerError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
