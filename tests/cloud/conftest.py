@@ -43,7 +43,15 @@ def start_server(tmp: Path, *args: str, token: str | None = None) -> LiveServer:
     env = {**os.environ, "SPECSTEER_SERVER_TOKEN": token, "SPECSTEER_HOME": str(tmp / "home")}
     log = (tmp / f"server-{uuid.uuid4().hex[:6]}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "specsteer.cloud_adapter.server_main", "--tiny", "--port", "0", *args],
+        [
+            sys.executable,
+            "-m",
+            "specsteer.cloud_adapter.server_main",
+            "--tiny",
+            "--port",
+            "0",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

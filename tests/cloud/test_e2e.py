@@ -36,7 +36,9 @@ def test_cases_cover_rejection_partial_and_full_acceptance(slm, llm) -> None:
     for case in CASES:
         for r in run(slm, InProcessVerifier(llm), **case.values[0]).stats.rounds:
             if r.drafted:
-                seen.add("none" if r.accepted == 0 else "all" if r.accepted == r.drafted else "some")
+                seen.add(
+                    "none" if r.accepted == 0 else "all" if r.accepted == r.drafted else "some"
+                )
     assert seen == {"none", "some", "all"}
 
 

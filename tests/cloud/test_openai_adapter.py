@@ -1,0 +1,193 @@
+"""The OpenAI-compatible adapter: the ratio test on the device from returned log-probabilities."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import httpx
+import pytest
+
+from specsteer import CloudError, Decoder, GenerationConfig, ProtocolError, build_prompt
+from specsteer.cloud_adapter import (
+    OpenAICompatibleVerifier,
+    TokenIds,
+    VerifyParams,
+    VerifyRequest,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+QUERY = "what is my plan for friday ?"
+
+
+def request(draft, lp0, **params) -> VerifyRequest:
+    return VerifyRequest(
+        request_id="r",
+        prompt=[{"role": "user", "content": QUERY}],
+        prefix=TokenIds(ids=[]),
+        draft=TokenIds(ids=draft),
+        ctxfree_logprobs=lp0,
+        params=VerifyParams(**{"lam": 0.5, "top_k": 2, **params}),
+    )
+
+
+def entry(actual: int, lp: float, rank: int, top: dict[int, float]) -> dict:
+    out = {str(actual): {"logprob": lp, "rank": rank, "decoded_token": "x"}}
+    for r, (i, v) in enumerate(top.items(), start=1):
+        out.setdefault(str(i), {"logprob": v, "rank": r, "decoded_token": "y"})
+    return out
+
+
+class FakeVllm:
+    """Answers /v1/completions with hand-built log-probabilities; keeps the last body."""
+
+    def __init__(self, draft_entries: list[dict], bonus: dict[str, float] | None = None):
+        self.draft_entries = draft_entries
+        self.bonus = bonus if bonus is not None else {"token_id:40": -0.2, "token_id:41": -1.9}
+        self.last: dict = {}
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        self.last = json.loads(req.content)
+        n_prompt = len(self.last["prompt"]) - len(self.draft_entries)
+        plp = [None] + [entry(t, -1.0, 1, {}) for t in self.last["prompt"][1:n_prompt]]
+        doc = {
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "text": "x",
+                    "logprobs": {"top_logprobs": [self.bonus], "tokens": ["token_id:40"]},
+                    "prompt_logprobs": plp + self.draft_entries,
+                    "finish_reason": "length",
+                }
+            ],
+        }
+        return httpx.Response(200, content=json.dumps(doc).encode())
+
+
+def verifier(slm, fake) -> OpenAICompatibleVerifier:
+    return OpenAICompatibleVerifier(
+        "http://127.0.0.1:9", "m", tokenizer=slm, transport=httpx.MockTransport(fake), retries=0
+    )
+
+
+def test_request_shape(slm) -> None:
+    fake = FakeVllm([entry(20, -0.5, 1, {20: -0.5, 21: -1.5})])
+    verifier(slm, fake).verify(request([20], [-0.6]))
+    body = fake.last
+    prompt_ids = slm.encode_chat([{"role": "user", "content": QUERY}])
+    assert body["prompt"] == [*prompt_ids, 20]
+    assert body["max_tokens"] == 1 and body["prompt_logprobs"] == 2 and body["logprobs"] == 2
+    assert body["return_tokens_as_token_ids"] is True and body["echo"] is False
+
+
+def test_draft_token_outside_the_top_list_is_scored_with_its_own_logprob(slm) -> None:
+    """Token 30 is rank 57, far outside the top 2, yet likely enough to pass the ratio test."""
+    fake = FakeVllm([entry(30, -5.0, 57, {20: -0.3, 21: -1.6})])
+    resp = verifier(slm, fake).verify(request([30], [-5.5]))
+    # log P_L = -5.0 >= log P_S0 + log lam = -5.5 - 0.69: accepted. Scored as probability 0 it
+    # would have been rejected.
+    assert resp.n_accepted == 1
+    assert resp.top_k.ids == [40, 41]  # all passed: the top-k after the draft (bonus position)
+    resp = verifier(slm, fake).verify(request([30], [-4.0]))
+    assert resp.n_accepted == 0
+    assert resp.top_k.ids == [20, 21]  # the rank-57 actual token is not part of the support
+    assert resp.top_k.logprobs == [-0.3, -1.6]
+
+
+def test_sampled_ratio_test_uses_the_request_seed(slm) -> None:
+    fake = FakeVllm([entry(30, math.log(0.5) - 2.0, 9, {20: -0.3})])
+    # Acceptance probability is exactly exp(-1) here; the draw comes from the request seed.
+    results = {
+        seed: verifier(slm, fake).verify(request([30], [-1.0], greedy=False, seed=seed, lam=0.5))
+        for seed in range(40)
+    }
+    accepted = sum(r.n_accepted for r in results.values())
+    assert 0 < accepted < 40
+    again = verifier(slm, fake).verify(request([30], [-1.0], greedy=False, seed=3, lam=0.5))
+    assert again.n_accepted == results[3].n_accepted
+
+
+BAD = [
+    (
+        "missing-draft-token",
+        [{"21": {"logprob": -0.3, "rank": 1}}],
+        None,
+        "no log-probability for draft token",
+    ),
+    ("short-prompt-logprobs", None, None, "entries for a prompt"),
+    ("nan", [entry(20, float("nan"), 1, {})], None, "invalid log-probability"),
+    ("inf", [entry(20, float("inf"), 1, {})], None, "invalid log-probability"),
+    ("positive", [entry(20, 0.5, 1, {})], None, "invalid log-probability"),
+    ("non-id-key", [{"abc": {"logprob": -0.3}}], None, "is not an id"),
+    ("null-entry", [None], None, "no prompt log-probabilities"),
+    (
+        "string-keys-at-bonus",
+        [entry(20, -0.1, 1, {})],
+        {"hello": -0.1},
+        "return_tokens_as_token_ids",
+    ),
+    ("no-bonus-top", [entry(20, -0.1, 1, {})], {}, "no top log-probabilities"),
+    ("oov-bonus", [entry(20, -0.1, 1, {})], {"token_id:999999": -0.1}, "outside the vocabulary"),
+]
+
+
+@pytest.mark.parametrize(
+    ("entries", "bonus", "message"), [pytest.param(e, b, m, id=i) for i, e, b, m in BAD]
+)
+def test_bad_completion_responses_are_protocol_errors(slm, entries, bonus, message) -> None:
+    fake = FakeVllm(entries if entries is not None else [], bonus)
+    if entries is None:  # drop an entry: the list no longer matches the prompt
+        original = fake.__call__
+
+        def short(req):
+            resp = original(req)
+            doc = resp.json()
+            doc["choices"][0]["prompt_logprobs"] = doc["choices"][0]["prompt_logprobs"][:-2]
+            return httpx.Response(200, json=doc)
+
+        v = OpenAICompatibleVerifier(
+            "http://127.0.0.1:9",
+            "m",
+            tokenizer=slm,
+            transport=httpx.MockTransport(short),
+            retries=0,
+        )
+    else:
+        v = verifier(slm, fake)
+    with pytest.raises(ProtocolError, match=message):
+        v.verify(request([20], [-0.1]))
+
+
+def test_requests_it_cannot_serve_are_refused_before_sending(slm) -> None:
+    fake = FakeVllm([])
+    v = verifier(slm, fake)
+    with pytest.raises(ProtocolError, match="temperature"):
+        v.verify(request([20], [-1.0], temperature=0.7))
+    with pytest.raises(ProtocolError, match="ctxfree_logprobs"):
+        v.verify(request([20], None))
+    assert fake.last == {}
+
+
+def test_generation_falls_back_when_the_server_lies(slm) -> None:
+    def no_logprobs(_req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"choices": [{"text": "", "prompt_logprobs": None}]})
+
+    v = OpenAICompatibleVerifier(
+        "http://127.0.0.1:9", "m", tokenizer=slm, transport=httpx.MockTransport(no_logprobs)
+    )
+    res = Decoder(slm, v).generate(
+        build_prompt(QUERY, "secret"), GenerationConfig(max_new_tokens=6)
+    )
+    assert res.stats.fallback is not None and "prompt" in res.stats.fallback
+    assert res.stats.new_tokens == 6 or res.finish_reason == "eos"
+
+
+def test_server_errors_surface_as_cloud_errors(slm, live_server) -> None:
+    v = OpenAICompatibleVerifier(
+        live_server.url, "not-served", tokenizer=slm, token=live_server.token
+    )
+    with pytest.raises(CloudError, match="not served"):
+        v.verify(request([20], [-1.0]))
