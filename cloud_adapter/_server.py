@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import torch
@@ -253,7 +253,9 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, max_length=256)
-    prompt: str | list[int] = Field(description="Text, or token ids of the served tokenizer.")
+    prompt: str | list[Annotated[int, Field(ge=0)]] = Field(
+        description="Text, or token ids of the served tokenizer."
+    )
     max_tokens: int = Field(default=16, ge=0)
     echo: bool = False
     logprobs: int | None = Field(default=None, ge=0)
@@ -339,10 +341,12 @@ class _Completions:
             out_rows: list[torch.Tensor] = []
             finish = "length"
             while len(out) < req.max_tokens:
-                if req.temperature == 0:
+                scores = last.double() / req.temperature if req.temperature > 0 else last
+                if req.temperature == 0 or not torch.isfinite(scores.max()):
+                    # temperature -> 0 is the argmax (also where the division underflows)
                     tok = int(torch.argmax(last).item())
                 else:
-                    tok = fusion.sample_or_argmax(last / req.temperature, False, gen)
+                    tok = fusion.sample_or_argmax(scores, False, gen)
                 out.append(tok)
                 out_rows.append(last)
                 if tok in eos:

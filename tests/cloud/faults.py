@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -130,10 +130,8 @@ def tcp_server(handler: Callable[[socket.socket], None]) -> Iterator[str]:
 
 
 def _safe(handler: Callable[..., None], conn: socket.socket, stop: threading.Event) -> None:
-    try:
+    with suppress(OSError):
         handler(conn, stop)
-    except OSError:
-        pass
 
 
 def silent(conn: socket.socket, stop: threading.Event) -> None:

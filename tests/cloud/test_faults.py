@@ -358,13 +358,13 @@ def test_bad_configuration_is_a_caller_error() -> None:
 
 def test_direct_verify_raises_typed_errors(live_server) -> None:
     req = _request([10], [-1.0])
-    with HttpVerifier(f"http://127.0.0.1:{faults.free_port()}", retries=0) as http:
-        with pytest.raises(CloudError):
-            http.verify(req)
+    refused = HttpVerifier(f"http://127.0.0.1:{faults.free_port()}", retries=0)
+    with refused as http, pytest.raises(CloudError):
+        http.verify(req)
     bad = faults.FaultTransport(faults.body(b"{"))
-    with HttpVerifier(live_server.url, token=live_server.token, transport=bad) as http:
-        with pytest.raises(ProtocolError):
-            http.verify(req)
-    with HttpVerifier(live_server.url, token="wrong", retries=0) as http:
-        with pytest.raises(CloudError, match="token"):
-            http.verify(req)
+    malformed = HttpVerifier(live_server.url, token=live_server.token, transport=bad)
+    with malformed as http, pytest.raises(ProtocolError):
+        http.verify(req)
+    wrong_token = HttpVerifier(live_server.url, token="wrong", retries=0)
+    with wrong_token as http, pytest.raises(CloudError, match="token"):
+        http.verify(req)
