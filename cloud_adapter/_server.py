@@ -639,7 +639,8 @@ def load_backend(path_or_backend: str | ModelBackend) -> ModelBackend:
     return TransformersBackend.from_pretrained(path)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback address."""
     if host == "localhost":
         return True
     try:
@@ -741,7 +742,7 @@ def run_server(
     Raises:
         ConfigurationError: a public address without a token, or a port in use.
     """
-    if token is None and not _is_loopback(host):
+    if token is None and not is_loopback(host):
         raise ConfigurationError(
             f"refusing to serve on {host} without a bearer token; pass token=... "
             "(or listen on 127.0.0.1)"

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from specsteer._errors import SpecSteerError
 from specsteer.backends._base import ModelBackend
-from specsteer.cloud_adapter._server import ServerLimits, run_server
+from specsteer.cloud_adapter._limits import ServerLimits
+from specsteer.cloud_adapter._server import is_loopback, run_server
 
 __all__ = ["main"]
 
@@ -51,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, load the models, serve until interrupted; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(args.host):
+        # Checked before loading any model: fail in a second, not after a minute of loading.
+        print(
+            f"error: refusing to serve on {args.host} without a bearer token; set "
+            f"${TOKEN_ENV} (or listen on 127.0.0.1)",
+            file=sys.stderr,
+        )
+        return 2
     llm: str | ModelBackend
     slm: str | ModelBackend | None = args.slm
     if args.tiny:
@@ -60,7 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         slm = tiny_backend(0, name="tiny-0-copy")
     else:
         llm = args.llm
-    token = args.token or os.environ.get(TOKEN_ENV) or None
 
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)
