@@ -229,3 +229,61 @@ def test_error_messages_never_echo_request_content(client) -> None:
     resp = client.post("/v1/verify", json=doc, headers=AUTH)
     assert resp.status_code == 400 and "prompt.0.role" in resp.text
     assert secret not in resp.text
+
+
+def test_completions_echo_shape_matches_vllm(client, llm) -> None:
+    """``echo`` with ``max_tokens=0`` scores the prompt: vLLM's shape, first position empty."""
+    body = dict(VALID_COMPLETION, max_tokens=0, echo=True, logprobs=2, prompt_logprobs=2)
+    choice = client.post("/v1/completions", json=body, headers=AUTH).json()["choices"][0]
+    ids = VALID_COMPLETION["prompt"]
+    lp = choice["logprobs"]
+    assert lp["tokens"] == [f"token_id:{i}" for i in ids]
+    assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
+    assert choice["prompt_logprobs"][0] is None and len(choice["prompt_logprobs"]) == len(ids)
+    import torch
+
+    logits, _ = llm.forward(ids, None)
+    expected = torch.log_softmax(logits.float(), dim=-1)
+    for j in range(1, len(ids)):
+        entry = choice["prompt_logprobs"][j]
+        own = entry[str(ids[j])]
+        assert own["logprob"] == pytest.approx(float(expected[j - 1, ids[j]]), abs=1e-4)
+        assert own["rank"] == int((expected[j - 1] > expected[j - 1, ids[j]]).sum()) + 1
+        assert lp["token_logprobs"][j] == pytest.approx(own["logprob"])
+        top = sorted(entry.items(), key=lambda kv: -kv[1]["logprob"])
+        assert int(top[0][0]) == int(expected[j - 1].argmax())
+        assert len(lp["top_logprobs"][j]) <= 3  # the token itself + the top 2
+    assert choice["text"] == llm.decode(ids) and choice["finish_reason"] == "length"
+
+
+def test_slow_model_gets_504_and_the_client_falls_back(llm, slm) -> None:
+    import threading
+    import time
+
+    from specsteer import Decoder, GenerationConfig, build_prompt
+    from specsteer.cloud_adapter import BackgroundServer, HttpVerifier
+
+    release = threading.Event()
+
+    class Slow(VerifierCore):
+        def verify(self, request):
+            release.wait(5)
+            return super().verify(request)
+
+    limits = ServerLimits(request_timeout_s=0.2)
+    app = create_app(Slow(llm), token=TOKEN, limits=limits)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        t0 = time.monotonic()
+        resp = c.post("/v1/verify", json=VALID_VERIFY, headers=AUTH)
+        assert resp.status_code == 504 and "within 0.2 s" in resp.json()["error"]["message"]
+        assert time.monotonic() - t0 < 2
+    release.set()
+    release.clear()
+    with BackgroundServer(app, limits=limits) as server:
+        verifier = HttpVerifier(server.url, token=TOKEN, retries=1, backoff=0.01, timeout=5)
+        res = Decoder(slm, verifier).generate(
+            build_prompt("what is my plan ?", "pasta"), GenerationConfig(max_new_tokens=5)
+        )
+        release.set()
+    assert res.stats.fallback is not None and "answered 504" in res.stats.fallback
+    assert res.stats.new_tokens == 5 or res.finish_reason == "eos"
