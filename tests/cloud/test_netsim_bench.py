@@ -151,3 +151,28 @@ def test_device_side_import_does_not_load_the_server() -> None:
         "assert 'fastapi' not in sys.modules; c.create_app; assert 'fastapi' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_load_backend_reads_a_local_model_folder(tmp_path, llm) -> None:
+    from specsteer import InvalidInputError
+
+    llm.model.save_pretrained(tmp_path / "cloud")
+    llm.tokenizer.save_pretrained(tmp_path / "cloud")
+    backend = cloud.load_backend(str(tmp_path / "cloud"))
+    ids = [5, 6, 7]
+    assert backend.vocab_size == llm.vocab_size
+    assert backend.forward(ids, None)[0].allclose(llm.forward(ids, None)[0], atol=1e-5)
+    assert cloud.load_backend(llm) is llm
+    with pytest.raises(InvalidInputError):
+        cloud.load_backend(str(tmp_path / "missing"))
+
+
+def test_run_server_reports_a_port_in_use(llm) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigurationError, match="cannot listen"):
+            cloud.run_server(llm, port=port)
