@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 #: First line of an export file, so an import can tell it what it reads.
 EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 1}
 _PAGE = 2000
+# Validates a filter's shape before the user's keys are known (say, for a user with no data).
+_SHAPE_KEYS = UserKeys.derive(bytes(32), "u-shape-check")
 _UUID_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -653,6 +655,8 @@ class MemoryStore:
     def memories(self, user_id: str, *, where: Mapping[str, Any] | None = None) -> list[Memory]:
         """Return every live memory of the user, oldest first (optionally filtered)."""
         check_user_id(user_id)
+        if where is not None:
+            translate_where(_SHAPE_KEYS, where)
         with self._lock:
             opened = self._open(user_id, create=False)
             if opened is None:
@@ -721,6 +725,8 @@ class MemoryStore:
         check_text(query, self._max_chars, what="query")
         check_k(k)
         floor = check_min_score(min_score)
+        if where is not None:
+            translate_where(_SHAPE_KEYS, where)
         qv = self._embed([query])
         with self._lock:
             opened = self._open(user_id, create=False)
@@ -828,7 +834,7 @@ class MemoryStore:
         notes: str | Path | Iterable[str | Path],
         *,
         metadata: Mapping[str, MetadataValue] | None = None,
-        max_chunk_chars: int = 1000,
+        max_chunk_chars: int | None = None,
         ttl: float | timedelta | None = None,
         progress: bool = True,
     ) -> list[Memory]:
@@ -838,7 +844,8 @@ class MemoryStore:
             user_id: Whose notes they are.
             notes: Note text, a file or folder (``.txt``/``.md``/``.rst``), or a list of them.
             metadata: Added to every piece, next to ``source="notes"`` and ``file`` (file name).
-            max_chunk_chars: Longest piece; paragraphs are split at sentences, then words.
+            max_chunk_chars: Longest piece (default 1000, capped at ``max_text_chars``);
+                paragraphs are split at sentences, then words.
             ttl: Expiry for every piece.
             progress: Show a progress bar on stderr when it is a terminal.
 
@@ -847,10 +854,7 @@ class MemoryStore:
         """
         check_user_id(user_id)
         extra = check_metadata(metadata)
-        if not isinstance(max_chunk_chars, int) or not 20 <= max_chunk_chars <= self._max_chars:
-            raise InvalidInputError(
-                f"max_chunk_chars must be an int from 20 to max_text_chars ({self._max_chars})"
-            )
+        max_chunk_chars = self._chunk_chars(max_chunk_chars)
         items: list[str | MemoryInput] = []
         for text, file_name in read_notes(notes):
             meta: dict[str, MetadataValue] = {"source": "notes"}
@@ -868,7 +872,7 @@ class MemoryStore:
         roles: Sequence[str] = ("user",),
         conversation: str | None = None,
         metadata: Mapping[str, MetadataValue] | None = None,
-        max_chunk_chars: int = 1000,
+        max_chunk_chars: int | None = None,
         ttl: float | timedelta | None = None,
         progress: bool = True,
     ) -> list[Memory]:
@@ -885,7 +889,7 @@ class MemoryStore:
             roles: Which roles' turns to keep.
             conversation: An id for the conversation, stored with every turn.
             metadata: Added to every turn.
-            max_chunk_chars: Longest piece; long turns are split like notes.
+            max_chunk_chars: Longest piece (as for :meth:`ingest_notes`); long turns are split.
             ttl: Expiry for every turn.
             progress: Show a progress bar on stderr when it is a terminal.
 
@@ -894,6 +898,7 @@ class MemoryStore:
         """
         check_user_id(user_id)
         extra = check_metadata(metadata)
+        max_chunk_chars = self._chunk_chars(max_chunk_chars)
         if isinstance(roles, str):
             roles = (roles,)
         wanted = set(roles)
@@ -909,6 +914,15 @@ class MemoryStore:
                 MemoryInput(piece, meta) for piece in chunk_note(content, max_chunk_chars)
             )
         return self.add_many(user_id, items, ttl=ttl, progress=progress)
+
+    def _chunk_chars(self, value: object) -> int:
+        if value is None:
+            return min(1000, self._max_chars)
+        if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= self._max_chars:
+            raise InvalidInputError(
+                f"max_chunk_chars must be an int from 20 to max_text_chars ({self._max_chars})"
+            )
+        return value
 
     # -- lifecycle ---------------------------------------------------------------------------
 

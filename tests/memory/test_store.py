@@ -1,0 +1,280 @@
+"""Behaviour of the store's API, against the embedded store and a chromadb server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from specsteer._errors import ConfigurationError, InvalidInputError
+from specsteer.memory import (
+    EXPORT_FORMAT,
+    HashEmbedder,
+    MemoryInput,
+    MemoryNotFoundError,
+    MemoryStore,
+    UserForgottenError,
+)
+
+
+class Clock:
+    """A settable clock for TTL tests."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_add_get_search_roundtrip(any_store: MemoryStore) -> None:
+    m = any_store.add("alice", "I am allergic to peanuts", {"topic": "health", "level": 3})
+    assert len(m.id) == 32
+    got = any_store.get("alice", m.id)
+    assert got == m
+    assert got.metadata == {"topic": "health", "level": 3}
+    any_store.add_many("alice", ["My dog is called Rex", "I live in Lisbon"], progress=False)
+    hits = any_store.search("alice", "allergic to peanuts", k=2)
+    assert hits[0].id == m.id
+    assert hits[0].score > hits[1].score
+    assert any_store.count("alice") == 3
+
+
+def test_duplicates_are_stored_once(any_store: MemoryStore) -> None:
+    first = any_store.add("alice", "I like green tea")
+    again = any_store.add("alice", "  i LIKE   green tea ")
+    assert again.id == first.id and again.text == "I like green tea"
+    batch = any_store.add_many("alice", ["I like green tea", "New fact", "new   FACT"], progress=False)
+    assert batch[0].id == first.id
+    assert batch[1].id == batch[2].id
+    assert any_store.count("alice") == 2
+    # Another user storing the same text gets a memory of their own.
+    other = any_store.add("bob", "I like green tea")
+    assert other.id != first.id
+
+
+def test_users_are_isolated(any_store: MemoryStore) -> None:
+    a = any_store.add("alice", "alice secret: the vault code is 1234")
+    any_store.add("bob", "bob likes jazz")
+    assert [h.text for h in any_store.search("bob", "vault code", k=5)] == ["bob likes jazz"]
+    with pytest.raises(MemoryNotFoundError):
+        any_store.get("bob", a.id)
+    assert any_store.delete("bob", a.id) is False
+    with pytest.raises(MemoryNotFoundError):
+        any_store.update("bob", a.id, text="hijacked")
+    assert any_store.get("alice", a.id).text == "alice secret: the vault code is 1234"
+    assert any_store.all_texts("bob") == ["bob likes jazz"]
+    assert any_store.search("carol", "vault") == []
+    assert any_store.count("carol") == 0
+
+
+def test_metadata_filters(any_store: MemoryStore) -> None:
+    any_store.add("alice", "peanut allergy", {"topic": "health", "year": 2024})
+    any_store.add("alice", "peanut butter recipe", {"topic": "food", "year": 2023})
+    any_store.add("alice", "peanut farm visit", {"topic": "travel", "year": 2024, "fav": True})
+
+    def texts(where: dict[str, object]) -> set[str]:
+        return {h.text for h in any_store.search("alice", "peanut", k=10, where=where)}
+
+    assert texts({"topic": "food"}) == {"peanut butter recipe"}
+    assert texts({"year": 2024}) == {"peanut allergy", "peanut farm visit"}
+    assert texts({"year": 2024.0}) == {"peanut allergy", "peanut farm visit"}
+    assert texts({"topic": {"$in": ["food", "travel"]}}) == {"peanut butter recipe", "peanut farm visit"}
+    assert texts({"topic": {"$ne": "food"}}) == {"peanut allergy", "peanut farm visit"}
+    assert texts({"$or": [{"topic": "food"}, {"fav": True}]}) == {"peanut butter recipe", "peanut farm visit"}
+    assert texts({"topic": "health", "year": 2023}) == set()
+    assert texts({"fav": 1}) == set()  # True and 1 are different values
+    assert {m.text for m in any_store.memories("alice", where={"topic": "food"})} == {"peanut butter recipe"}
+    with pytest.raises(InvalidInputError, match="range filter"):
+        any_store.search("alice", "peanut", where={"year": {"$gt": 2000}})
+
+
+def test_min_score_floor(any_store: MemoryStore) -> None:
+    any_store.add("alice", "I am allergic to peanuts")
+    any_store.add("alice", "quantum chromodynamics lecture notes")
+    hits = any_store.search("alice", "allergic to peanuts", k=5, min_score=0.5)
+    assert [h.text for h in hits] == ["I am allergic to peanuts"]
+    assert all(h.score >= 0.5 for h in hits)
+    assert any_store.search("alice", "zzz qqq", k=5, min_score=0.99) == []
+
+
+def test_update_and_delete(any_store: MemoryStore) -> None:
+    m = any_store.add("alice", "I live in Lisbon", {"city": "lisbon", "old": 1})
+    u = any_store.update("alice", m.id, text="I live in Porto", metadata={"city": "porto"})
+    assert u.id == m.id and u.created_at == m.created_at
+    assert any_store.get("alice", m.id).text == "I live in Porto"
+    assert any_store.get("alice", m.id).metadata == {"city": "porto"}
+    assert any_store.search("alice", "Porto", k=1)[0].id == m.id
+    # The old metadata's filter tags are gone with it.
+    assert any_store.search("alice", "Porto", where={"old": 1}) == []
+    assert any_store.search("alice", "Porto", where={"city": "porto"})[0].id == m.id
+    assert "I live in Lisbon" not in any_store.all_texts("alice")
+    assert any_store.delete("alice", m.id) is True
+    assert any_store.delete("alice", m.id) is False
+    with pytest.raises(MemoryNotFoundError):
+        any_store.get("alice", m.id)
+    assert any_store.count("alice") == 0
+
+
+def test_ttl_expiry(specsteer_home: Path) -> None:
+    clock = Clock()
+    store = MemoryStore(embedder=HashEmbedder(), clock=clock)
+    short = store.add("alice", "parking spot B12 today", ttl=60)
+    keep = store.add("alice", "parking garage preference: level 2")
+    store.add_many("alice", [MemoryInput("parking ticket paid", ttl=30)], progress=False)
+    assert store.count("alice") == 3
+    clock.now += 61
+    assert store.count("alice") == 1
+    assert [h.id for h in store.search("alice", "parking spot", k=5)] == [keep.id]
+    with pytest.raises(MemoryNotFoundError):
+        store.get("alice", short.id)
+    # An expired duplicate does not block storing the text again.
+    again = store.add("alice", "parking spot B12 today")
+    assert again.id != short.id
+    # update can set and clear expiry.
+    store.update("alice", keep.id, ttl=10)
+    clock.now += 11
+    assert store.all_texts("alice") == ["parking spot B12 today"]
+    store.update("alice", again.id, ttl=None)
+    clock.now += 10_000
+    assert store.count("alice") == 1
+
+
+def test_search_skips_expired_rows_and_still_fills_k(specsteer_home: Path) -> None:
+    clock = Clock()
+    store = MemoryStore(embedder=HashEmbedder(), clock=clock)
+    store.add_many("alice", [f"coffee note {i}" for i in range(10)], ttl=5, progress=False)
+    live = store.add_many("alice", [f"coffee order {i}" for i in range(3)], progress=False)
+    clock.now += 6
+    hits = store.search("alice", "coffee note", k=3)
+    assert {h.id for h in hits} == {m.id for m in live}
+    assert store.purge_expired() == 0  # the search already purged what it met
+    assert store.count("alice") == 3
+
+
+def test_export_import_roundtrip_is_lossless(any_store: MemoryStore, tmp_path: Path) -> None:
+    items = [
+        MemoryInput("Ünïcode text — with \"quotes\" and\nnewlines", {"k": "v", "f": 0.1 + 0.2}),
+        MemoryInput("numbers", {"i": -(2**40), "b": False, "x": 1e-300}),
+        MemoryInput("expiring", ttl=3600),
+    ]
+    stored = any_store.add_many("alice", items, progress=False)
+    path = tmp_path / "alice.jsonl"
+    assert any_store.export("alice", path) == 3
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0]) == EXPORT_FORMAT
+    assert any_store.import_("dave", path, progress=False) == 3
+    assert any_store.memories("dave") == any_store.memories("alice")
+    assert sorted(any_store.memories("dave"), key=lambda m: m.id) == sorted(stored, key=lambda m: m.id)
+    # Importing twice replaces by id rather than duplicating.
+    any_store.import_("dave", path, progress=False)
+    assert any_store.count("dave") == 3
+    # A second export is byte-identical.
+    path2 = tmp_path / "dave.jsonl"
+    any_store.export("dave", path2)
+    assert path2.read_bytes() == path.read_bytes()
+
+
+def test_import_rejects_bad_files(embedded_store: MemoryStore, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(InvalidInputError, match="not a specsteer memory export"):
+        embedded_store.import_("alice", bad)
+    bad.write_text(json.dumps(EXPORT_FORMAT) + "\n" + json.dumps({"id": "x"}) + "\n")
+    with pytest.raises(InvalidInputError, match="line 2"):
+        embedded_store.import_("alice", bad)
+    assert embedded_store.count("alice") == 0
+
+
+def test_forget_user_never_touches_other_users(any_store: MemoryStore) -> None:
+    any_store.add_many("alice", ["a1", "a2 shared text"], progress=False)
+    any_store.add_many("bob", ["b1", "a2 shared text"], progress=False)
+    any_store.forget_user("alice")
+    assert any_store.count("alice") == 0
+    assert any_store.search("alice", "a2 shared text") == []
+    assert any_store.memories("alice") == []
+    assert sorted(any_store.all_texts("bob")) == ["a2 shared text", "b1"]
+    assert not any_store.keyring.has_key("alice")
+    with pytest.raises(UserForgottenError, match="reinstate_user"):
+        any_store.add("alice", "new")
+    any_store.reinstate_user("alice")
+    any_store.add("alice", "fresh start")
+    assert any_store.all_texts("alice") == ["fresh start"]
+
+
+def test_ingest_notes_and_transcripts(embedded_store: MemoryStore, tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("First paragraph.\n\nSecond paragraph here.\n")
+    (notes / "b.txt").write_text(" ".join([f"Sentence number {i} is here." for i in range(40)]))
+    (notes / "skip.bin").write_bytes(b"\x00\x01")
+    stored = embedded_store.ingest_notes("alice", notes, max_chunk_chars=200, progress=False)
+    assert stored[0].text == "First paragraph." and stored[0].metadata["file"] == "a.md"
+    assert all(len(m.text) <= 200 for m in stored)
+    assert all(m.metadata["source"] == "notes" for m in stored)
+    b_text = " ".join(m.text for m in stored if m.metadata["file"] == "b.txt")
+    assert b_text == " ".join([f"Sentence number {i} is here." for i in range(40)])
+    inline = embedded_store.ingest_notes("alice", "A note given as text.", metadata={"tag": "x"})
+    assert inline[0].metadata == {"source": "notes", "tag": "x"}
+
+    transcript = [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "I'm vegetarian and I live in Oslo."},
+        {"role": "assistant", "content": "Noted!"},
+        {"role": "user", "content": "My sister is called Ingrid."},
+    ]
+    turns = embedded_store.ingest_transcript("bob", transcript, conversation="c1", progress=False)
+    assert [m.text for m in turns] == ["I'm vegetarian and I live in Oslo.", "My sister is called Ingrid."]
+    assert turns[1].metadata == {"source": "transcript", "role": "user", "turn": 3, "conversation": "c1"}
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps(m) for m in transcript))
+    both = embedded_store.ingest_transcript("carol", path, roles=("user", "assistant"))
+    assert [m.text for m in both] == [transcript[1]["content"], "Noted!", transcript[3]["content"]]
+    with pytest.raises(InvalidInputError, match="message 0"):
+        embedded_store.ingest_transcript("bob", [{"role": "user"}])
+
+
+def test_threads_share_one_store(embedded_store: MemoryStore) -> None:
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(15):
+                embedded_store.add(f"user{n % 3}", f"thread {n} fact {i}")
+                embedded_store.search(f"user{n % 3}", f"fact {i}", k=3)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [embedded_store.count(f"user{u}") for u in range(3)] == [30, 30, 30]
+
+
+def test_store_reopens_with_its_data(specsteer_home: Path) -> None:
+    store = MemoryStore(embedder=HashEmbedder())
+    m = store.add("alice", "persisted across restarts")
+    store.close()
+    again = MemoryStore(embedder=HashEmbedder())
+    assert again.get("alice", m.id).text == "persisted across restarts"
+
+
+def test_embedder_mismatch_is_refused(specsteer_home: Path) -> None:
+    MemoryStore(embedder=HashEmbedder(dim=64)).add("alice", "stored with one embedder")
+    other = MemoryStore(embedder=HashEmbedder(dim=128))
+    with pytest.raises(ConfigurationError, match="same embedder"):
+        other.search("alice", "anything")
+
+
+def test_on_batch_reports_durable_batches(specsteer_home: Path) -> None:
+    store = MemoryStore(embedder=HashEmbedder(), batch_size=4)
+    seen: list[int] = []
+    out = store.add_many("alice", [f"item {i}" for i in range(10)], on_batch=lambda b: seen.append(len(b)))
+    assert seen == [4, 4, 2]
+    assert len(out) == 10 and store.count("alice") == 10
