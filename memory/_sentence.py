@@ -143,5 +143,6 @@ class SentenceTransformerEmbedder(Embedder):
     def dim(self) -> int:
         """The model's output dimension."""
         model = self._load()
-        dim = model.get_sentence_embedding_dimension()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = getter()
         return int(dim) if dim is not None else super().dim
