@@ -172,8 +172,8 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("SPECSTEER_SM_EXAMPLES", "12")),
-    stateful_step_count=20,
+    max_examples=int(os.environ.get("SPECSTEER_SM_EXAMPLES", "25")),
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
