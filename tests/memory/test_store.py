@@ -278,3 +278,12 @@ def test_on_batch_reports_durable_batches(specsteer_home: Path) -> None:
     out = store.add_many("alice", [f"item {i}" for i in range(10)], on_batch=lambda b: seen.append(len(b)))
     assert seen == [4, 4, 2]
     assert len(out) == 10 and store.count("alice") == 10
+
+
+def test_progress_bar_on_a_terminal(specsteer_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    store = MemoryStore(embedder=HashEmbedder(), batch_size=3)
+    out = store.add_many("alice", [f"note {i}" for i in range(10)], progress=True)
+    assert len(out) == 10 and store.count("alice") == 10
