@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from specsteer._config import GenerationConfig
+from specsteer._egress import PrivateEgress
 from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, build_prompt
+from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
+
+if TYPE_CHECKING:
+    from specsteer.memory import MemoryStore
 
 __all__ = ["Assistant"]
 
 
 class Assistant:
-    """A private, personalized assistant: a device model steered by private context, verified by a
-    cloud model that never sees that context.
+    """A private, personalized assistant: a device model steered by the user's private memory,
+    verified by a cloud model that never sees it.
 
     Args:
         device: the small model on the device.
         cloud: a cloud verifier; ``None`` allows only ``method='device_only'``.
+        memory: the user's memory store; each request retrieves its private context from it.
+        user_id: whose memories to use (required with ``memory``).
         config: default generation settings (each call may override fields).
         system_prompt: instructions shared by the device and the cloud.
+        privacy: the egress door (:class:`PrivateEgress`); ``True`` (the default) builds one with
+            the default policy and the audit log under ``$SPECSTEER_HOME``; ``False`` sends
+            requests without screening or audit (for measurements only).
+        context_tokens: token budget of the private context block.
+        memory_k: memories retrieved per request.
 
     Example:
         >>> from specsteer.testing import tiny_backend
@@ -37,12 +51,34 @@ class Assistant:
         device: ModelBackend,
         cloud: CloudVerifier | None = None,
         *,
+        memory: MemoryStore | None = None,
+        user_id: str | None = None,
         config: GenerationConfig | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        privacy: bool | PrivateEgress = True,
+        context_tokens: int = 256,
+        memory_k: int = 6,
     ) -> None:
+        if memory is not None and not user_id:
+            raise ConfigurationError("a memory store needs user_id=... (whose memories to use)")
+        if context_tokens < 0 or memory_k < 1:
+            raise ConfigurationError("context_tokens must be >= 0 and memory_k >= 1")
+        self.device = device
+        self.memory = memory
+        self.user_id = user_id
         self.config = config or GenerationConfig()
         self.system_prompt = system_prompt
-        self.decoder = Decoder(device, cloud)
+        self.context_tokens = context_tokens
+        self.memory_k = memory_k
+        egress: PrivateEgress | None
+        if isinstance(privacy, PrivateEgress):
+            egress = privacy
+        elif privacy and cloud is not None:
+            egress = PrivateEgress(decode_ids=device.decode)
+        else:
+            egress = None
+        self.egress = egress
+        self.decoder = Decoder(device, cloud, egress=egress)
 
     @classmethod
     def in_process(
@@ -51,35 +87,67 @@ class Assistant:
         """An assistant whose cloud model runs in this process (no network)."""
         return cls(device, InProcessVerifier(cloud_model), **kwargs)
 
+    def remember(self, text: str, **metadata: str | int | float | bool) -> str:
+        """Add one private memory for this assistant's user; returns its id.
+
+        Raises:
+            ConfigurationError: the assistant has no memory store.
+        """
+        if self.memory is None or self.user_id is None:
+            raise ConfigurationError("this assistant has no memory store; pass memory=...")
+        return self.memory.add(self.user_id, text, metadata or None).id
+
+    def retrieve(self, query: str) -> str:
+        """The private context block for ``query`` from this user's memories ("" if none)."""
+        if self.memory is None or self.user_id is None:
+            return ""
+        from specsteer.memory import build_context
+
+        hits = self.memory.search(self.user_id, query, k=self.memory_k)
+        block = build_context(
+            hits,
+            budget_tokens=self.context_tokens,
+            count_tokens=lambda s: len(self.device.encode(s)),
+        )
+        return block.text
+
     def generate(
         self,
         query: str | Sequence[Mapping[str, str]],
         *,
-        context: str = "",
+        context: str | None = None,
         on_tokens: Callable[[list[int]], None] | None = None,
         **overrides: Any,
     ) -> GenerationResult:
-        """Answer ``query`` using the private ``context`` on the device only.
+        """Answer ``query`` with private context that only the device sees.
 
         Args:
             query: the request, or a chat as a list of ``{"role", "content"}`` dicts.
-            context: private text for the device model; never sent to the cloud.
+            context: private text for the device model; by default retrieved from the memory
+                store. Never sent to the cloud.
             on_tokens: streaming callback, called with token ids as they become final.
             **overrides: fields of :class:`GenerationConfig` for this call (e.g. ``lam=0.3``).
+
+        Returns:
+            The result; ``result.privacy`` reports what left the device.
 
         Raises:
             InvalidInputError: empty query or malformed messages.
             ConfigurationError: an unknown or invalid override.
         """
         config = self._config(overrides)
+        if context is None:
+            text = query if isinstance(query, str) else _last_user_text(query)
+            context = self.retrieve(text)
         prompt = build_prompt(query, context, system_prompt=self.system_prompt)
+        if self.egress is not None:
+            private = [context]
+            if self.memory is not None and self.user_id is not None:
+                private.extend(self.memory.all_texts(self.user_id))
+            self.egress.begin(private)
         return self.decoder.generate(prompt, config, on_tokens=on_tokens)
 
     def _config(self, overrides: Mapping[str, Any]) -> GenerationConfig:
-        from pydantic import ValidationError
-
-        from specsteer._errors import ConfigurationError
-
         if not overrides:
             return self.config
         try:
@@ -91,3 +159,10 @@ class Assistant:
         """Release the cloud connection."""
         if self.decoder.cloud is not None:
             self.decoder.cloud.close()
+
+
+def _last_user_text(messages: Sequence[Mapping[str, str]]) -> str:
+    for m in reversed(messages):
+        if isinstance(m, Mapping) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            return m["content"]
+    raise InvalidInputError("a chat must end with a 'user' message")

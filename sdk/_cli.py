@@ -1,8 +1,375 @@
-"""The ``specsteer`` command line."""
+"""The ``specsteer`` command line. The library never prints; this module does."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from specsteer._errors import SpecSteerError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="specsteer",
+    help="Private, personalized generation: a device model drafts with your private memory, "
+    "a cloud model verifies without ever seeing it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(code=2)
+
+
+class _Streamer:
+    """Prints text as token ids arrive (decoding the whole answer, printing the new tail)."""
+
+    def __init__(self, decode: Any) -> None:
+        self.decode = decode
+        self.ids: list[int] = []
+        self.shown = 0
+
+    def __call__(self, new: list[int]) -> None:
+        self.ids.extend(new)
+        text = self.decode(self.ids)
+        console.print(text[self.shown :], end="", markup=False, highlight=False)
+        self.shown = len(text)
+
+
+def _stats_table(title: str, stats: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="cyan")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        table.add_row(key.replace("_", " "), str(value))
+    return table
+
+
+@app.command()
+def generate(
+    query: Annotated[str, typer.Argument(help="The request.")],
+    context: Annotated[
+        str, typer.Option(help="Private context for the device model (never sent).")
+    ] = "",
+    method: Annotated[
+        str, typer.Option(help="specsteer, device_only, cloud_only, ...")
+    ] = "specsteer",
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 96,
+    lam: Annotated[float, typer.Option(min=0.0, help="Acceptance threshold lambda.")] = 0.5,
+    beta: Annotated[float, typer.Option(min=0.0, help="Steering strength.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Answer one request with the embedded default models."""
+    from specsteer._demo import default_assistant
+
+    try:
+        assistant = default_assistant(progress=not as_json)
+        result = assistant.generate(
+            query, context=context, method=method, max_new_tokens=max_new_tokens, lam=lam, beta=beta
+        )
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    if as_json:
+        print(json.dumps({"text": result.text, "stats": result.stats.as_dict()}))
+        return
+    console.print(result.text)
+    console.print(_stats_table("speed", result.stats.as_dict()))
+
+
+@app.command()
+def chat(
+    user: Annotated[
+        str, typer.Option("--user", "-u", help="Whose memories steer the answers.")
+    ] = "me",
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Length limit per answer.")] = 128,
+) -> None:
+    """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
+    from specsteer._demo import default_assistant
+
+    try:
+        assistant = default_assistant(progress=True, user_id=user)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    history: list[dict[str, str]] = []
+    console.print("[dim]type a message; 'exit' or Ctrl-D to quit[/]")
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line in ("exit", "quit"):
+            break
+        if not line:
+            continue
+        history.append({"role": "user", "content": line})
+        stream = _Streamer(assistant.device.decode)
+        console.print("[bold green]assistant>[/] ", end="")
+        try:
+            result = assistant.generate(
+                history, context=None, on_tokens=stream, max_new_tokens=max_new_tokens
+            )
+        except SpecSteerError as e:
+            console.print()
+            err.print(f"[red]error:[/] {e}")
+            history.pop()
+            continue
+        console.print()
+        s = result.stats
+        console.print(
+            f"[dim]{s.new_tokens} tokens, {s.tokens_per_second:.1f} tok/s, "
+            f"{s.acceptance_rate:.0%} of drafts accepted, {s.bytes_sent} B sent[/]"
+        )
+        history.append({"role": "assistant", "content": result.text})
+
+
+@app.command()
+def demo(
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 64,
+) -> None:
+    """Run the embedded demo: personal requests answered privately with SpecSteer."""
+    from specsteer._demo import run_demo
+
+    try:
+        run_demo(console, max_new_tokens=max_new_tokens)
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@app.command()
+def bench(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the results into this markdown file.")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Fewer prompts and shorter outputs.")] = False,
+) -> None:
+    """Benchmark every method side by side in one run (and the other subsystems)."""
+    from specsteer._bench import run_all
+
+    try:
+        run_all(console, output=output, quick=quick, command=" ".join(["specsteer", *sys.argv[1:]]))
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@app.command()
+def serve(
+    llm: Annotated[
+        str | None,
+        typer.Option(help="The cloud model: a HF model folder or .gguf file (default Gemma 3 270M)."),
+    ] = None,
+    slm: Annotated[
+        str | None, typer.Option(help="A copy of the public device model (folder or .gguf).")
+    ] = None,
+    tiny: Annotated[bool, typer.Option(help="Serve tiny test models built in code.")] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8000,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Serve a cloud model for verification (reads the bearer token from $SPECSTEER_SERVER_TOKEN)."""
+    from specsteer.cloud_adapter import server_main
+
+    argv = ["--host", host, "--port", str(port), "--log-level", log_level]
+    if tiny:
+        argv.append("--tiny")
+    else:
+        if llm is None:
+            from specsteer._models import gemma3_270m_gguf_path
+
+            try:
+                llm = str(gemma3_270m_gguf_path())
+            except SpecSteerError as e:
+                _fail(e)
+                return
+        argv += ["--llm", llm]
+    if slm is not None:
+        argv += ["--slm", slm]
+    code = server_main.main(argv)
+    if code:
+        raise typer.Exit(code=code)
+
+
+memory_app = typer.Typer(help="Manage a user's private, encrypted memories on this device.")
+app.add_typer(memory_app, name="memory")
+
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="Whose memories.")]
+
+
+def _store() -> Any:
+    from specsteer.memory import MemoryStore
+
+    return MemoryStore()
+
+
+@memory_app.command("add")
+def memory_add(
+    texts: Annotated[list[str], typer.Argument(help="One or more memories to store.")],
+    user: UserOpt = "me",
+    ttl: Annotated[float | None, typer.Option(help="Seconds until the memory expires.")] = None,
+) -> None:
+    """Store memories (encrypted; identical text is stored once)."""
+    try:
+        store = _store()
+        for text in texts:
+            memory = store.add(user, text, ttl=ttl)
+            console.print(f"stored {memory.id}")
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@memory_app.command("search")
+def memory_search(
+    query: Annotated[str, typer.Argument(help="What to look for, by meaning.")],
+    user: UserOpt = "me",
+    k: Annotated[int, typer.Option(min=1, help="How many results.")] = 5,
+) -> None:
+    """Search a user's memories by meaning."""
+    try:
+        hits = _store().search(user, query, k=k)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    table = Table("score", "id", "text")
+    for hit in hits:
+        table.add_row(f"{hit.score:.3f}", hit.id[:8], hit.text)
+    console.print(table)
+
+
+@memory_app.command("list")
+def memory_list(user: UserOpt = "me") -> None:
+    """List a user's memories."""
+    try:
+        memories = _store().memories(user)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    table = Table("id", "text", title=f"{len(memories)} memories of {user!r}")
+    for m in memories:
+        table.add_row(m.id[:8], m.text)
+    console.print(table)
+
+
+@memory_app.command("forget")
+def memory_forget(
+    user: UserOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget a user: destroy their key (crypto-shredding) and delete their memories."""
+    if not yes and not typer.confirm(f"Forget every memory of {user!r}? This cannot be undone"):
+        raise typer.Exit(code=1)
+    try:
+        _store().forget_user(user)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    console.print(f"forgot {user!r}: key destroyed, memories deleted")
+
+
+@memory_app.command("export")
+def memory_export(
+    path: Annotated[Path, typer.Argument(help="JSONL file to write (plain text: keep it safe).")],
+    user: UserOpt = "me",
+) -> None:
+    """Export a user's memories to JSONL (lossless; re-import with `memory import`)."""
+    try:
+        n = _store().export(user, path)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    console.print(f"exported {n} memories to {path}")
+
+
+@memory_app.command("import")
+def memory_import(
+    path: Annotated[Path, typer.Argument(help="JSONL file from `memory export`.")],
+    user: UserOpt = "me",
+) -> None:
+    """Import memories from a JSONL export."""
+    try:
+        n = _store().import_(user, path)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    console.print(f"imported {n} memories")
+
+
+audit_app = typer.Typer(help="Inspect the tamper-evident log of everything that left the device.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("show")
+def audit_show(
+    last: Annotated[int, typer.Option(min=0, help="How many records (0: all).")] = 20,
+    payloads: Annotated[bool, typer.Option(help="Print each payload's bytes.")] = True,
+    log: Annotated[
+        Path | None, typer.Option(help="The log file (default: the state root's).")
+    ] = None,
+) -> None:
+    """Show the newest audit records, with what each payload carried."""
+    from specsteer.privacy import audit_show as show
+
+    try:
+        console.print(show(log, last=last, payloads=payloads), markup=False, highlight=False)
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Annotated[
+        Path | None, typer.Option(help="The log file (default: the state root's).")
+    ] = None,
+    witness: Annotated[
+        Path | None, typer.Option(help="Checkpoints kept elsewhere (JSON or JSONL).")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Verify as an outside auditor with this PEM public key.")
+    ] = None,
+) -> None:
+    """Check the HMAC chain and signed checkpoints; name the first bad record. Exit 1 if bad."""
+    from specsteer.privacy import audit_verify as verify
+
+    try:
+        report = verify(log, witness=witness, public_key=public_key)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    console.print(report.summary(), markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("export")
+def audit_export(
+    dest: Annotated[Path, typer.Argument(help="Folder to write the auditor's bundle into.")],
+    log: Annotated[
+        Path | None, typer.Option(help="The log file (default: the state root's).")
+    ] = None,
+    decrypt: Annotated[bool, typer.Option(help="Include sealed payloads in clear.")] = False,
+) -> None:
+    """Export the log, checkpoints, public key and a verification report for an auditor."""
+    from specsteer.privacy import audit_export as export
+
+    try:
+        out = export(dest, log, decrypt=decrypt)
+    except SpecSteerError as e:
+        _fail(e)
+        return
+    console.print(f"exported to {out}")
 
 
 def main() -> None:
     """Entry point of the ``specsteer`` command."""
-    raise SystemExit("specsteer: the command line is not built yet")
+    app()

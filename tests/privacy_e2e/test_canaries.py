@@ -1,0 +1,120 @@
+"""End to end: plant canaries and private text in a user's memory, generate with a device model
+that copies its context, and check every byte that reached the cloud side."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from specsteer import Assistant
+from specsteer.cloud_adapter import InProcessVerifier, VerifyRequest, VerifyResponse
+from specsteer.memory import HashEmbedder, MemoryStore
+from specsteer.privacy import AuditLog, tokenize
+from specsteer.testing import TINY_WORDS, tiny_backend
+
+from .copying import CopyingBackend
+
+CANARIES = ("canary7f3q9x", "canary2k8w4m")
+PRIVATE = (
+    f"my locker code is {CANARIES[0]} and i keep it in the office near the garden door",
+    f"my sister knows the secret word {CANARIES[1]} that opens the box at home",
+)
+WORDS = (*TINY_WORDS, "locker", "code", "keep", "near", "door", "secret", "word", "opens", "box", *CANARIES)
+
+
+class Spy(InProcessVerifier):
+    """The cloud side: records the exact request bytes it receives."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.received: list[bytes] = []
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        self.received.append(request.model_dump_json().encode())
+        return super().verify(request)
+
+
+def payload_texts(wire: bytes, decode: object) -> str:
+    """Everything a payload carries, token ids decoded back to text."""
+    doc = json.loads(wire)
+    parts = [m["content"] for m in doc["prompt"]]
+    for key in ("prefix", "draft"):
+        span = doc[key]
+        parts.append(decode(span["ids"]) if span["kind"] == "ids" else span["text"])  # type: ignore[operator]
+    return "\n".join(parts)
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = tokenize(text)
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def check_no_leak(received: list[bytes], decode: object, private: tuple[str, ...]) -> None:
+    assert received, "nothing reached the cloud side"
+    private_grams = set().union(*(ngrams(p, 8) for p in private))
+    for wire in received:
+        for canary in CANARIES:
+            assert canary.encode() not in wire
+        text = payload_texts(wire, decode)
+        for canary in CANARIES:
+            assert canary not in text
+        assert not (ngrams(text, 8) & private_grams), "an 8-gram of the private context left"
+
+
+@pytest.fixture
+def store(specsteer_home: Path) -> MemoryStore:
+    s = MemoryStore(embedder=HashEmbedder())
+    for text in PRIVATE:
+        s.add("maya", text)
+    return s
+
+
+def test_copying_device_leaks_nothing_and_user_still_gets_the_text(store: MemoryStore) -> None:
+    base = tiny_backend(0, words=WORDS)
+    script = " ".join(PRIVATE)
+    device = CopyingBackend(base, script)
+    cloud = Spy(tiny_backend(1, words=WORDS))
+    assistant = Assistant(device, cloud, memory=store, user_id="maya", context_tokens=512)
+    result = assistant.generate("what is my locker code ?", max_new_tokens=48, lam=0.05)
+
+    check_no_leak(cloud.received, base.decode, PRIVATE)
+    # The user sees the private text the device wrote, canaries included.
+    assert CANARIES[0] in result.text
+    report = result.privacy
+    assert report is not None and report.spans_kept_local > 0
+    assert result.stats.local_rounds > 0
+    assert report.payloads == len(cloud.received) == result.stats.cloud_calls
+    # Every payload is in the audit log, which verifies.
+    log = AuditLog()
+    records = list(log.records())
+    assert len(records) == len(cloud.received)
+    assert all(log.read_payload(r) in cloud.received for r in records)
+    assert log.verify().ok
+
+
+def test_without_the_guard_the_same_run_would_leak(store: MemoryStore) -> None:
+    """The check above can fail: with privacy off the copying model's drafts carry the canary."""
+    base = tiny_backend(0, words=WORDS)
+    device = CopyingBackend(base, " ".join(PRIVATE))
+    cloud = Spy(tiny_backend(1, words=WORDS))
+    assistant = Assistant(
+        device, cloud, memory=store, user_id="maya", context_tokens=512, privacy=False
+    )
+    assistant.generate("what is my locker code ?", max_new_tokens=48, lam=0.05)
+    with pytest.raises(AssertionError):
+        check_no_leak(cloud.received, base.decode, PRIVATE)
+
+
+def test_pii_in_the_query_is_pseudonymized_and_restored(store: MemoryStore) -> None:
+    base = tiny_backend(0, words=WORDS)
+    cloud = Spy(tiny_backend(1, words=WORDS))
+    assistant = Assistant(base, cloud, memory=store, user_id="maya")
+    result = assistant.generate("call me at +31 6 1234 5678 about the trip", max_new_tokens=6)
+    assert cloud.received
+    for wire in cloud.received:
+        assert not re.search(rb"1234\s*5678", wire)
+        assert b"[PHONE_1]" in wire
+    assert result.privacy is not None and result.privacy.detectors_fired.get("PHONE_NUMBER", 0) >= 1
