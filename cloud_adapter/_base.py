@@ -75,4 +75,7 @@ def check_response(
         raise ProtocolError(f"top-k probabilities sum to {mass:.4g}, more than 1")
     if response.top_k.ids is not None and len(set(response.top_k.ids)) != len(response.top_k.ids):
         raise ProtocolError("top-k ids repeat")
+    strings = response.top_k.strings
+    if strings is not None and len(set(strings)) != len(strings):
+        raise ProtocolError("top-k strings repeat")
     return response

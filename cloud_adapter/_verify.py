@@ -11,7 +11,15 @@ import torch
 from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import KVStream, ModelBackend
-from specsteer.cloud_adapter.protocol import TokenIds, TopK, Usage, VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter import _text
+from specsteer.cloud_adapter.protocol import (
+    Text,
+    TokenIds,
+    TopK,
+    Usage,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["StreamPool", "VerifierCore"]
 
@@ -55,7 +63,7 @@ class StreamPool:
 
 
 class VerifierCore:
-    """Runs the verify step for token-id requests with the cloud model.
+    """Runs the verify step with the cloud model, for token-id and for text requests.
 
     Args:
         llm: the cloud model.
@@ -76,12 +84,14 @@ class VerifierCore:
         """Score the draft with the cloud model, run the ratio test, return the top-k.
 
         Raises:
-            ProtocolError: the request cannot be served (text mode, ids out of range, no way to
-                get ``P_S0``).
+            ProtocolError: the request cannot be served (ids out of range, no way to get
+                ``P_S0``, a model that returns non-finite scores).
         """
         t0 = time.perf_counter()
+        if isinstance(request.prefix, Text) and isinstance(request.draft, Text):
+            return self._verify_text(request, request.prefix, request.draft, t0)
         if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
-            raise ProtocolError("this verifier serves token-id requests only")
+            raise ProtocolError("prefix and draft must both be token ids or both be text")
         params = request.params
         prefix, draft = list(request.prefix.ids), list(request.draft.ids)
         vocab = self.llm.vocab_size
@@ -106,12 +116,112 @@ class VerifierCore:
                 lam = 1.0 if params.target == "llm" else params.lam
                 lp_llm_draft = lp_llm[torch.arange(k), draft_t]  # [K]
                 n = fusion.verify_draft(lp_llm_draft, lp_ctxfree, lam, params.greedy, gen)
+        _check_finite(lp_llm[n])
         values, ids = torch.topk(lp_llm[n], min(params.top_k, lp_llm.shape[-1]))
+        keep = torch.isfinite(values)  # -inf: tokens the model rules out are no candidates
+        values, ids = values[keep], ids[keep]
         return VerifyResponse(
             request_id=request.request_id,
             n_accepted=n,
             top_k=TopK(ids=ids.tolist(), logprobs=[min(0.0, v) for v in values.tolist()]),
             usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=k + 1),
+        )
+
+    def _verify_text(
+        self, request: VerifyRequest, prefix: Text, draft: Text, t0: float
+    ) -> VerifyResponse:
+        """Cross-vocabulary mode (see :mod:`specsteer.cloud_adapter._text`)."""
+        params = request.params
+        if request.ctxfree_logprobs is None and request.n_draft:
+            raise ProtocolError(
+                "a text request needs ctxfree_logprobs (the device's context-free scores of its "
+                "own tokens); send them with ctxfree_source='device'"
+            )
+        llm = self.llm
+        p_text, full = prefix.text, prefix.text + draft.text
+        unit_ends = [len(p_text) + o for o in draft.offsets]
+        prompt = [m.model_dump() for m in request.prompt]
+        eos_ids = sorted(llm.eos_token_ids)
+        with self._lock:
+            prompt_ids = llm.encode_chat(prompt)
+            ids, j0, ends = _text.cloud_tokens(llm, full, len(p_text))
+            segs = _text.segments(unit_ends, j0, ends)
+            block = ids[j0:]
+            n_text_units = len(draft.offsets)
+            # The end-of-answer unit is judged only right after a fully aligned draft.
+            eos_seg = draft.eos and (
+                (segs and segs[-1].unit_hi == n_text_units and segs[-1].tok_hi == len(block))
+                or (n_text_units == 0 and j0 == len(ids) and eos_ids)
+            )
+            if eos_seg:
+                segs.append(
+                    _text.Segment(
+                        n_text_units, n_text_units + 1, len(block), len(block) + 1, len(full)
+                    )
+                )
+                block = [*block, eos_ids[0]]
+            stream = self._llm_pool.acquire(prompt_ids + ids[:j0] + block)
+            try:
+                rows = stream.logits(prompt_ids + ids[:j0], block)  # [len(block)+1, V]
+            finally:
+                self._llm_pool.release(stream)
+            lp_llm = fusion.log_probs(rows, params.temperature)
+            _check_finite(lp_llm)
+            lp_tok = lp_llm[
+                torch.arange(len(block)), torch.tensor(block, dtype=torch.long)
+            ].double()
+            if eos_seg:  # P_L(end of answer): every end token counts
+                lp_tok[-1] = torch.logsumexp(lp_llm[len(block) - 1, eos_ids].double(), 0)
+            lp_seg = (
+                torch.stack([lp_tok[s.tok_lo : s.tok_hi].sum() for s in segs])
+                if segs
+                else lp_tok[:0]
+            )
+            gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+            if params.target == "llm" and params.greedy:
+                argmax = lp_llm[: len(block)].argmax(dim=-1).tolist()
+                passed = [
+                    all(
+                        argmax[t] == block[t] or (argmax[t] in eos_ids and block[t] in eos_ids)
+                        for t in range(s.tok_lo, s.tok_hi)
+                    )
+                    for s in segs
+                ]
+                n_seg = passed.index(False) if False in passed else len(passed)
+            else:
+                ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
+                lp0_seg = (
+                    torch.stack([ctxfree[s.unit_lo : s.unit_hi].sum() for s in segs])
+                    if segs
+                    else ctxfree[:0]
+                )
+                lam = 1.0 if params.target == "llm" else params.lam
+                n_units = [s.unit_hi - s.unit_lo for s in segs]
+                n_seg = _text.accept_segments(lp_seg, lp0_seg, n_units, lam, params.greedy, gen)
+            n_accepted = segs[n_seg - 1].unit_hi if n_seg else 0
+            tok_pos = segs[n_seg - 1].tok_hi if n_seg else 0
+            char_pos = segs[n_seg - 1].end if n_seg else len(p_text)
+            context_ids = ids[: j0 + tok_pos]
+            row = lp_llm[tok_pos]
+            if not n_seg and ends[j0] < char_pos:
+                # The prefix ends inside one of the cloud's tokens of prefix + draft: read the
+                # prefix alone, so that the candidates start exactly where the draft did.
+                context_ids = llm.encode(p_text)
+                stream = self._llm_pool.acquire(prompt_ids + context_ids)
+                try:
+                    logits = stream.logits(prompt_ids + context_ids)[0]
+                finally:
+                    self._llm_pool.release(stream)
+                row = fusion.log_probs(logits, params.temperature)
+                _check_finite(row)
+            strings, logprobs = _text.candidate_strings(
+                llm, row, prompt_ids + context_ids, "", params.top_k
+            )
+        return VerifyResponse(
+            request_id=request.request_id,
+            n_accepted=n_accepted,
+            top_k=TopK(strings=strings, logprobs=logprobs),
+            usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(block) + 1),
         )
 
     def _ctxfree(
@@ -140,3 +250,11 @@ class VerifierCore:
             self._slm_pool.release(stream)
         lp = fusion.log_probs(rows, temperature)
         return lp[torch.arange(len(draft)), torch.tensor(draft)].double()
+
+
+def _check_finite(lp: torch.Tensor) -> None:
+    if torch.isnan(lp).any():
+        raise ProtocolError(
+            "the cloud model produced NaN scores: a temperature this close to 0 overflows "
+            "(use a larger temperature, or greedy=True), or the model's weights are broken"
+        )

@@ -60,13 +60,16 @@ class TokenIds(_Wire):
 class Text(_Wire):
     """A span as text (cross-vocabulary mode).
 
-    ``offsets`` (drafts only) are the character offsets where each device token ends, strictly
-    increasing, the last equal to ``len(text)``; empty for a prefix.
+    ``offsets`` (drafts only) are the character offsets where each draft unit ends, strictly
+    increasing, the last equal to ``len(text)``; empty for a prefix. A unit is one device token,
+    or a few that only together complete a character (partial UTF-8). ``eos`` (drafts only) adds
+    one more unit after the text: the device ends its answer there.
     """
 
     kind: Literal["text"] = "text"
     text: str = Field(default="", max_length=4_000_000)
     offsets: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=MAX_DRAFT)
+    eos: bool = False
 
     @model_validator(mode="after")
     def _check_offsets(self) -> Text:
@@ -125,6 +128,8 @@ class VerifyRequest(_Wire):
             raise ValueError(f"a draft holds at most {MAX_DRAFT} tokens")
         if isinstance(self.draft, Text) and self.draft.text and not self.draft.offsets:
             raise ValueError("a text draft needs offsets marking each device token")
+        if isinstance(self.prefix, Text) and (self.prefix.offsets or self.prefix.eos):
+            raise ValueError("a text prefix carries neither offsets nor eos")
         if self.ctxfree_logprobs is not None:
             if len(self.ctxfree_logprobs) != n:
                 raise ValueError("ctxfree_logprobs must have one entry per draft token")
@@ -138,7 +143,7 @@ class VerifyRequest(_Wire):
         """Number of draft units (device tokens)."""
         if isinstance(self.draft, TokenIds):
             return len(self.draft.ids)
-        return len(self.draft.offsets)
+        return len(self.draft.offsets) + int(self.draft.eos)
 
 
 class TopK(_Wire):

@@ -36,7 +36,13 @@ __all__ = [
     "run_length_bench",
 ]
 
-METHODS: tuple[Method, ...] = ("device_only", "cloud_only", "token_fusion", "speculative", "specsteer")
+METHODS: tuple[Method, ...] = (
+    "device_only",
+    "cloud_only",
+    "token_fusion",
+    "speculative",
+    "specsteer",
+)
 
 BENCH_PROMPTS: tuple[str, ...] = (
     "Suggest a dinner I could cook tonight.",
@@ -242,13 +248,20 @@ def run_all(
         ("SmolLM2-135M on both sides, token-id mode", smol, smol),
     ):
         eb = run_engine_bench(
-            dev, cld, pair=pair, prompts=prompts, context=context, max_new_tokens=n_tokens,
+            dev,
+            cld,
+            pair=pair,
+            prompts=prompts,
+            context=context,
+            max_new_tokens=n_tokens,
             progress=note,
         )
         sections.append(render_engine(eb))
         console.print(render_engine(eb))
     lengths = (64, 256) if quick else (64, 512)
-    lb = run_length_bench(smol, smol, pair="SmolLM2-135M on both sides", lengths=lengths, context=context)
+    lb = run_length_bench(
+        smol, smol, pair="SmolLM2-135M on both sides", lengths=lengths, context=context
+    )
     sections.append(render_lengths(lb))
     console.print(render_lengths(lb))
 

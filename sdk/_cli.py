@@ -168,7 +168,9 @@ def bench(
 def serve(
     llm: Annotated[
         str | None,
-        typer.Option(help="The cloud model: a HF model folder or .gguf file (default Gemma 3 270M)."),
+        typer.Option(
+            help="The cloud model: a HF model folder or .gguf file (default Gemma 3 270M)."
+        ),
     ] = None,
     slm: Annotated[
         str | None, typer.Option(help="A copy of the public device model (folder or .gguf).")
@@ -213,18 +215,42 @@ def _store() -> Any:
     return MemoryStore()
 
 
+ReinstateOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Let a forgotten user store memories again (under a new key; "
+        "what was forgotten stays lost)."
+    ),
+]
+
+
+def _fail_forgotten(user: str) -> None:
+    err.print(
+        f"[bold red]error:[/] user {user!r} was forgotten (their key was destroyed), so nothing "
+        "was stored; pass --reinstate to store memories for this user again"
+    )
+    raise typer.Exit(code=2)
+
+
 @memory_app.command("add")
 def memory_add(
     texts: Annotated[list[str], typer.Argument(help="One or more memories to store.")],
     user: UserOpt = "me",
     ttl: Annotated[float | None, typer.Option(help="Seconds until the memory expires.")] = None,
+    reinstate: ReinstateOpt = False,
 ) -> None:
     """Store memories (encrypted; identical text is stored once)."""
+    from specsteer.memory import UserForgottenError
+
     try:
         store = _store()
+        if reinstate:
+            store.reinstate_user(user)
         for text in texts:
             memory = store.add(user, text, ttl=ttl)
             console.print(f"stored {memory.id}")
+    except UserForgottenError:
+        _fail_forgotten(user)
     except SpecSteerError as e:
         _fail(e)
 
@@ -267,8 +293,18 @@ def memory_forget(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Forget a user: destroy their key (crypto-shredding) and delete their memories."""
-    if not yes and not typer.confirm(f"Forget every memory of {user!r}? This cannot be undone"):
-        raise typer.Exit(code=1)
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Forget every memory of {user!r}? This cannot be undone")
+        except typer.Abort:  # no answer: stdin closed (not a terminal) or Ctrl-C
+            err.print(
+                "[bold red]error:[/] no answer to the confirmation question, so nothing was "
+                "forgotten; pass --yes to forget without being asked"
+            )
+            raise typer.Exit(code=2) from None
+        if not confirmed:
+            console.print("nothing was forgotten")
+            raise typer.Exit(code=1)
     try:
         _store().forget_user(user)
     except SpecSteerError as e:
@@ -295,10 +331,19 @@ def memory_export(
 def memory_import(
     path: Annotated[Path, typer.Argument(help="JSONL file from `memory export`.")],
     user: UserOpt = "me",
+    reinstate: ReinstateOpt = False,
 ) -> None:
     """Import memories from a JSONL export."""
+    from specsteer.memory import UserForgottenError
+
     try:
-        n = _store().import_(user, path)
+        store = _store()
+        if reinstate:
+            store.reinstate_user(user)
+        n = store.import_(user, path)
+    except UserForgottenError:
+        _fail_forgotten(user)
+        return
     except SpecSteerError as e:
         _fail(e)
         return
@@ -321,7 +366,9 @@ def audit_show(
     from specsteer.privacy import audit_show as show
 
     try:
-        console.print(show(log, last=last, payloads=payloads), markup=False, highlight=False)
+        # soft_wrap: payloads print as the exact bytes sent, never broken at the console width.
+        text = show(log, last=last, payloads=payloads)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
     except SpecSteerError as e:
         _fail(e)
 
@@ -346,7 +393,7 @@ def audit_verify(
     except SpecSteerError as e:
         _fail(e)
         return
-    console.print(report.summary(), markup=False, highlight=False)
+    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(code=1)
 

@@ -27,13 +27,20 @@ import torch
 from specsteer import fusion
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
-from specsteer._errors import CloudError, ConfigurationError, InvalidInputError, PrivacyViolation
+from specsteer._errors import (
+    CloudError,
+    ConfigurationError,
+    InvalidInputError,
+    PrivacyViolation,
+    ProtocolError,
+)
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends._base import KVStream, ModelBackend
 from specsteer.cloud_adapter import (
     ChatMessage,
     CloudVerifier,
     InProcessVerifier,
+    Text,
     TokenIds,
     VerifyParams,
     VerifyRequest,
@@ -46,6 +53,26 @@ __all__ = ["DEFAULT_SYSTEM_PROMPT", "Decoder", "Prompt", "build_prompt"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
+
+#: How drafts travel: token ids (shared tokenizer) or text (cross-vocabulary mode).
+Wire = Literal["auto", "ids", "text"]
+
+#: The replacement character a decoder emits for an incomplete UTF-8 sequence.
+_PARTIAL = "\ufffd"
+
+#: Extra tokens a text-mode draft may take to complete a character split over several tokens.
+_MAX_COMPLETION = 8
+
+
+@dataclass(frozen=True)
+class _TextDraft:
+    """A draft cut into units for the wire: each unit is a run of device tokens ending on a
+    complete character."""
+
+    tokens: list[int]  # the draft tokens that travel (a trailing incomplete run is dropped)
+    counts: list[int]  # device tokens per unit, the end-of-answer unit included
+    span: Text
+
 
 #: Hook that carries a request out of the device and returns the cloud's answer.
 SendHook = Callable[[VerifyRequest, CloudVerifier], VerifyResponse]
@@ -145,6 +172,10 @@ class Decoder:
         send: hook that carries each request out; default calls ``cloud.verify``.
         egress: the privacy layer's door (screens the prompt and each draft, audits and sends
             every request); ``None`` sends requests unscreened.
+        wire: ``'ids'`` sends token ids (device and cloud share a tokenizer), ``'text'`` sends
+            text (cross-vocabulary mode, any pair of models); ``'auto'`` picks ``'text'`` when the
+            cloud model is in this process and its tokenizer differs from the device's, else
+            ``'ids'``.
     """
 
     def __init__(
@@ -156,7 +187,10 @@ class Decoder:
         model: str = "default",
         send: SendHook | None = None,
         egress: PrivateEgress | None = None,
+        wire: Wire = "auto",
     ) -> None:
+        if wire not in ("auto", "ids", "text"):
+            raise ConfigurationError(f"wire must be 'auto', 'ids' or 'text', not {wire!r}")
         self.device = device
         self.cloud = cloud
         if cloud_backend is None and isinstance(cloud, InProcessVerifier):
@@ -165,6 +199,15 @@ class Decoder:
         self.model = model
         self.send = send
         self.egress = egress
+        if wire == "auto":
+            wire = "ids"
+            if cloud_backend is not None:
+                mine, theirs = device.tokenizer_fingerprint(), cloud_backend.tokenizer_fingerprint()
+                if mine is None or theirs is None:
+                    wire = "ids" if device.vocab_size == cloud_backend.vocab_size else "text"
+                elif mine != theirs:
+                    wire = "text"
+        self.wire: Literal["ids", "text"] = wire
         self._private = device.stream()
         self._public = device.stream()
 
@@ -245,7 +288,22 @@ class Decoder:
             drafter_ids = (
                 public_ids + run.pub_out if method == "speculative" else private_ids + run.out
             )
-            draft, lp_draft_rows = self._draft(drafter, drafter_ids, k, run, draft_gen, eos)
+            text_mode = self.wire == "text"
+            incomplete = None
+            if text_mode:
+                pub_out = list(run.pub_out)
+
+                def incomplete(d: list[int], pub_out: list[int] = pub_out) -> bool:
+                    return self._wire_text(pub_out + d).endswith(_PARTIAL)
+
+            draft, lp_draft_rows = self._draft(
+                drafter, drafter_ids, k, run, draft_gen, eos, incomplete
+            )
+            tdraft: _TextDraft | None = None
+            if text_mode:
+                tdraft = self._text_draft(run.pub_out, draft, eos)
+                draft = tdraft.tokens
+                lp_draft_rows = lp_draft_rows[: len(draft)]
             if draft and self._keep_local(run, draft, eos, emit):
                 run.device_s += time.perf_counter() - t
                 continue
@@ -261,12 +319,19 @@ class Decoder:
             run.device_s += time.perf_counter() - t
 
             # Verify (cloud).
+            prefix_span: TokenIds | Text = TokenIds(ids=run.pub_out)
+            draft_span: TokenIds | Text = TokenIds(ids=draft)
+            if tdraft is not None:
+                prefix_span = Text(text=self._wire_text(run.pub_out))
+                draft_span = tdraft.span
+                if ctxfree_lp is not None:
+                    ctxfree_lp = _sum_units(ctxfree_lp, tdraft.counts)
             request = VerifyRequest(
                 request_id=uuid.uuid4().hex,
                 model=self.model,
                 prompt=list(public_msgs),
-                prefix=TokenIds(ids=run.pub_out),
-                draft=TokenIds(ids=draft),
+                prefix=prefix_span,
+                draft=draft_span,
                 ctxfree_logprobs=ctxfree_lp if ctxfree_lp is not None else None,
                 params=VerifyParams(
                     lam=1.0 if method == "speculative" else cfg.lam,
@@ -283,6 +348,8 @@ class Decoder:
                     self._keep_local(run, draft, eos, emit, force=True)
                 continue  # or the cloud failed: device-only from here on
             n = response.n_accepted
+            if tdraft is not None:  # units -> device tokens
+                n = sum(tdraft.counts[:n])
 
             # Recover (device).
             t = time.perf_counter()
@@ -291,7 +358,39 @@ class Decoder:
             ends_with_eos = bool(accepted) and accepted[-1] in eos
             all_passed = n == len(draft) and len(draft) > 0
             recovered = not ends_with_eos and (not all_passed or cfg.bonus_token)
-            if recovered:
+            if recovered and response.top_k.strings is not None:
+                if method == "speculative":
+                    rows_needed: tuple[torch.Tensor | None, ...] = (
+                        None
+                        if all_passed
+                        else (
+                            lp_draft_rows[n]
+                            if n < len(draft)
+                            else self._row(self._public, public_ids + run.pub_out + draft, cfg)
+                        ),
+                        None,
+                    )
+                else:
+                    rows_needed = (
+                        lp_draft_rows[n]
+                        if n < len(draft)
+                        else self._row(self._private, private_ids + run.out + draft, cfg),
+                        ctxfree_rows[n]
+                        if ctxfree_rows is not None
+                        else self._row(self._public, public_ids + run.pub_out + accepted, cfg),
+                    )
+                new.extend(
+                    self._recover_text(
+                        response.top_k.strings,
+                        response.top_k.logprobs,
+                        rows_needed[0],
+                        rows_needed[1],
+                        method,
+                        cfg,
+                        recover_gen,
+                    )
+                )
+            elif recovered:
                 topk_ids = torch.tensor(response.top_k.ids or [], dtype=torch.long)
                 topk_lp = torch.tensor(response.top_k.logprobs, dtype=torch.float64)
                 if method == "speculative":
@@ -338,19 +437,106 @@ class Decoder:
         run: _Run,
         gen: torch.Generator,
         eos: frozenset[int],
+        incomplete: Callable[[list[int]], bool] | None = None,
     ) -> tuple[list[int], torch.Tensor]:
-        """Draft up to ``k`` tokens; returns them and their ``[len, V]`` log-prob rows."""
+        """Draft up to ``k`` tokens; returns them and their ``[len, V]`` log-prob rows.
+
+        With ``incomplete`` (text mode), drafting goes on for a few tokens past ``k`` while the
+        draft ends inside a character, so that it carries at least one whole unit.
+        """
         draft: list[int] = []
         rows: list[torch.Tensor] = []
-        for _ in range(k):
+        room = run.config.max_new_tokens - len(run.out)
+        limit = k
+        while len(draft) < limit:
             lp = fusion.log_probs(stream.logits(ids + draft)[0], run.config.temperature)
             tok = fusion.draft_token(lp, run.config.greedy, gen)
             rows.append(lp)
             draft.append(tok)
             if tok in eos:
                 break
+            if (
+                len(draft) == limit
+                and incomplete is not None
+                and limit < min(k + _MAX_COMPLETION, room)
+                and incomplete(draft)
+            ):
+                limit += 1
         stacked = torch.stack(rows) if rows else torch.zeros(0, self.device.vocab_size)
         return draft, stacked
+
+    def _wire_text(self, ids: list[int]) -> str:
+        """The device's text of ``ids`` as it travels: special tokens written out."""
+        return self.device.decode(ids, skip_special_tokens=False)
+
+    def _text_draft(self, pub_out: list[int], draft: list[int], eos: frozenset[int]) -> _TextDraft:
+        """Cut ``draft`` into units that end on complete characters (text mode)."""
+        end = bool(draft) and draft[-1] in eos
+        body = draft[:-1] if end else draft
+        prefix = self._wire_text(pub_out)
+        last = prefix
+        offsets: list[int] = []
+        counts: list[int] = []
+        pending = 0
+        for i in range(len(body)):
+            pending += 1
+            text = self._wire_text(pub_out + body[: i + 1])
+            if len(text) > len(last) and text.startswith(last) and not text.endswith(_PARTIAL):
+                offsets.append(len(text) - len(prefix))
+                counts.append(pending)
+                pending, last = 0, text
+        if pending:  # the draft ends inside a character: those tokens wait for the next round
+            body, end = body[: len(body) - pending], False
+        if end:
+            counts.append(1)
+        tokens = [*body, draft[-1]] if end else body
+        return _TextDraft(
+            tokens=tokens,
+            counts=counts,
+            span=Text(text=last[len(prefix) :], offsets=offsets, eos=end),
+        )
+
+    def _recover_text(
+        self,
+        strings: list[str],
+        lp_llm: list[float],
+        row: torch.Tensor | None,
+        ctxfree_row: torch.Tensor | None,
+        method: str,
+        cfg: GenerationConfig,
+        gen: torch.Generator,
+    ) -> list[int]:
+        """Pick one of the cloud's candidate strings; returns its device tokens.
+
+        Each string is scored on the device by its first device token (``""`` is the end of the
+        answer); strings the device tokenizer renders as nothing are dropped.
+
+        Args:
+            row: ``[V]`` the device's log-probabilities at the position: with the private
+                context (SpecSteer, token fusion), or the drafter's (speculative; ``None`` for the
+                bonus token, drawn from the cloud's distribution alone).
+            ctxfree_row: ``[V]`` the context-free log-probabilities (steered methods).
+        """
+        toks: list[list[int]] = []
+        keep: list[int] = []
+        for i, text in enumerate(strings):
+            ids = [self.device.end_token_id] if text == "" else self.device.encode(text)
+            if ids:
+                toks.append(ids)
+                keep.append(i)
+        if not toks:
+            raise ProtocolError("none of the cloud's candidates is text the device can write")
+        first = torch.tensor([ids[0] for ids in toks], dtype=torch.long)
+        lp_l = torch.tensor([lp_llm[i] for i in keep], dtype=torch.float64)
+        if method == "speculative":
+            lp0 = torch.full((len(toks),), -torch.inf) if row is None else row[first]
+            choice = fusion.recover_residual_index(lp_l, lp0, cfg.greedy, gen)
+        else:
+            assert row is not None and ctxfree_row is not None
+            choice = fusion.recover_index(
+                lp_l, row[first], ctxfree_row[first], cfg.beta, cfg.greedy, gen
+            )
+        return toks[choice]
 
     def _keep_local(
         self,
@@ -483,6 +669,16 @@ class Decoder:
             stats=stats,
             privacy=self.egress.report() if self.egress is not None else None,
         )
+
+
+def _sum_units(values: list[float], counts: list[int]) -> list[float]:
+    """Sum per-token values into per-unit values."""
+    out: list[float] = []
+    i = 0
+    for c in counts:
+        out.append(min(0.0, sum(values[i : i + c])))
+        i += c
+    return out
 
 
 def _gather(rows: torch.Tensor, ids: list[int]) -> list[float]:

@@ -86,6 +86,23 @@ def load_gemma3_270m(cache_dir: str | os.PathLike[str] | None = None) -> Transfo
         cache_dir: where the assembled GGUF and converted weights live
             (default ``$SPECSTEER_HOME/models``).
     """
-    return TransformersBackend.from_gguf(
+    backend = TransformersBackend.from_gguf(
         gemma3_270m_gguf_path(cache_dir), cache_dir=cache_dir, name="gemma-3-270m"
     )
+    if not getattr(backend.tokenizer, "chat_template", None):
+        backend.tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    return backend
+
+
+#: Gemma 3's turn format (its GGUF carries none): the system text opens the first user turn.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set first = messages[0]['content'] | trim + '\\n\\n' %}{% set rest = messages[1:] %}"
+    "{% else %}{% set first = '' %}{% set rest = messages %}{% endif %}"
+    "{% for m in rest %}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' }}"
+    "{{ (first if loop.first else '') + (m['content'] | trim) + '<end_of_turn>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)

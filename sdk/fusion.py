@@ -29,7 +29,9 @@ __all__ = [
     "fused_scores",
     "log_probs",
     "recover",
+    "recover_index",
     "recover_residual",
+    "recover_residual_index",
     "sample_or_argmax",
     "verify_draft",
     "verify_draft_exact",
@@ -184,6 +186,22 @@ def recover(
     return int(ids[sample_or_argmax(scores, greedy, generator)].item())
 
 
+def recover_index(
+    lp_llm_topk: torch.Tensor,
+    lp_private_topk: torch.Tensor,
+    lp_ctxfree_topk: torch.Tensor,
+    beta: float,
+    greedy: bool,
+    generator: torch.Generator | None = None,
+) -> int:
+    """:func:`recover` over candidates given by their scores (cross-vocabulary mode, where the
+    candidates are strings): returns the chosen candidate's index. All tensors ``[k]``."""
+    assert lp_llm_topk.dim() == 1 and lp_llm_topk.shape == lp_private_topk.shape
+    assert lp_private_topk.shape == lp_ctxfree_topk.shape, "expected [k] tensors"
+    scores = fused_scores(lp_llm_topk, lp_private_topk, lp_ctxfree_topk, beta)
+    return sample_or_argmax(scores, greedy, generator)
+
+
 def recover_residual(
     topk_ids: torch.Tensor,
     lp_llm_topk: torch.Tensor,
@@ -203,9 +221,20 @@ def recover_residual(
     """
     assert topk_ids.dim() == 1 and topk_ids.shape == lp_llm_topk.shape
     ids = topk_ids.long()
+    return int(ids[recover_residual_index(lp_llm_topk, lp_ctxfree[ids], greedy, generator)].item())
+
+
+def recover_residual_index(
+    lp_llm_topk: torch.Tensor,
+    lp_ctxfree_topk: torch.Tensor,
+    greedy: bool,
+    generator: torch.Generator | None = None,
+) -> int:
+    """:func:`recover_residual` over candidates given by their scores; returns an index."""
+    assert lp_llm_topk.dim() == 1 and lp_llm_topk.shape == lp_ctxfree_topk.shape
     if greedy:
-        return int(ids[int(torch.argmax(lp_llm_topk).item())].item())
-    residual = torch.clamp(lp_llm_topk.double().exp() - lp_ctxfree[ids].double().exp(), min=0.0)
+        return int(torch.argmax(lp_llm_topk).item())
+    residual = torch.clamp(lp_llm_topk.double().exp() - lp_ctxfree_topk.double().exp(), min=0.0)
     weights = residual if float(residual.sum()) > 0 else lp_llm_topk.double().exp()
     choice = torch.multinomial(weights / weights.sum(), 1, generator=generator)
-    return int(ids[int(choice.item())].item())
+    return int(choice.item())

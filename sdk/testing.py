@@ -7,6 +7,8 @@ seed give identical models.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from specsteer.backends._transformers import TransformersBackend
@@ -276,15 +278,37 @@ _TEMPLATE = (
 )
 
 
-def tiny_tokenizer(words: tuple[str, ...] = TINY_WORDS) -> object:
-    """A word-level ``PreTrainedTokenizerFast`` with a chat template, built in code."""
+def tiny_tokenizer(
+    words: tuple[str, ...] = TINY_WORDS, *, family: Literal["words", "pieces"] = "words"
+) -> object:
+    """A ``PreTrainedTokenizerFast`` with a chat template, built in code.
+
+    Args:
+        words: the ordinary words it can write.
+        family: ``'words'``, one token per word; ``'pieces'``, each word cut into pieces of up
+            to three characters (``dinner`` -> ``din ##ner``), a different tokenizer of the same
+            text, for cross-vocabulary tests.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab: dict[str, int] = {}
-    for tok in (*_SPECIAL, *words, *".,!?'0123456789"):
-        vocab.setdefault(tok, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    if family == "pieces":
+        for tok in _SPECIAL:
+            vocab.setdefault(tok, len(vocab))
+        for w in (*words, *".,!?'0123456789"):
+            for i in range(0, len(w), 3):
+                vocab.setdefault(w[i : i + 3] if i == 0 else "##" + w[i : i + 3], len(vocab))
+        model: models.Model = models.WordPiece(
+            vocab=vocab, unk_token="<unk>", max_input_chars_per_word=100
+        )
+    elif family == "words":
+        for tok in (*_SPECIAL, *words, *".,!?'0123456789"):
+            vocab.setdefault(tok, len(vocab))
+        model = models.WordLevel(vocab=vocab, unk_token="<unk>")
+    else:
+        raise ValueError(f"family must be 'words' or 'pieces', not {family!r}")
+    core = Tokenizer(model)
     core.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
     )
@@ -309,6 +333,7 @@ def tiny_backend(
     sharpness: float = 20.0,
     name: str | None = None,
     words: tuple[str, ...] = TINY_WORDS,
+    family: Literal["words", "pieces"] = "words",
 ) -> TransformersBackend:
     """A tiny random Llama over :func:`tiny_tokenizer`, deterministic for a given ``seed``.
 
@@ -317,10 +342,12 @@ def tiny_backend(
         sharpness: scales the output layer so next-token distributions are peaked rather than
             near-uniform (clear argmaxes, as in a trained model).
         words: the tokenizer's ordinary words (see :func:`tiny_tokenizer`).
+        family: the tokenizer family (see :func:`tiny_tokenizer`); models of different
+            families need cross-vocabulary mode.
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = tiny_tokenizer(words)
+    tok = tiny_tokenizer(words, family=family)
     config = LlamaConfig(
         vocab_size=len(tok),  # type: ignore[arg-type]
         hidden_size=hidden_size,

@@ -35,6 +35,22 @@ class ModelBackend(ABC):
     def eos_token_ids(self) -> frozenset[int]:
         """Token ids that end a generation."""
 
+    @property
+    def end_token_id(self) -> int:
+        """The token that ends an answer (the chat template's end of turn), one of
+        :attr:`eos_token_ids`."""
+        return min(self.eos_token_ids)
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+        """Tokens of ``text`` with the character span each covers, or ``None`` when the
+        tokenizer cannot say (callers then align by decoding)."""
+        return None
+
+    def tokenizer_fingerprint(self) -> str | None:
+        """A digest of the vocabulary: equal digests mean token ids mean the same text.
+        ``None`` when unknown."""
+        return None
+
     @abstractmethod
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
         """Run ``ids`` on top of ``cache``.

@@ -38,6 +38,7 @@ class TransformersBackend(ModelBackend):
     def __init__(self, model: Any, tokenizer: Any, *, name: str | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self._fingerprint: str | None = None
         self.name = name or str(getattr(model.config, "_name_or_path", "") or "model")
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -168,6 +169,20 @@ class TransformersBackend(ModelBackend):
     def eos_token_ids(self) -> frozenset[int]:
         return self._eos
 
+    @property
+    def end_token_id(self) -> int:
+        eos = self.tokenizer.eos_token_id
+        return int(eos) if eos in self._eos else min(self._eos)
+
+    def tokenizer_fingerprint(self) -> str | None:
+        import hashlib
+        import json
+
+        if self._fingerprint is None:
+            vocab = sorted(self.tokenizer.get_vocab().items())
+            self._fingerprint = hashlib.sha256(json.dumps(vocab).encode()).hexdigest()
+        return self._fingerprint
+
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
         from transformers import DynamicCache
 
@@ -206,6 +221,12 @@ class TransformersBackend(ModelBackend):
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+        if not getattr(self.tokenizer, "is_fast", False):
+            return None
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))

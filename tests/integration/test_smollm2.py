@@ -71,3 +71,32 @@ def test_identical_models_without_context_equal_plain_greedy(smollm2: Transforme
     assert spec.token_ids == device.token_ids
     assert spec.stats.acceptance_rate == 1.0
     assert "Paris" in spec.text
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_text_mode_equals_id_mode_on_smollm2_against_itself(
+    smollm2: TransformersBackend, greedy: bool
+) -> None:
+    prompt = build_prompt("Write a short note to my sister about dinner on Friday.", CONTEXT)
+    cfg = GenerationConfig(max_new_tokens=40, greedy=greedy, seed=3, lam=0.5)
+    by_ids = Decoder(smollm2, InProcessVerifier(smollm2), wire="ids").generate(prompt, cfg)
+    by_text = Decoder(smollm2, InProcessVerifier(smollm2), wire="text").generate(prompt, cfg)
+    assert by_text.stats.fallback is None and by_text.stats.cloud_calls > 0
+    assert by_text.token_ids == by_ids.token_ids
+    assert by_text.stats.rounds == by_ids.stats.rounds
+
+
+def test_text_units_hold_whole_characters(smollm2: TransformersBackend) -> None:
+    """An emoji is several byte-level tokens: the draft carries it as one unit, never half."""
+    from specsteer.cloud_adapter import Text
+
+    decoder = Decoder(smollm2, InProcessVerifier(smollm2), wire="text")
+    ids = smollm2.encode(" Happy birthday 🎂🎉 Lena")
+    draft = decoder._text_draft([], ids, smollm2.eos_token_ids)
+    assert isinstance(draft.span, Text)
+    assert draft.span.text == " Happy birthday 🎂🎉 Lena"
+    assert sum(draft.counts) == len(ids) and len(draft.counts) < len(ids)
+    cuts = [draft.span.text[:o] for o in draft.span.offsets]
+    assert all("\ufffd" not in c for c in cuts)
+    half = decoder._text_draft([], ids[:5], smollm2.eos_token_ids)
+    assert "\ufffd" not in half.span.text and sum(half.counts) == len(half.tokens) <= 5

@@ -44,7 +44,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"chroma server exited with {proc.returncode}; see {data / 'server.log'}")
+                pytest.fail(
+                    f"chroma server exited with {proc.returncode}; see {data / 'server.log'}"
+                )
             try:
                 if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
                     break

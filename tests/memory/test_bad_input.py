@@ -32,7 +32,11 @@ CASES: list[tuple[str, Call, str]] = [
     ("metadata None value", lambda s: s.add("alice", "x", {"a": None}), "use str, int"),
     ("metadata NaN", lambda s: s.add("alice", "x", {"a": float("nan")}), "finite"),
     ("metadata key not str", lambda s: s.add("alice", "x", {1: "a"}), "non-empty str"),
-    ("too many metadata keys", lambda s: s.add("alice", "x", {str(i): i for i in range(33)}), "limit"),
+    (
+        "too many metadata keys",
+        lambda s: s.add("alice", "x", {str(i): i for i in range(33)}),
+        "limit",
+    ),
     ("negative ttl", lambda s: s.add("alice", "x", ttl=-1), "positive number"),
     ("ttl as text", lambda s: s.add("alice", "x", ttl="1h"), "positive number"),
     ("k zero", lambda s: s.search("alice", "x", k=0), "k must be"),
@@ -40,15 +44,31 @@ CASES: list[tuple[str, Call, str]] = [
     ("min_score out of range", lambda s: s.search("alice", "x", min_score=2), "min_score"),
     ("empty query", lambda s: s.search("alice", ""), "query is empty"),
     ("where not a dict", lambda s: s.search("alice", "x", where="topic"), "non-empty dict"),
-    ("unknown operator", lambda s: s.search("alice", "x", where={"a": {"$like": 1}}), "unknown filter"),
-    ("two operators", lambda s: s.search("alice", "x", where={"a": {"$eq": 1, "$ne": 2}}), "exactly one"),
+    (
+        "unknown operator",
+        lambda s: s.search("alice", "x", where={"a": {"$like": 1}}),
+        "unknown filter",
+    ),
+    (
+        "two operators",
+        lambda s: s.search("alice", "x", where={"a": {"$eq": 1, "$ne": 2}}),
+        "exactly one",
+    ),
     ("empty $in", lambda s: s.search("alice", "x", where={"a": {"$in": []}}), "non-empty list"),
     ("memory id not str", lambda s: s.get("alice", 7), "memory_id"),
     ("add_many given one str", lambda s: s.add_many("alice", "text"), "for one text use add"),
     ("add_many bad item", lambda s: s.add_many("alice", ["ok", ""]), "item 1"),
     ("notes wrong type", lambda s: s.ingest_notes("alice", 12), "notes must be"),
-    ("notes missing path", lambda s: s.ingest_notes("alice", Path("/nonexistent/x")), "does not exist"),
-    ("chunk too small", lambda s: s.ingest_notes("alice", "x", max_chunk_chars=1), "max_chunk_chars"),
+    (
+        "notes missing path",
+        lambda s: s.ingest_notes("alice", Path("/nonexistent/x")),
+        "does not exist",
+    ),
+    (
+        "chunk too small",
+        lambda s: s.ingest_notes("alice", "x", max_chunk_chars=1),
+        "max_chunk_chars",
+    ),
     ("transcript wrong type", lambda s: s.ingest_transcript("alice", 5), "transcript must be"),
 ]
 

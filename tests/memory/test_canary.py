@@ -100,7 +100,9 @@ def test_forget_without_purge_leaves_only_unopenable_ciphertext(specsteer_home: 
         assert b"alice" not in path.read_bytes() or path.suffix == ".forgotten"
 
 
-def test_server_store_keeps_no_plaintext(specsteer_home: Path, chroma_server: str, tmp_path: Path) -> None:
+def test_server_store_keeps_no_plaintext(
+    specsteer_home: Path, chroma_server: str, tmp_path: Path
+) -> None:
     from specsteer.privacy import Keyring
 
     store = MemoryStore(url=chroma_server, embedder=HashEmbedder(), keyring=Keyring())

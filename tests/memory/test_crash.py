@@ -46,7 +46,9 @@ def _ingest_and_kill(mode: str, batch: int, start: int, min_acks: int) -> list[s
     deadline = time.monotonic() + 120
     while len(acked) < min_acks:
         line = proc.stdout.readline()
-        assert line, f"child exited early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+        assert line, (
+            f"child exited early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+        )
         acked.append(line.strip())
         assert time.monotonic() < deadline, "child too slow"
     os.kill(proc.pid, signal.SIGKILL)

@@ -12,7 +12,9 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 SKIP = "# not run:"
 
 
-def test_doc_examples_run(specsteer_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doc_examples_run(
+    specsteer_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     blocks = BLOCK.findall(DOC.read_text(encoding="utf-8"))
     runnable = [b for b in blocks if not b.startswith(SKIP)]

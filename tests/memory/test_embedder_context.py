@@ -24,10 +24,22 @@ from specsteer.memory import (
 def test_public_api_is_deliberate() -> None:
     assert sorted(memory.__all__) == sorted(
         [
-            "EXPORT_FORMAT", "KEEP", "ContextBlock", "CorruptedMemoryError", "Embedder",
-            "HashEmbedder", "Memory", "MemoryInput", "MemoryNotFoundError", "MemoryStore",
-            "MetadataValue", "SearchHit", "SentenceTransformerEmbedder", "UserForgottenError",
-            "build_context", "bundled_minilm_path",
+            "EXPORT_FORMAT",
+            "KEEP",
+            "ContextBlock",
+            "CorruptedMemoryError",
+            "Embedder",
+            "HashEmbedder",
+            "Memory",
+            "MemoryInput",
+            "MemoryNotFoundError",
+            "MemoryStore",
+            "MetadataValue",
+            "SearchHit",
+            "SentenceTransformerEmbedder",
+            "UserForgottenError",
+            "build_context",
+            "bundled_minilm_path",
         ]
     )
     for name in memory.__all__:
@@ -39,7 +51,12 @@ def test_hash_embedder_is_deterministic_normalized_and_meaningful() -> None:
     v = emb.embed(["I love green tea", "i LOVE green tea!", "tax return deadline", "..."])
     assert v.shape == (4, 128) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(v, HashEmbedder(dim=128).embed(["I love green tea", "i LOVE green tea!", "tax return deadline", "..."]))
+    np.testing.assert_array_equal(
+        v,
+        HashEmbedder(dim=128).embed(
+            ["I love green tea", "i LOVE green tea!", "tax return deadline", "..."]
+        ),
+    )
     assert v[0] @ v[1] > 0.99
     assert v[0] @ v[2] < 0.3
     assert emb.embed_one("green tea") @ v[0] > emb.embed_one("tax deadline") @ v[0]
@@ -72,7 +89,11 @@ def words(s: str) -> int:
 
 
 def test_context_block_most_relevant_first_within_budget() -> None:
-    hits = [_hit("likes jazz and blues", 0.2), _hit("allergic to peanuts", 0.9), _hit("lives in Oslo", 0.5)]
+    hits = [
+        _hit("likes jazz and blues", 0.2),
+        _hit("allergic to peanuts", 0.9),
+        _hit("lives in Oslo", 0.5),
+    ]
     block = build_context(hits, budget_tokens=100, count_tokens=words, header="Notes:")
     assert block.text == "Notes:\n- allergic to peanuts\n- lives in Oslo\n- likes jazz and blues"
     assert [h.score for h in block.hits] == [0.9, 0.5, 0.2]
@@ -93,7 +114,11 @@ def test_context_block_edges() -> None:
     tiny = build_context([_hit("x y z", 1.0)], budget_tokens=1, count_tokens=words)
     assert tiny.text == "" and tiny.hits == () and len(tiny.dropped) == 1
     custom = build_context(
-        [_hit("tea", 0.5)], budget_tokens=10, count_tokens=words, header="", item_format="* {text} ({score:.1f})"
+        [_hit("tea", 0.5)],
+        budget_tokens=10,
+        count_tokens=words,
+        header="",
+        item_format="* {text} ({score:.1f})",
     )
     assert custom.text == "* tea (0.5)"
     with pytest.raises(InvalidInputError):

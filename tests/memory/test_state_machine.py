@@ -70,7 +70,11 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
             if user in self.forgotten or not self.model[user]:
                 return
             text = data.draw(st.sampled_from(sorted(self.model[user].values())))
-            variants = [v for v in (text, text.upper(), f"  {text}  ") if normalize_text(v) == normalize_text(text)]
+            variants = [
+                v
+                for v in (text, text.upper(), f"  {text}  ")
+                if normalize_text(v) == normalize_text(text)
+            ]
             variant = data.draw(st.sampled_from(variants))
             m = self.store.add(user, variant)
             assert m.id in self._ids_with_text(user, text)
@@ -188,6 +192,8 @@ def test_state_machine_embedded(specsteer_home: Path) -> None:
 
 def test_state_machine_server(specsteer_home: Path, chroma_server: str) -> None:
     def factory(d: Path) -> MemoryStore:
-        return MemoryStore(url=chroma_server, embedder=HashEmbedder(dim=64), keyring=Keyring(d / "keys"))
+        return MemoryStore(
+            url=chroma_server, embedder=HashEmbedder(dim=64), keyring=Keyring(d / "keys")
+        )
 
     run_state_machine_as_test(make_machine(factory, specsteer_home / "sm"), settings=SETTINGS)

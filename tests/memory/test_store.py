@@ -46,7 +46,9 @@ def test_duplicates_are_stored_once(any_store: MemoryStore) -> None:
     first = any_store.add("alice", "I like green tea")
     again = any_store.add("alice", "  i LIKE   green tea ")
     assert again.id == first.id and again.text == "I like green tea"
-    batch = any_store.add_many("alice", ["I like green tea", "New fact", "new   FACT"], progress=False)
+    batch = any_store.add_many(
+        "alice", ["I like green tea", "New fact", "new   FACT"], progress=False
+    )
     assert batch[0].id == first.id
     assert batch[1].id == batch[2].id
     assert any_store.count("alice") == 2
@@ -81,12 +83,20 @@ def test_metadata_filters(any_store: MemoryStore) -> None:
     assert texts({"topic": "food"}) == {"peanut butter recipe"}
     assert texts({"year": 2024}) == {"peanut allergy", "peanut farm visit"}
     assert texts({"year": 2024.0}) == {"peanut allergy", "peanut farm visit"}
-    assert texts({"topic": {"$in": ["food", "travel"]}}) == {"peanut butter recipe", "peanut farm visit"}
+    assert texts({"topic": {"$in": ["food", "travel"]}}) == {
+        "peanut butter recipe",
+        "peanut farm visit",
+    }
     assert texts({"topic": {"$ne": "food"}}) == {"peanut allergy", "peanut farm visit"}
-    assert texts({"$or": [{"topic": "food"}, {"fav": True}]}) == {"peanut butter recipe", "peanut farm visit"}
+    assert texts({"$or": [{"topic": "food"}, {"fav": True}]}) == {
+        "peanut butter recipe",
+        "peanut farm visit",
+    }
     assert texts({"topic": "health", "year": 2023}) == set()
     assert texts({"fav": 1}) == set()  # True and 1 are different values
-    assert {m.text for m in any_store.memories("alice", where={"topic": "food"})} == {"peanut butter recipe"}
+    assert {m.text for m in any_store.memories("alice", where={"topic": "food"})} == {
+        "peanut butter recipe"
+    }
     with pytest.raises(InvalidInputError, match="range filter"):
         any_store.search("alice", "peanut", where={"year": {"$gt": 2000}})
 
@@ -156,7 +166,7 @@ def test_search_skips_expired_rows_and_still_fills_k(specsteer_home: Path) -> No
 
 def test_export_import_roundtrip_is_lossless(any_store: MemoryStore, tmp_path: Path) -> None:
     items = [
-        MemoryInput("Ünïcode text — with \"quotes\" and\nnewlines", {"k": "v", "f": 0.1 + 0.2}),
+        MemoryInput('Ünïcode text — with "quotes" and\nnewlines', {"k": "v", "f": 0.1 + 0.2}),
         MemoryInput("numbers", {"i": -(2**40), "b": False, "x": 1e-300}),
         MemoryInput("expiring", ttl=3600),
     ]
@@ -168,7 +178,9 @@ def test_export_import_roundtrip_is_lossless(any_store: MemoryStore, tmp_path: P
     assert json.loads(lines[0]) == EXPORT_FORMAT
     assert any_store.import_("dave", path, progress=False) == 3
     assert any_store.memories("dave") == any_store.memories("alice")
-    assert sorted(any_store.memories("dave"), key=lambda m: m.id) == sorted(stored, key=lambda m: m.id)
+    assert sorted(any_store.memories("dave"), key=lambda m: m.id) == sorted(
+        stored, key=lambda m: m.id
+    )
     # Importing twice replaces by id rather than duplicating.
     any_store.import_("dave", path, progress=False)
     assert any_store.count("dave") == 3
@@ -227,8 +239,16 @@ def test_ingest_notes_and_transcripts(embedded_store: MemoryStore, tmp_path: Pat
         {"role": "user", "content": "My sister is called Ingrid."},
     ]
     turns = embedded_store.ingest_transcript("bob", transcript, conversation="c1", progress=False)
-    assert [m.text for m in turns] == ["I'm vegetarian and I live in Oslo.", "My sister is called Ingrid."]
-    assert turns[1].metadata == {"source": "transcript", "role": "user", "turn": 3, "conversation": "c1"}
+    assert [m.text for m in turns] == [
+        "I'm vegetarian and I live in Oslo.",
+        "My sister is called Ingrid.",
+    ]
+    assert turns[1].metadata == {
+        "source": "transcript",
+        "role": "user",
+        "turn": 3,
+        "conversation": "c1",
+    }
     path = tmp_path / "chat.jsonl"
     path.write_text("\n".join(json.dumps(m) for m in transcript))
     both = embedded_store.ingest_transcript("carol", path, roles=("user", "assistant"))
@@ -275,7 +295,9 @@ def test_embedder_mismatch_is_refused(specsteer_home: Path) -> None:
 def test_on_batch_reports_durable_batches(specsteer_home: Path) -> None:
     store = MemoryStore(embedder=HashEmbedder(), batch_size=4)
     seen: list[int] = []
-    out = store.add_many("alice", [f"item {i}" for i in range(10)], on_batch=lambda b: seen.append(len(b)))
+    out = store.add_many(
+        "alice", [f"item {i}" for i in range(10)], on_batch=lambda b: seen.append(len(b))
+    )
     assert seen == [4, 4, 2]
     assert len(out) == 10 and store.count("alice") == 10
 

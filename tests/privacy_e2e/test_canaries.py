@@ -22,7 +22,19 @@ PRIVATE = (
     f"my locker code is {CANARIES[0]} and i keep it in the office near the garden door",
     f"my sister knows the secret word {CANARIES[1]} that opens the box at home",
 )
-WORDS = (*TINY_WORDS, "locker", "code", "keep", "near", "door", "secret", "word", "opens", "box", *CANARIES)
+WORDS = (
+    *TINY_WORDS,
+    "locker",
+    "code",
+    "keep",
+    "near",
+    "door",
+    "secret",
+    "word",
+    "opens",
+    "box",
+    *CANARIES,
+)
 
 
 class Spy(InProcessVerifier):

@@ -1,0 +1,205 @@
+"""Cross-vocabulary verification: the cloud's side when device and cloud tokenizers differ.
+
+The request carries text. The cloud tokenizes ``prefix + draft`` with its own tokenizer and cuts
+the draft into *segments* at character offsets that end both a device unit and a cloud token.
+Each segment is accepted or rejected as a whole: its cloud log-probability (the sum over its
+cloud tokens) against ``lam ** n * P_S0`` (the device's context-free log-probabilities summed
+over its ``n`` device units). A draft tail that ends at no shared boundary cannot be judged and
+counts as not accepted. The top-k candidates at the first position not accepted are the cloud's
+next-token strings; ``""`` stands for its end-of-turn token.
+
+With identical tokenizers every unit is one token and every boundary is shared, so this gives
+the token-id mode's answer exactly (same draws, same order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from specsteer import fusion
+from specsteer._errors import ProtocolError
+from specsteer.backends._base import ModelBackend
+
+__all__ = ["Segment", "candidate_strings", "cloud_tokens", "segments"]
+
+#: The replacement character a decoder emits for an incomplete UTF-8 sequence.
+PARTIAL = "\ufffd"
+
+
+def _decode(backend: ModelBackend, ids: list[int]) -> str:
+    return backend.decode(ids, skip_special_tokens=False)
+
+
+def cloud_tokens(
+    backend: ModelBackend, text: str, start: int
+) -> tuple[list[int], int, dict[int, int]]:
+    """The cloud's tokens of ``text`` and where they end.
+
+    Args:
+        start: the character offset where the draft begins.
+
+    Returns:
+        ``(ids, j0, ends)``: ``j0`` tokens lie wholly before ``start``, and ``ends[j]`` is the
+        character offset where ``ids[:j]`` ends, for each ``j >= j0`` that ends on a clean
+        boundary (not inside a character split over byte tokens). Spans come from the
+        tokenizer's offset mapping, so text the tokenizer cannot spell (an unknown word) still
+        aligns; without one, from decoding.
+    """
+    found = backend.encode_offsets(text)
+    if found is None:
+        ids = backend.encode(text)
+        return (ids, *_ends_by_decoding(backend, ids, text, start))
+    ids, spans = found
+    ends: dict[int, int] = {0: 0}
+    j0 = 0
+    for j in range(1, len(ids) + 1):
+        end = spans[j - 1][1]
+        if j < len(ids) and spans[j][0] < end:
+            continue  # the next token shares this character: not a boundary
+        ends[j] = end
+        if end <= start:
+            j0 = j
+    return ids, j0, {j: e for j, e in ends.items() if j >= j0}
+
+
+def _ends_by_decoding(
+    backend: ModelBackend, ids: list[int], text: str, start: int
+) -> tuple[int, dict[int, int]]:
+    # Binary search for the last j whose decoded text fits before `start`.
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(_decode(backend, ids[:mid])) <= start:
+            lo = mid
+        else:
+            hi = mid - 1
+    j0 = lo
+    while j0 > 0 and not text.startswith(_decode(backend, ids[:j0])):
+        j0 -= 1
+    ends: dict[int, int] = {j0: len(_decode(backend, ids[:j0]))}
+    for j in range(j0 + 1, len(ids) + 1):
+        piece = _decode(backend, ids[:j])
+        if text.startswith(piece) and not piece.endswith(PARTIAL):
+            ends[j] = len(piece)
+    return j0, ends
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Draft units ``[unit_lo, unit_hi)`` scored by cloud tokens ``[tok_lo, tok_hi)`` of the block."""
+
+    unit_lo: int
+    unit_hi: int
+    tok_lo: int
+    tok_hi: int
+    end: int  # character offset in prefix + draft
+
+
+def segments(unit_ends: list[int], j0: int, ends: dict[int, int]) -> list[Segment]:
+    """Cut the draft at offsets that end both a device unit and a cloud token.
+
+    Args:
+        unit_ends: character offset (in prefix + draft) where each draft unit ends.
+        j0: cloud tokens before the draft (see :func:`cloud_tokens`).
+        ends: clean cloud token ends (see :func:`cloud_tokens`).
+    """
+    by_end = {e: j for j, e in sorted(ends.items())}  # the first j reaching an offset wins
+    out: list[Segment] = []
+    unit_lo, tok_lo = 0, 0
+    for i, e in enumerate(unit_ends):
+        j = by_end.get(e)
+        if j is None or j - j0 <= tok_lo:
+            continue
+        out.append(Segment(unit_lo, i + 1, tok_lo, j - j0, e))
+        unit_lo, tok_lo = i + 1, j - j0
+    return out
+
+
+def segment_logprobs(lp_rows: torch.Tensor, block: list[int], segs: list[Segment]) -> torch.Tensor:
+    """``[n_segments]`` summed cloud log-probabilities of each segment's tokens."""
+    if not segs:
+        return torch.zeros(0, dtype=torch.float64)
+    k = len(block)
+    per_tok = lp_rows[torch.arange(k), torch.tensor(block, dtype=torch.long)].double()
+    return torch.stack([per_tok[s.tok_lo : s.tok_hi].sum() for s in segs])
+
+
+def candidate_strings(
+    backend: ModelBackend,
+    lp_row: torch.Tensor,
+    context_ids: list[int],
+    overlap: str,
+    top_k: int,
+) -> tuple[list[str], list[float]]:
+    """See :func:`_candidates`; ``overlap`` is text already accepted past the position."""
+    return _candidates(backend, lp_row, context_ids, overlap, top_k)
+
+
+def _candidates(
+    backend: ModelBackend,
+    lp_row: torch.Tensor,
+    context_ids: list[int],
+    overlap: str,
+    top_k: int,
+) -> tuple[list[str], list[float]]:
+    """The cloud's top-k next-token strings at one position, best first.
+
+    Args:
+        lp_row: ``[V]`` the cloud's log-probabilities at the position.
+        context_ids: cloud tokens before the position (the tail decides spacing).
+        overlap: text already accepted past the position (when a cloud token straddles the start
+            of the draft); candidates must begin with it, and it is cut off them.
+        top_k: how many candidates to return.
+
+    Returns:
+        ``(strings, logprobs)``: distinct, complete-character strings; ``""`` is the end of turn.
+        Candidates of the same string are merged (their probabilities add).
+    """
+    eos = backend.eos_token_ids
+    tail = context_ids[-4:]
+    base = _decode(backend, tail)
+    width = min(lp_row.shape[-1], 2 * top_k + 16)
+    values, ids = torch.topk(lp_row, width)
+    merged: dict[str, float] = {}
+    for v, i in zip(values.tolist(), ids.tolist(), strict=True):
+        if not math.isfinite(v):
+            continue
+        if i in eos:
+            s = "" if not overlap else None
+        else:
+            full = _decode(backend, [*tail, i])
+            s = full[len(base) :] if full.startswith(base) else None
+            if s is not None and overlap:
+                s = s[len(overlap) :] if s.startswith(overlap) else None
+            if not s or PARTIAL in s:
+                s = None
+        if s is None:
+            continue
+        if s in merged:
+            merged[s] = float(torch.logaddexp(torch.tensor(merged[s]), torch.tensor(v)))
+        elif len(merged) < top_k:
+            merged[s] = v
+    if not merged:
+        raise ProtocolError("the cloud model has no complete-text candidate at this position")
+    ranked = sorted(merged.items(), key=lambda kv: -kv[1])
+    return [s for s, _ in ranked], [min(0.0, v) for _, v in ranked]
+
+
+def accept_segments(
+    lp_llm: torch.Tensor,
+    lp_ctxfree: torch.Tensor,
+    n_units: list[int],
+    lam: float,
+    greedy: bool,
+    generator: torch.Generator | None,
+) -> int:
+    """Number of segments accepted before the first rejection; ``lam`` counts once per unit."""
+    if not n_units:
+        return 0
+    extra = torch.tensor([(n - 1) for n in n_units], dtype=torch.float64)
+    if lam > 0 and math.isfinite(lam):
+        lp_ctxfree = lp_ctxfree.double() + extra * math.log(lam)
+    return fusion.verify_draft(lp_llm.double(), lp_ctxfree, lam, greedy, generator)

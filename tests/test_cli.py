@@ -1,0 +1,312 @@
+"""The ``specsteer`` command line, driven through typer's ``CliRunner``.
+
+Every test runs under its own ``$SPECSTEER_HOME`` (see ``conftest.py``): the memory commands work
+on the real store there (the bundled MiniLM embedder, as ``specsteer memory`` uses it), and the
+audit commands on the log a real generation with tiny models wrote there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from specsteer._cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    return runner.invoke(app, list(args), input=input)
+
+
+def flat(text: str) -> str:
+    """The output with all runs of whitespace made one space (rich wraps at 80 columns)."""
+    return " ".join(text.split())
+
+
+def assert_no_traceback(result: Result) -> None:
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+
+
+# -- help ------------------------------------------------------------------------------------
+
+HELP = [
+    ((), "Private, personalized generation"),
+    (("generate",), "Answer one request with the embedded default models"),
+    (("chat",), "Chat interactively"),
+    (("demo",), "Run the embedded demo"),
+    (("bench",), "Benchmark every method side by side"),
+    (("serve",), "Serve a cloud model for verification"),
+    (("memory",), "Manage a user's private, encrypted memories"),
+    (("memory", "add"), "Store memories"),
+    (("memory", "search"), "Search a user's memories by meaning"),
+    (("memory", "list"), "List a user's memories"),
+    (("memory", "forget"), "Forget a user: destroy their key"),
+    (("memory", "export"), "Export a user's memories to JSONL"),
+    (("memory", "import"), "Import memories from a JSONL export"),
+    (("audit",), "Inspect the tamper-evident log"),
+    (("audit", "show"), "Show the newest audit records"),
+    (("audit", "verify"), "Check the HMAC chain and signed checkpoints"),
+    (("audit", "export"), "Export the log, checkpoints, public key"),
+]
+
+
+@pytest.mark.parametrize(("command", "purpose"), HELP, ids=[" ".join(c) or "top" for c, _ in HELP])
+def test_help_names_the_purpose(command: tuple[str, ...], purpose: str) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert f"Usage: specsteer {' '.join(command)}".rstrip() in out
+    assert purpose in out
+
+
+@pytest.mark.parametrize(
+    ("group", "commands"),
+    [
+        ((), ("generate", "chat", "demo", "bench", "serve", "memory", "audit")),
+        (("memory",), ("add", "search", "list", "forget", "export", "import")),
+        (("audit",), ("show", "verify", "export")),
+    ],
+    ids=["top", "memory", "audit"],
+)
+def test_help_lists_every_command(group: tuple[str, ...], commands: Sequence[str]) -> None:
+    result = invoke(*group, "--help")
+    assert result.exit_code == 0
+    listed = {line.strip("│ ").split(" ")[0] for line in result.output.splitlines()}
+    assert set(commands) <= listed
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = invoke("memory", "frobnicate")
+    assert result.exit_code == 2
+    assert "No such command" in result.output
+    assert_no_traceback(result)
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+PIZZA = "i love pizza with olives on friday nights"
+DOG = "my dog rex is afraid of thunderstorms"
+
+
+def memory_table(user: str) -> str:
+    result = invoke("memory", "list", "--user", user)
+    assert result.exit_code == 0, result.output
+    return flat(result.output)
+
+
+def test_memory_end_to_end(tmp_path: Path) -> None:
+    added = invoke("memory", "add", PIZZA, DOG, "--user", "maya")
+    assert added.exit_code == 0, added.output
+    assert added.output.count("stored ") == 2
+
+    listed = memory_table("maya")
+    assert "2 memories of 'maya'" in listed
+    assert PIZZA in listed and DOG in listed
+    # Another user sees none of them.
+    other = memory_table("sam")
+    assert "0 memories of 'sam'" in other and PIZZA not in other
+
+    hits = invoke("memory", "search", "what food do i like", "--user", "maya", "--k", "1")
+    assert hits.exit_code == 0, hits.output
+    assert PIZZA in flat(hits.output) and DOG not in flat(hits.output)
+
+    dump = tmp_path / "maya.jsonl"
+    exported = invoke("memory", "export", str(dump), "--user", "maya")
+    assert exported.exit_code == 0, exported.output
+    assert "exported 2 memories" in exported.output
+    lines = dump.read_text().splitlines()
+    assert sorted(json.loads(line)["text"] for line in lines[1:]) == sorted([DOG, PIZZA])
+
+    forgot = invoke("memory", "forget", "--user", "maya", "--yes")
+    assert forgot.exit_code == 0, forgot.output
+    assert "forgot 'maya'" in forgot.output
+    listed = memory_table("maya")
+    assert "0 memories of 'maya'" in listed and PIZZA not in listed
+
+    # A forgotten user is not written by accident; the error says how to do it on purpose.
+    refused = invoke("memory", "import", str(dump), "--user", "maya")
+    assert refused.exit_code == 2
+    assert "error:" in refused.output and "--reinstate" in flat(refused.output)
+    assert_no_traceback(refused)
+    assert "0 memories of 'maya'" in memory_table("maya")
+
+    restored = invoke("memory", "import", str(dump), "--user", "maya", "--reinstate")
+    assert restored.exit_code == 0, restored.output
+    assert "imported 2 memories" in restored.output
+    listed = memory_table("maya")
+    assert "2 memories of 'maya'" in listed
+    assert PIZZA in listed and DOG in listed
+    hits = invoke("memory", "search", "my pet", "--user", "maya", "--k", "1")
+    assert hits.exit_code == 0 and DOG in flat(hits.output)
+
+
+def test_memory_forget_asks_first() -> None:
+    assert invoke("memory", "add", PIZZA, "--user", "maya").exit_code == 0
+
+    # Non-interactive (stdin closed, no answer): an error line, exit 2, nothing forgotten.
+    silent = invoke("memory", "forget", "--user", "maya")
+    assert silent.exit_code == 2
+    out = flat(silent.output)
+    assert "error:" in out and "nothing was forgotten" in out and "--yes" in out
+    assert_no_traceback(silent)
+    assert PIZZA in memory_table("maya")
+
+    declined = invoke("memory", "forget", "--user", "maya", input="n\n")
+    assert declined.exit_code == 1
+    assert "nothing was forgotten" in declined.output
+    assert PIZZA in memory_table("maya")
+
+    accepted = invoke("memory", "forget", "--user", "maya", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert PIZZA not in memory_table("maya")
+
+
+def test_memory_forget_needs_a_user() -> None:
+    result = invoke("memory", "forget", "--yes")
+    assert result.exit_code == 2
+    assert "Missing option '--user'" in result.output
+
+
+def test_memory_add_for_a_forgotten_user_needs_reinstate() -> None:
+    assert invoke("memory", "forget", "--user", "maya", "--yes").exit_code == 0
+    refused = invoke("memory", "add", PIZZA, "--user", "maya")
+    assert refused.exit_code == 2
+    assert "error:" in refused.output and "--reinstate" in flat(refused.output)
+    assert_no_traceback(refused)
+    added = invoke("memory", "add", PIZZA, "--user", "maya", "--reinstate")
+    assert added.exit_code == 0, added.output
+    assert PIZZA in memory_table("maya")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "cannot read export file"), ("not json\n", "is not a specsteer memory export")],
+    ids=["missing", "not-an-export"],
+)
+def test_memory_import_of_a_bad_file_is_an_error_line(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "in.jsonl"
+    if content is not None:
+        path.write_text(content)
+    result = invoke("memory", "import", str(path), "--user", "maya")
+    assert result.exit_code == 2
+    out = flat(result.output)
+    assert out.startswith("error:") and problem in out
+    assert_no_traceback(result)
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audit_log(specsteer_home: Path) -> tuple[Path, list[bytes]]:
+    """The log under $SPECSTEER_HOME after a real generation, and the payloads it recorded."""
+    from specsteer import Assistant
+    from specsteer.privacy import AuditLog
+    from specsteer.testing import tiny_backend
+
+    assistant = Assistant.in_process(tiny_backend(0), tiny_backend(1))
+    result = assistant.generate(
+        "what is my plan for friday ?", context="dinner in rome", max_new_tokens=8
+    )
+    log = AuditLog()
+    payloads = [log.read_payload(r) for r in log.records()]
+    assert result.privacy is not None and result.privacy.payloads == len(payloads) >= 2
+    assert log.path.is_relative_to(specsteer_home)
+    return log.path, [p for p in payloads if p is not None]
+
+
+def test_audit_show(audit_log: tuple[Path, list[bytes]]) -> None:
+    path, payloads = audit_log
+    shown = invoke("audit", "show", "--last", "0")
+    assert shown.exit_code == 0, shown.output
+    assert f"{len(payloads)} records, showing {len(payloads)}" in shown.output
+    assert "-> in-process VerifyRequest" in shown.output
+    # Each payload prints as the exact bytes that left (not broken at the console width).
+    for payload in payloads:
+        assert payload.decode() in shown.output
+
+    newest = invoke("audit", "show", "--last", "1", "--no-payloads", "--log", str(path))
+    assert newest.exit_code == 0, newest.output
+    assert f"{len(payloads)} records, showing 1" in newest.output
+    assert f"#{len(payloads)} " in newest.output and "#1 " not in newest.output
+    assert payloads[-1].decode() not in newest.output
+
+
+def test_audit_verify_and_export(audit_log: tuple[Path, list[bytes]], tmp_path: Path) -> None:
+    n = len(audit_log[1])
+    verified = invoke("audit", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.startswith(f"ok: {n} records, {n} signed checkpoints, HMAC chain")
+
+    bundle = tmp_path / "bundle"
+    exported = invoke("audit", "export", str(bundle))
+    assert exported.exit_code == 0, exported.output
+    assert "exported to" in exported.output
+    names = {p.name for p in bundle.iterdir()}
+    assert {"audit.jsonl", "audit.jsonl.checkpoints", "public_key.pem", "verify.json"} <= names
+    report = json.loads((bundle / "verify.json").read_text())
+    assert report["ok"] is True and report["records"] == n
+    assert (bundle / "audit.jsonl").read_bytes() == audit_log[0].read_bytes()
+
+    # An outside auditor checks the bundle with the public key alone.
+    auditor = invoke(
+        "audit", "verify", "--log", str(bundle / "audit.jsonl"),
+        "--public-key", str(bundle / "public_key.pem"),
+    )  # fmt: skip
+    assert auditor.exit_code == 0, auditor.output
+    assert f"ok: {n} records" in auditor.output and "no audit key" in auditor.output
+
+
+def flip_one_byte(path: Path, record: int) -> None:
+    """Change one letter inside record ``record``'s payload (the line stays valid JSON)."""
+    data = bytearray(path.read_bytes())
+    start = 0
+    for _ in range(record - 1):
+        start = data.index(b"\n", start) + 1
+    at = data.index(b"friday", data.index(b'"payload": ', start))
+    assert at < data.index(b"\n", start)
+    data[at] = ord("g")
+    path.write_bytes(bytes(data))
+    json.loads(path.read_bytes().splitlines()[record - 1])
+
+
+def test_audit_verify_reports_tampering(
+    audit_log: tuple[Path, list[bytes]], tmp_path: Path
+) -> None:
+    path, _ = audit_log
+    flip_one_byte(path, record=2)
+
+    result = invoke("audit", "verify")
+    assert result.exit_code == 1
+    out = flat(result.output)
+    assert out.startswith("FAILED at record 2:")
+    assert "HMAC mismatch: the record was altered" in out
+    assert_no_traceback(result)
+
+    # The auditor's bundle of the altered log says so too.
+    bundle = tmp_path / "bundle"
+    assert invoke("audit", "export", str(bundle)).exit_code == 0
+    report = json.loads((bundle / "verify.json").read_text())
+    assert report["ok"] is False and report["problems"][0]["seq"] == 2
+    auditor = invoke(
+        "audit", "verify", "--log", str(bundle / "audit.jsonl"),
+        "--public-key", str(bundle / "public_key.pem"),
+    )  # fmt: skip
+    assert auditor.exit_code == 1
+    assert "FAILED at record 2" in flat(auditor.output)
+
+
+def test_audit_verify_of_an_empty_state_root_is_ok() -> None:
+    result = invoke("audit", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: 0 records")
