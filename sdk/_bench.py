@@ -7,7 +7,6 @@ methods interleaved prompt by prompt, and reported as ratios next to the raw num
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import torch
 from rich.console import Console
 
 from specsteer._config import GenerationConfig, Method
-from specsteer._demo import DEMO_HISTORY
+from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
 from specsteer._engine import Decoder, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
@@ -159,14 +158,18 @@ def run_length_bench(
     lengths: Sequence[int] = (64, 512),
     methods: Sequence[Method] = ("device_only", "specsteer"),
     context: str = "",
+    config: GenerationConfig | None = None,
 ) -> LengthBench:
     """Cost per output token at each length (no network delay: compute only)."""
+    base = config or GenerationConfig()
     decoder = Decoder(device, InProcessVerifier(cloud), cloud_backend=cloud)
     prompt = build_prompt("Tell me a long story about a trip to the mountains.", context)
     out = LengthBench(pair=pair)
     for method in methods:
         for n in lengths:
-            cfg = GenerationConfig(method=method, max_new_tokens=n, ignore_eos=True)
+            cfg = base.model_copy(
+                update={"method": method, "max_new_tokens": n, "ignore_eos": True}
+            )
             res = decoder.generate(prompt, cfg)
             out.ms_per_token.setdefault(method, {})[n] = (
                 1000 * res.stats.wall_seconds / max(1, res.stats.new_tokens)
@@ -243,10 +246,11 @@ def run_all(
     gemma = load_gemma3_270m()
     n_tokens = 32 if quick else 64
     prompts = BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS
-    for pair, dev, cld in (
-        ("SmolLM2-135M (device) + Gemma 3 270M (cloud), text mode", smol, gemma),
-        ("SmolLM2-135M on both sides, token-id mode", smol, smol),
-    ):
+    pairs = (
+        ("SmolLM2-135M (device) + Gemma 3 270M (cloud), text mode", smol, gemma, DEFAULT_CONFIG),
+        ("SmolLM2-135M on both sides, token-id mode", smol, smol, GenerationConfig()),
+    )
+    for pair, dev, cld, cfg in pairs:
         eb = run_engine_bench(
             dev,
             cld,
@@ -254,16 +258,17 @@ def run_all(
             prompts=prompts,
             context=context,
             max_new_tokens=n_tokens,
+            config=cfg,
             progress=note,
         )
         sections.append(render_engine(eb))
         console.print(render_engine(eb))
     lengths = (64, 256) if quick else (64, 512)
-    lb = run_length_bench(
-        smol, smol, pair="SmolLM2-135M on both sides", lengths=lengths, context=context
-    )
-    sections.append(render_lengths(lb))
-    console.print(render_lengths(lb))
+    for pair, dev, cld, cfg in pairs:
+        note(f"{pair}: cost per token at {lengths}")
+        lb = run_length_bench(dev, cld, pair=pair, lengths=lengths, context=context, config=cfg)
+        sections.append(render_lengths(lb))
+        console.print(render_lengths(lb))
 
     for title, runner in _subsystem_benches(quick):
         note(f"running {title}")
@@ -308,10 +313,3 @@ def _subsystem_benches(quick: bool) -> list[tuple[str, Callable[[], str]]]:
     benches.append(("memory store", memory))
     benches.append(("cloud verify server", server))
     return benches
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``."""
-    if not values:
-        return float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, int(q) - 1))]

@@ -224,6 +224,12 @@ ReinstateOpt = Annotated[
 ]
 
 
+def _reinstate(store: Any, user: str) -> None:
+    # Only a forgotten user: reinstate_user() on a live user destroys their current key.
+    if store.keyring.is_forgotten(user):
+        store.reinstate_user(user)
+
+
 def _fail_forgotten(user: str) -> None:
     err.print(
         f"[bold red]error:[/] user {user!r} was forgotten (their key was destroyed), so nothing "
@@ -245,7 +251,7 @@ def memory_add(
     try:
         store = _store()
         if reinstate:
-            store.reinstate_user(user)
+            _reinstate(store, user)
         for text in texts:
             memory = store.add(user, text, ttl=ttl)
             console.print(f"stored {memory.id}")
@@ -339,7 +345,7 @@ def memory_import(
     try:
         store = _store()
         if reinstate:
-            store.reinstate_user(user)
+            _reinstate(store, user)
         n = store.import_(user, path)
     except UserForgottenError:
         _fail_forgotten(user)

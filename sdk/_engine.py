@@ -275,7 +275,7 @@ class Decoder:
                 lp = fusion.log_probs(
                     self._private.logits(private_ids + run.out)[0], cfg.temperature
                 )
-                tok = fusion.draft_token(lp, cfg.greedy, draft_gen)
+                tok = fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, draft_gen)
                 run.device_s += time.perf_counter() - t
                 self._append(run, [tok], eos, emit)
                 continue
@@ -450,7 +450,7 @@ class Decoder:
         limit = k
         while len(draft) < limit:
             lp = fusion.log_probs(stream.logits(ids + draft)[0], run.config.temperature)
-            tok = fusion.draft_token(lp, run.config.greedy, gen)
+            tok = fusion.draft_token(_no_eos(lp, eos, run.config), run.config.greedy, gen)
             rows.append(lp)
             draft.append(tok)
             if tok in eos:
@@ -607,6 +607,8 @@ class Decoder:
     def _append(
         self, run: _Run, new: list[int], eos: frozenset[int], emit: Callable[[list[int]], None]
     ) -> None:
+        if run.config.ignore_eos:  # fixed-length runs (benchmarks): an end token is dropped
+            new = [t for t in new if t not in eos]
         room = run.config.max_new_tokens - len(run.out)
         new = new[:room]
         for i, tok in enumerate(new):
@@ -638,7 +640,9 @@ class Decoder:
         eos = llm.eos_token_ids
         while not run.finished and len(run.out) < cfg.max_new_tokens:
             lp = fusion.log_probs(stream.logits(ids + run.out)[0], cfg.temperature)
-            self._append(run, [fusion.draft_token(lp, cfg.greedy, gen)], eos, emit)
+            self._append(
+                run, [fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, gen)], eos, emit
+            )
         run.cloud_s += time.perf_counter() - t
         run.cloud_calls = 1
 
@@ -669,6 +673,15 @@ class Decoder:
             stats=stats,
             privacy=self.egress.report() if self.egress is not None else None,
         )
+
+
+def _no_eos(lp: torch.Tensor, eos: frozenset[int], cfg: GenerationConfig) -> torch.Tensor:
+    """``lp`` with the end tokens ruled out when the run ignores them."""
+    if not cfg.ignore_eos or not eos:
+        return lp
+    out = lp.clone()
+    out[torch.tensor(sorted(eos), dtype=torch.long)] = -torch.inf
+    return out
 
 
 def _sum_units(values: list[float], counts: list[int]) -> list[float]:

@@ -185,6 +185,12 @@ def test_memory_add_for_a_forgotten_user_needs_reinstate() -> None:
     assert added.exit_code == 0, added.output
     assert PIZZA in memory_table("maya")
 
+    # On a user who is not forgotten, --reinstate changes nothing: their memories stay readable.
+    again = invoke("memory", "add", DOG, "--user", "maya", "--reinstate")
+    assert again.exit_code == 0, again.output
+    listed = memory_table("maya")
+    assert "2 memories of 'maya'" in listed and PIZZA in listed and DOG in listed
+
 
 @pytest.mark.parametrize(
     ("content", "problem"),

@@ -176,3 +176,18 @@ def test_end_of_answer_travels_as_a_unit() -> None:
     )
     assert req.n_draft == 1
     assert core.verify(req).n_accepted == 1  # lam = 0 accepts every judged unit
+
+
+@pytest.mark.parametrize("method", ["device_only", "specsteer", "cloud_only", "speculative"])
+def test_ignore_eos_runs_to_the_length(method: str) -> None:
+    device, llm = tiny_backend(0), tiny_backend(1)
+    decoder = Decoder(device, InProcessVerifier(llm))
+    ended_early = 0
+    for seed in range(6):
+        cfg = GenerationConfig(method=method, max_new_tokens=50, greedy=False, seed=seed)
+        ended_early += decoder.generate(PROMPT, cfg).finish_reason == "eos"
+        result = decoder.generate(PROMPT, cfg.model_copy(update={"ignore_eos": True}))
+        assert result.stats.new_tokens == 50 and result.finish_reason == "length"
+        assert not set(result.token_ids) & device.eos_token_ids
+    if method in ("device_only", "cloud_only"):
+        assert ended_early  # these seeds do end early when the end token counts
