@@ -2,7 +2,8 @@
 
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
-from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, build_prompt
+from specsteer._demo import DEFAULT_CONFIG, default_assistant
+from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, Wire, build_prompt
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
@@ -16,10 +17,12 @@ from specsteer._errors import (
     SpecSteerError,
     UsageError,
 )
+from specsteer._models import load_gemma3_270m, load_smollm2
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "DEFAULT_SYSTEM_PROMPT",
     "Assistant",
     "CloudError",
@@ -43,5 +46,9 @@ __all__ = [
     "SpecSteerError",
     "TransformersBackend",
     "UsageError",
+    "Wire",
     "build_prompt",
+    "default_assistant",
+    "load_gemma3_270m",
+    "load_smollm2",
 ]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
-from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, build_prompt
+from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Wire, build_prompt
 from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
@@ -37,6 +37,8 @@ class Assistant:
             requests without screening or audit (for measurements only).
         context_tokens: token budget of the private context block.
         memory_k: memories retrieved per request.
+        wire: how drafts travel (see :class:`Decoder`): ``'auto'``, ``'ids'`` (shared
+            tokenizer) or ``'text'`` (cross-vocabulary mode).
 
     Example:
         >>> from specsteer.testing import tiny_backend
@@ -58,6 +60,7 @@ class Assistant:
         privacy: bool | PrivateEgress = True,
         context_tokens: int = 256,
         memory_k: int = 6,
+        wire: Wire = "auto",
     ) -> None:
         if memory is not None and not user_id:
             raise ConfigurationError("a memory store needs user_id=... (whose memories to use)")
@@ -78,7 +81,7 @@ class Assistant:
         else:
             egress = None
         self.egress = egress
-        self.decoder = Decoder(device, cloud, egress=egress)
+        self.decoder = Decoder(device, cloud, egress=egress, wire=wire)
 
     @classmethod
     def in_process(

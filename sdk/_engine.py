@@ -48,7 +48,7 @@ from specsteer.cloud_adapter import (
     check_response,
 )
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Decoder", "Prompt", "build_prompt"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Decoder", "Prompt", "Wire", "build_prompt"]
 
 logger = logging.getLogger(__name__)
 
@@ -379,17 +379,23 @@ class Decoder:
                         if ctxfree_rows is not None
                         else self._row(self._public, public_ids + run.pub_out + accepted, cfg),
                     )
-                new.extend(
-                    self._recover_text(
-                        response.top_k.strings,
-                        response.top_k.logprobs,
-                        rows_needed[0],
-                        rows_needed[1],
-                        method,
-                        cfg,
-                        recover_gen,
+                try:
+                    new.extend(
+                        self._recover_text(
+                            response.top_k.strings,
+                            response.top_k.logprobs,
+                            rows_needed[0],
+                            rows_needed[1],
+                            method,
+                            cfg,
+                            recover_gen,
+                        )
                     )
-                )
+                except ProtocolError as e:  # no candidate the device can write: keep the
+                    # accepted tokens and go on without the cloud
+                    run.fallback = f"{type(e).__name__}: {e}"
+                    logger.warning("cloud candidates unusable; continuing on the device: %s", e)
+                    recovered = False
             elif recovered:
                 topk_ids = torch.tensor(response.top_k.ids or [], dtype=torch.long)
                 topk_lp = torch.tensor(response.top_k.logprobs, dtype=torch.float64)

@@ -191,3 +191,24 @@ def test_ignore_eos_runs_to_the_length(method: str) -> None:
         assert not set(result.token_ids) & device.eos_token_ids
     if method in ("device_only", "cloud_only"):
         assert ended_early  # these seeds do end early when the end token counts
+
+
+def test_unwritable_candidates_end_in_device_only_decoding() -> None:
+    """A cloud whose every candidate is text the device cannot write: no crash, a fallback."""
+
+    class Blank(CloudVerifier):
+        def verify(self, request: VerifyRequest) -> VerifyResponse:
+            from specsteer.cloud_adapter import TopK
+
+            return VerifyResponse(
+                request_id=request.request_id,
+                n_accepted=0,
+                top_k=TopK(strings=["   "], logprobs=[-0.1]),
+            )
+
+    device = tiny_backend(0)
+    result = Decoder(device, Blank(), wire="text").generate(
+        PROMPT, GenerationConfig(max_new_tokens=12)
+    )
+    assert result.stats.fallback is not None and "candidates" in result.stats.fallback
+    assert result.stats.new_tokens > 0 and result.text
