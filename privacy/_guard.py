@@ -147,6 +147,7 @@ class EgressGuard:
             self.policy.overlap_n,
             min_short=self.policy.overlap_min_short,
             min_token_chars=self.policy.overlap_min_token_chars,
+            rare_words=self.policy.overlap_rare_words,
         )
         self.pseudonymizer = Pseudonymizer()
         self._report = ReportAccumulator()

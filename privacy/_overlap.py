@@ -9,9 +9,11 @@ Two extra signals catch short secrets that no ``n``-gram covers:
 
 * a private text shorter than ``n`` words but at least ``min_short`` words long is indexed
   whole, so it is found verbatim;
-* *distinctive tokens* of private texts (a run of letters, digits, ``-`` or ``_`` that mixes
-  letters and digits and is at least ``min_token_chars`` long, e.g. an order number ``SKU-88213``
-  or a canary) are indexed one by one and reported as ``PRIVATE_TOKEN``.
+* *distinctive tokens* of private texts, at least ``min_token_chars`` long, are indexed one by
+  one and reported as ``PRIVATE_TOKEN``: a run of letters, digits, ``-`` or ``_`` that mixes
+  letters and digits (an order number ``SKU-88213``, a canary), and, with ``rare_words``, a word
+  of letters that no English dictionary lists (a surname like ``Okafor``, a street, a code
+  word).
 
 What it cannot catch: paraphrase, translation, summaries, encodings (base64, spelling out), or
 any text whose words differ from the private text. See ``docs/privacy.md``.
@@ -52,9 +54,13 @@ class OverlapIndex:
         n: Words per n-gram (default 8).
         min_short: Private texts with ``min_short <= words < n`` are indexed whole; 0 disables.
         min_token_chars: Minimum length of a distinctive token; 0 disables the token signal.
+        rare_words: Count letters-only words missing from the English dictionary as
+            distinctive tokens.
     """
 
-    def __init__(self, n: int = 8, *, min_short: int = 4, min_token_chars: int = 6) -> None:
+    def __init__(
+        self, n: int = 8, *, min_short: int = 4, min_token_chars: int = 6, rare_words: bool = True
+    ) -> None:
         if n < 1:
             raise InvalidInputError("overlap n must be at least 1 word")
         if min_short < 0 or min_token_chars < 0:
@@ -62,6 +68,7 @@ class OverlapIndex:
         self.n = n
         self.min_short = min_short
         self.min_token_chars = min_token_chars
+        self.rare_words = rare_words
         self._lock = threading.Lock()
         self._grams: set[int] = set()
         self._short: dict[int, set[int]] = {}  # length in words -> hashes of whole short texts
@@ -83,13 +90,21 @@ class OverlapIndex:
     def _distinctive(self, text: str) -> Iterable[re.Match[str]]:
         if self.min_token_chars == 0:
             return ()
-        return (
-            m
-            for m in _CANDIDATE.finditer(text)
-            if len(m.group(0)) >= self.min_token_chars
-            and _HAS_DIGIT.search(m.group(0))
-            and _HAS_ALPHA.search(m.group(0))
-        )
+        return (m for m in self._candidates(text) if self._is_distinctive(m.group(0)))
+
+    def _candidates(self, text: str) -> Iterable[re.Match[str]]:
+        return (m for m in _CANDIDATE.finditer(text) if len(m.group(0)) >= self.min_token_chars)
+
+    def _is_distinctive(self, token: str) -> bool:
+        if not _HAS_ALPHA.search(token):
+            return False
+        if _HAS_DIGIT.search(token):
+            return True
+        if not self.rare_words:
+            return False
+        from specsteer.privacy._words import is_dictionary_word
+
+        return not all(is_dictionary_word(part) for part in re.split(r"[-_]", token) if part)
 
     def add(self, texts: Iterable[str]) -> None:
         """Index private texts (retrieved context, memories)."""
@@ -123,11 +138,15 @@ class OverlapIndex:
                 for i in range(len(words) - length + 1):
                     if hash(tuple(words[i : i + length])) in hashes:
                         hits.append((i, i + length - 1))
-            token_spans = [
-                Span(m.start(), m.end(), PRIVATE_TOKEN, 1.0)
-                for m in self._distinctive(text)
-                if m.group(0).casefold() in tokens
-            ]
+            token_spans = (
+                [
+                    Span(m.start(), m.end(), PRIVATE_TOKEN, 1.0)
+                    for m in self._candidates(text)
+                    if m.group(0).casefold() in tokens
+                ]
+                if tokens
+                else []
+            )
         merged: list[list[int]] = []
         for first, last in sorted(hits):
             if merged and first <= merged[-1][1] + 1:

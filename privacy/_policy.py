@@ -64,7 +64,12 @@ class EgressPolicy(BaseModel):
         ge=0,
         le=256,
         description="Minimum length of a distinctive private token (letters and digits mixed, "
-        "e.g. an order number); 0 disables.",
+        "e.g. an order number, or a word no English dictionary lists); 0 disables.",
+    )
+    overlap_rare_words: bool = Field(
+        default=True,
+        description="Count private words missing from the English dictionary (surnames, "
+        "streets, code words) as distinctive tokens.",
     )
 
     @field_validator("actions")

@@ -212,3 +212,22 @@ def test_unwritable_candidates_end_in_device_only_decoding() -> None:
     )
     assert result.stats.fallback is not None and "candidates" in result.stats.fallback
     assert result.stats.new_tokens > 0 and result.text
+
+
+def test_text_mode_over_http_equals_in_process() -> None:
+    import secrets
+
+    from specsteer.cloud_adapter import BackgroundServer, HttpVerifier, create_app
+
+    device, llm = tiny_backend(0, family="pieces"), tiny_backend(1)
+    token = secrets.token_urlsafe(8)
+    server = BackgroundServer(create_app(VerifierCore(llm), token=token)).start()
+    cfg = GenerationConfig(max_new_tokens=24, greedy=False, seed=5, lam=1e-3)
+    try:
+        with HttpVerifier(server.url, token=token) as cloud:
+            remote = Decoder(device, cloud, wire="text").generate(PROMPT, cfg)
+    finally:
+        server.stop()
+    local = Decoder(device, InProcessVerifier(llm)).generate(PROMPT, cfg)
+    assert remote.stats.fallback is None and remote.stats.cloud_calls > 0
+    assert remote.token_ids == local.token_ids

@@ -103,3 +103,24 @@ def test_any_8_word_window_of_private_text_is_found(
     assert spans, "an 8-word window of the private text must be found"
     lo = text.index(window)
     assert any(s.start <= lo and s.end >= lo + len(window) for s in spans)
+
+
+def test_words_no_dictionary_lists_are_distinctive() -> None:
+    index = OverlapIndex(n=8)
+    index.add(["Maya Okafor lives on the Zuidplein near the marathon route with Lena."])
+    text = "Dear Ms okafor, the marathon route passes the ZUIDPLEIN today."
+    assert _found(index, text) == [("okafor", "PRIVATE_TOKEN"), ("ZUIDPLEIN", "PRIVATE_TOKEN")]
+    # Dictionary words from the same text, their inflections, and short names are not tokens.
+    assert index.find("the marathons passed near the route, running with lena") == []
+    off = OverlapIndex(n=8, rare_words=False)
+    off.add(["Maya Okafor lives on the Zuidplein"])
+    assert off.find(text) == []
+
+
+def test_dictionary_check_handles_inflections() -> None:
+    from specsteer.privacy._words import is_dictionary_word
+
+    for word in ("peanuts", "opens", "cooked", "running", "Berries", "Thursday"):
+        assert is_dictionary_word(word), word
+    for word in ("okafor", "zuidplein", "canaryghijk", "visser"):
+        assert not is_dictionary_word(word), word

@@ -52,7 +52,7 @@ def letters_only(word: str) -> str:
 
 CANARIES = (new_canary(), new_canary())
 CONTROL = new_canary()
-#: Letters-only canaries: not "distinctive tokens" to the overlap index (see the xfail test).
+#: Letters-only canaries: caught as words no English dictionary lists.
 WORD_CANARIES = (letters_only(new_canary()), letters_only(new_canary()))
 
 
@@ -282,13 +282,6 @@ def test_control_without_the_guard_the_canary_leaves_as_token_ids(
     assert list(AuditLog().records()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: the overlap index treats only tokens mixing letters and digits as "
-    "distinctive, so a letters-only secret word is caught only by a verbatim 8-gram, and the "
-    "cloud's corrections of the copying device's drafts break every 8-gram",
-)
 def test_letters_only_canaries_never_reach_the_wire(
     base: TransformersBackend, server: Server, specsteer_home: Path
 ) -> None:

@@ -44,8 +44,9 @@ def test_readme_quick_start_runs(
 ) -> None:
     specsteer_home.mkdir(parents=True, exist_ok=True)
     (specsteer_home / "models").symlink_to(real_model_cache, target_is_directory=True)
-    quick = [b for b in blocks(ROOT / "README.md", "python") if "load_smollm2" in b]
+    quick = [b for b in blocks(ROOT / "README.md", "python") if "default_assistant" in b]
     assert len(quick) == 1
     exec(compile(quick[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "text" in out and "tokens/s" in out
+    assert "tokens/s" in out and "payloads" in out
+    assert "Lena" in out  # the memory steered the answer; the cloud never saw it
