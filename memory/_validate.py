@@ -73,9 +73,7 @@ def check_metadata(metadata: object) -> dict[str, MetadataValue]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise InvalidInputError(
-            f"metadata must be a mapping (dict), got {type(metadata).__name__}"
-        )
+        raise InvalidInputError(f"metadata must be a mapping (dict), got {type(metadata).__name__}")
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidInputError(
             f"metadata has {len(metadata)} keys, over the limit of {MAX_METADATA_KEYS}; "
@@ -109,7 +107,12 @@ def check_ttl(ttl: object) -> float | None:
         return None
     if isinstance(ttl, timedelta):
         ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not math.isfinite(ttl)
+        or ttl <= 0
+    ):
         raise InvalidInputError(
             f"ttl must be a positive number of seconds or a timedelta, got {ttl!r}; "
             "pass None for no expiry"

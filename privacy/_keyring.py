@@ -440,10 +440,15 @@ class Keyring:
         _fsync_dir(path.parent)
 
     def forget_tombstone(self, user_id: str) -> None:
-        """Lift a forgotten user's tombstone so the id may start fresh (old data stays lost)."""
+        """Lift a forgotten user's tombstone so the id may start fresh (old data stays lost).
+
+        A user who was never forgotten is left as is: their key is not touched.
+        """
         path, tomb = self._user_paths(user_id)
         with self._lock:
-            self._finish_destroy(path)
+            if not tomb.exists():
+                return
+            self._finish_destroy(path)  # completes a destroy the tombstone says was started
             tomb.unlink(missing_ok=True)
 
     # -- device keys -------------------------------------------------------------------------

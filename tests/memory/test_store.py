@@ -309,3 +309,17 @@ def test_progress_bar_on_a_terminal(specsteer_home: Path, monkeypatch: pytest.Mo
     store = MemoryStore(embedder=HashEmbedder(), batch_size=3)
     out = store.add_many("alice", [f"note {i}" for i in range(10)], progress=True)
     assert len(out) == 10 and store.count("alice") == 10
+
+
+def test_reinstating_a_live_user_keeps_their_memories(specsteer_home: Path) -> None:
+    from specsteer.memory import HashEmbedder, MemoryStore
+
+    store = MemoryStore(embedder=HashEmbedder())
+    store.add("ada", "the spare key is under the blue pot")
+    store.reinstate_user("ada")  # never forgotten: nothing to lift
+    assert [m.text for m in store.memories("ada")] == ["the spare key is under the blue pot"]
+    store.forget_user("ada")
+    store.reinstate_user("ada")
+    assert store.memories("ada") == []
+    store.add("ada", "a fresh start")
+    assert [m.text for m in store.memories("ada")] == ["a fresh start"]
