@@ -60,29 +60,45 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
 def generate(
     query: Annotated[str, typer.Argument(help="The request.")],
     context: Annotated[
-        str, typer.Option(help="Private context for the device model (never sent).")
-    ] = "",
+        str | None,
+        typer.Option(
+            help="Private context for the device model (never sent); default: "
+            "retrieved from --user's memories."
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Whose memories steer the answer.")
+    ] = None,
     method: Annotated[
-        str, typer.Option(help="specsteer, device_only, cloud_only, ...")
+        str, typer.Option(help="specsteer, device_only, cloud_only, token_fusion, speculative.")
     ] = "specsteer",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 96,
-    lam: Annotated[float, typer.Option(min=0.0, help="Acceptance threshold lambda.")] = 0.5,
-    beta: Annotated[float, typer.Option(min=0.0, help="Steering strength.")] = 1.0,
+    lam: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Acceptance threshold lambda (default: the pair's)."),
+    ] = None,
+    beta: Annotated[float | None, typer.Option(min=0.0, help="Steering strength.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Answer one request with the embedded default models."""
     from specsteer._demo import default_assistant
 
+    overrides: dict[str, Any] = {"method": method, "max_new_tokens": max_new_tokens}
+    if lam is not None:
+        overrides["lam"] = lam
+    if beta is not None:
+        overrides["beta"] = beta
     try:
-        assistant = default_assistant(progress=not as_json)
-        result = assistant.generate(
-            query, context=context, method=method, max_new_tokens=max_new_tokens, lam=lam, beta=beta
-        )
+        assistant = default_assistant(progress=not as_json, user_id=user)
+        result = assistant.generate(query, context=context, **overrides)
     except SpecSteerError as e:
         _fail(e)
         return
     if as_json:
-        print(json.dumps({"text": result.text, "stats": result.stats.as_dict()}))
+        privacy = result.privacy.model_dump() if result.privacy is not None else None
+        print(
+            json.dumps({"text": result.text, "stats": result.stats.as_dict(), "privacy": privacy})
+        )
         return
     console.print(result.text)
     console.print(_stats_table("speed", result.stats.as_dict()))
