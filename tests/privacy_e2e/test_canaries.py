@@ -84,12 +84,20 @@ def store(specsteer_home: Path) -> MemoryStore:
     return s
 
 
-def test_copying_device_leaks_nothing_and_user_still_gets_the_text(store: MemoryStore) -> None:
+#: The cloud model's tokenizer: the device's own (token ids travel), or another family (text).
+FAMILIES = pytest.mark.parametrize("family", ["words", "pieces"])
+
+
+@FAMILIES
+def test_copying_device_leaks_nothing_and_user_still_gets_the_text(
+    store: MemoryStore, family: str
+) -> None:
     base = tiny_backend(0, words=WORDS)
     script = " ".join(PRIVATE)
     device = CopyingBackend(base, script)
-    cloud = Spy(tiny_backend(1, words=WORDS))
+    cloud = Spy(tiny_backend(1, words=WORDS, family=family))  # type: ignore[arg-type]
     assistant = Assistant(device, cloud, memory=store, user_id="maya", context_tokens=512)
+    assert assistant.decoder.wire == ("ids" if family == "words" else "text")
     result = assistant.generate("what is my locker code ?", max_new_tokens=48, lam=0.05)
 
     check_no_leak(cloud.received, base.decode, PRIVATE)
@@ -107,11 +115,12 @@ def test_copying_device_leaks_nothing_and_user_still_gets_the_text(store: Memory
     assert log.verify().ok
 
 
-def test_without_the_guard_the_same_run_would_leak(store: MemoryStore) -> None:
+@FAMILIES
+def test_without_the_guard_the_same_run_would_leak(store: MemoryStore, family: str) -> None:
     """The check above can fail: with privacy off the copying model's drafts carry the canary."""
     base = tiny_backend(0, words=WORDS)
     device = CopyingBackend(base, " ".join(PRIVATE))
-    cloud = Spy(tiny_backend(1, words=WORDS))
+    cloud = Spy(tiny_backend(1, words=WORDS, family=family))  # type: ignore[arg-type]
     assistant = Assistant(
         device, cloud, memory=store, user_id="maya", context_tokens=512, privacy=False
     )
