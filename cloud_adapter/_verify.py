@@ -93,6 +93,12 @@ class VerifierCore:
         if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
             raise ProtocolError("prefix and draft must both be token ids or both be text")
         params = request.params
+        mine = self.llm.tokenizer_fingerprint()
+        if request.tokenizer is not None and mine is not None and request.tokenizer != mine:
+            raise ProtocolError(
+                "the device's tokenizer differs from this cloud model's, so token ids would be "
+                "misread; send text instead (wire='text', cross-vocabulary mode)"
+            )
         prefix, draft = list(request.prefix.ids), list(request.draft.ids)
         vocab = self.llm.vocab_size
         if any(i >= vocab for i in prefix + draft):

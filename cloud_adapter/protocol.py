@@ -118,6 +118,12 @@ class VerifyRequest(_Wire):
     draft: Span
     ctxfree_logprobs: list[float] | None = Field(default=None, max_length=MAX_DRAFT)
     params: VerifyParams = Field(default_factory=VerifyParams)
+    tokenizer: str | None = Field(
+        default=None,
+        pattern=r"^[a-p]{16,64}$",
+        description="Token-id mode: a digest of the device's vocabulary, so a cloud model with "
+        "another tokenizer refuses the ids instead of misreading them.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VerifyRequest:

@@ -208,6 +208,7 @@ class Decoder:
                 elif mine != theirs:
                     wire = "text"
         self.wire: Literal["ids", "text"] = wire
+        self._fingerprint = device.tokenizer_fingerprint()
         self._private = device.stream()
         self._public = device.stream()
 
@@ -332,6 +333,7 @@ class Decoder:
                 prompt=list(public_msgs),
                 prefix=prefix_span,
                 draft=draft_span,
+                tokenizer=self._fingerprint if tdraft is None else None,
                 ctxfree_logprobs=ctxfree_lp if ctxfree_lp is not None else None,
                 params=VerifyParams(
                     lam=1.0 if method == "speculative" else cfg.lam,

@@ -47,8 +47,8 @@ class ModelBackend(ABC):
         return None
 
     def tokenizer_fingerprint(self) -> str | None:
-        """A digest of the vocabulary: equal digests mean token ids mean the same text.
-        ``None`` when unknown."""
+        """A digest of the vocabulary (lower-case letters ``a``-``p``): equal digests mean token
+        ids mean the same text. ``None`` when unknown."""
         return None
 
     @abstractmethod

@@ -231,3 +231,25 @@ def test_text_mode_over_http_equals_in_process() -> None:
     local = Decoder(device, InProcessVerifier(llm)).generate(PROMPT, cfg)
     assert remote.stats.fallback is None and remote.stats.cloud_calls > 0
     assert remote.token_ids == local.token_ids
+
+
+def test_id_requests_name_the_tokenizer_and_a_foreign_cloud_refuses_them() -> None:
+    device = tiny_backend(0)
+    foreign = tiny_backend(1, family="pieces")
+    sent: list[VerifyRequest] = []
+
+    def send(req: VerifyRequest, cloud: CloudVerifier) -> VerifyResponse:
+        sent.append(req)
+        return cloud.verify(req)
+
+    # Forced into id mode against a cloud of another family: refused, not misread.
+    decoder = Decoder(device, InProcessVerifier(foreign), send=send, wire="ids")
+    result = decoder.generate(PROMPT, GenerationConfig(max_new_tokens=8))
+    assert sent[0].tokenizer == device.tokenizer_fingerprint()
+    assert result.stats.fallback is not None and "wire='text'" in result.stats.fallback
+    assert result.stats.new_tokens == 8  # finished on the device
+    # The same family accepts them; text requests carry no fingerprint.
+    ok, ok_sent = _run(device, tiny_backend(1), "ids", GenerationConfig(max_new_tokens=8))
+    assert ok.stats.fallback is None and ok_sent[0].tokenizer is not None
+    _, text_sent = _run(device, foreign, "text", GenerationConfig(max_new_tokens=8))
+    assert all(r.tokenizer is None for r in text_sent)
