@@ -9,7 +9,7 @@ from specsteer.privacy import AuditLog
 
 def main(device: ModelBackend | None = None, cloud: ModelBackend | None = None) -> bool:
     if device is None or cloud is None:
-        from specsteer._models import load_gemma3_270m, load_smollm2
+        from specsteer import load_gemma3_270m, load_smollm2
 
         device, cloud = load_smollm2(), load_gemma3_270m()
     assistant = Assistant.in_process(device, cloud)  # the egress guard and audit log are on by default

@@ -3,19 +3,21 @@
 Run: python examples/personal_assistant.py
 """
 
-from specsteer import Assistant, ModelBackend
+from specsteer import DEFAULT_CONFIG, Assistant, ModelBackend
 from specsteer.memory import MemoryStore
 
 
 def main(device: ModelBackend | None = None, cloud: ModelBackend | None = None) -> str:
     if device is None or cloud is None:
-        from specsteer._models import load_gemma3_270m, load_smollm2
+        from specsteer import load_gemma3_270m, load_smollm2
 
         device, cloud = load_smollm2(), load_gemma3_270m()
     memory = MemoryStore()  # encrypted, under ~/.specsteer
     memory.add("maya", "I am vegetarian and allergic to peanuts.")
     memory.add("maya", "My favourite dish is mushroom risotto.")
-    assistant = Assistant.in_process(device, cloud, memory=memory, user_id="maya")
+    assistant = Assistant.in_process(
+        device, cloud, memory=memory, user_id="maya", config=DEFAULT_CONFIG
+    )
     result = assistant.generate("Suggest a dinner I could cook tonight.", max_new_tokens=48)
     print(result.text)
     print(f"{result.stats.tokens_per_second:.1f} tokens/s, sent {result.privacy.bytes_sent} bytes")

@@ -13,7 +13,7 @@ from specsteer.cloud_adapter import BackgroundServer, HttpVerifier, VerifierCore
 
 def main(device: ModelBackend | None = None, cloud_model: ModelBackend | None = None) -> str:
     if device is None or cloud_model is None:
-        from specsteer._models import load_smollm2
+        from specsteer import load_smollm2
 
         device = load_smollm2()
         cloud_model = device
