@@ -23,7 +23,14 @@ from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
 
-__all__ = ["Segment", "candidate_strings", "cloud_tokens", "segments"]
+__all__ = [
+    "Segment",
+    "accept_segments",
+    "candidate_strings",
+    "cloud_tokens",
+    "segments",
+    "span_sums",
+]
 
 #: The replacement character a decoder emits for an incomplete UTF-8 sequence.
 PARTIAL = "\ufffd"
@@ -106,7 +113,8 @@ def segments(unit_ends: list[int], j0: int, ends: dict[int, int]) -> list[Segmen
         j0: cloud tokens before the draft (see :func:`cloud_tokens`).
         ends: clean cloud token ends (see :func:`cloud_tokens`).
     """
-    by_end = {e: j for j, e in sorted(ends.items())}  # the first j reaching an offset wins
+    # The last j reaching an offset wins: a zero-width token joins the segment before it.
+    by_end = {e: j for j, e in sorted(ends.items())}
     out: list[Segment] = []
     unit_lo, tok_lo = 0, 0
     for i, e in enumerate(unit_ends):
@@ -118,31 +126,17 @@ def segments(unit_ends: list[int], j0: int, ends: dict[int, int]) -> list[Segmen
     return out
 
 
-def segment_logprobs(lp_rows: torch.Tensor, block: list[int], segs: list[Segment]) -> torch.Tensor:
-    """``[n_segments]`` summed cloud log-probabilities of each segment's tokens."""
-    if not segs:
+def span_sums(values: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """``[len(spans)]`` sums of ``values[lo:hi]`` (float64)."""
+    if not spans:
         return torch.zeros(0, dtype=torch.float64)
-    k = len(block)
-    per_tok = lp_rows[torch.arange(k), torch.tensor(block, dtype=torch.long)].double()
-    return torch.stack([per_tok[s.tok_lo : s.tok_hi].sum() for s in segs])
+    return torch.stack([values[lo:hi].double().sum() for lo, hi in spans])
 
 
 def candidate_strings(
     backend: ModelBackend,
     lp_row: torch.Tensor,
     context_ids: list[int],
-    overlap: str,
-    top_k: int,
-) -> tuple[list[str], list[float]]:
-    """See :func:`_candidates`; ``overlap`` is text already accepted past the position."""
-    return _candidates(backend, lp_row, context_ids, overlap, top_k)
-
-
-def _candidates(
-    backend: ModelBackend,
-    lp_row: torch.Tensor,
-    context_ids: list[int],
-    overlap: str,
     top_k: int,
 ) -> tuple[list[str], list[float]]:
     """The cloud's top-k next-token strings at one position, best first.
@@ -150,8 +144,6 @@ def _candidates(
     Args:
         lp_row: ``[V]`` the cloud's log-probabilities at the position.
         context_ids: cloud tokens before the position (the tail decides spacing).
-        overlap: text already accepted past the position (when a cloud token straddles the start
-            of the draft); candidates must begin with it, and it is cut off them.
         top_k: how many candidates to return.
 
     Returns:
@@ -168,12 +160,10 @@ def _candidates(
         if not math.isfinite(v):
             continue
         if i in eos:
-            s = "" if not overlap else None
+            s: str | None = ""
         else:
             full = _decode(backend, [*tail, i])
             s = full[len(base) :] if full.startswith(base) else None
-            if s is not None and overlap:
-                s = s[len(overlap) :] if s.startswith(overlap) else None
             if not s or PARTIAL in s:
                 s = None
         if s is None:

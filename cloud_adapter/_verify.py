@@ -53,6 +53,14 @@ class StreamPool:
                 self._streams.popitem(last=False)
             return self.backend.stream()
 
+    def logits(self, context: list[int], block: list[int] | tuple[()] = ()) -> torch.Tensor:
+        """``KVStream.logits`` on the pooled stream that shares most of ``context + block``."""
+        stream = self.acquire([*context, *block])
+        try:
+            return stream.logits(context, block)
+        finally:
+            self.release(stream)
+
     def release(self, stream: KVStream) -> None:
         """Return a stream to the pool as most recently used."""
         with self._lock:
@@ -106,11 +114,7 @@ class VerifierCore:
         prompt = [m.model_dump() for m in request.prompt]
         with self._lock:
             prompt_ids = self.llm.encode_chat(prompt)
-            stream = self._llm_pool.acquire(prompt_ids + prefix + draft)
-            try:
-                rows = stream.logits(prompt_ids + prefix, draft)  # [K+1, V]
-            finally:
-                self._llm_pool.release(stream)
+            rows = self._llm_pool.logits(prompt_ids + prefix, draft)  # [K+1, V]
             lp_llm = fusion.log_probs(rows, params.temperature)  # [K+1, V]
             k = len(draft)
             draft_t = torch.tensor(draft, dtype=torch.long)
@@ -166,11 +170,7 @@ class VerifierCore:
                     )
                 )
                 block = [*block, eos_ids[0]]
-            stream = self._llm_pool.acquire(prompt_ids + ids[:j0] + block)
-            try:
-                rows = stream.logits(prompt_ids + ids[:j0], block)  # [len(block)+1, V]
-            finally:
-                self._llm_pool.release(stream)
+            rows = self._llm_pool.logits(prompt_ids + ids[:j0], block)  # [len(block)+1, V]
             lp_llm = fusion.log_probs(rows, params.temperature)
             _check_finite(lp_llm)
             lp_tok = lp_llm[
@@ -178,11 +178,6 @@ class VerifierCore:
             ].double()
             if eos_seg:  # P_L(end of answer): every end token counts
                 lp_tok[-1] = torch.logsumexp(lp_llm[len(block) - 1, eos_ids].double(), 0)
-            lp_seg = (
-                torch.stack([lp_tok[s.tok_lo : s.tok_hi].sum() for s in segs])
-                if segs
-                else lp_tok[:0]
-            )
             gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
             if params.target == "llm" and params.greedy:
                 argmax = lp_llm[: len(block)].argmax(dim=-1).tolist()
@@ -196,11 +191,8 @@ class VerifierCore:
                 n_seg = passed.index(False) if False in passed else len(passed)
             else:
                 ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
-                lp0_seg = (
-                    torch.stack([ctxfree[s.unit_lo : s.unit_hi].sum() for s in segs])
-                    if segs
-                    else ctxfree[:0]
-                )
+                lp_seg = _text.span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs])
+                lp0_seg = _text.span_sums(ctxfree, [(s.unit_lo, s.unit_hi) for s in segs])
                 lam = 1.0 if params.target == "llm" else params.lam
                 n_units = [s.unit_hi - s.unit_lo for s in segs]
                 n_seg = _text.accept_segments(lp_seg, lp0_seg, n_units, lam, params.greedy, gen)
@@ -213,15 +205,11 @@ class VerifierCore:
                 # The prefix ends inside one of the cloud's tokens of prefix + draft: read the
                 # prefix alone, so that the candidates start exactly where the draft did.
                 context_ids = llm.encode(p_text)
-                stream = self._llm_pool.acquire(prompt_ids + context_ids)
-                try:
-                    logits = stream.logits(prompt_ids + context_ids)[0]
-                finally:
-                    self._llm_pool.release(stream)
+                logits = self._llm_pool.logits(prompt_ids + context_ids)[0]
                 row = fusion.log_probs(logits, params.temperature)
                 _check_finite(row)
             strings, logprobs = _text.candidate_strings(
-                llm, row, prompt_ids + context_ids, "", params.top_k
+                llm, row, prompt_ids + context_ids, params.top_k
             )
         return VerifyResponse(
             request_id=request.request_id,
@@ -249,11 +237,7 @@ class VerifierCore:
                 "device model; send ctxfree_logprobs (ctxfree_source='device')"
             )
         ids = self.slm.encode_chat(prompt)
-        stream = self._slm_pool.acquire(ids + prefix + draft)
-        try:
-            rows = stream.logits(ids + prefix, draft)[:-1]  # [K, V]
-        finally:
-            self._slm_pool.release(stream)
+        rows = self._slm_pool.logits(ids + prefix, draft)[:-1]  # [K, V]
         lp = fusion.log_probs(rows, temperature)
         return lp[torch.arange(len(draft)), torch.tensor(draft)].double()
 
