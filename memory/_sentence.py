@@ -115,23 +115,19 @@ class SentenceTransformerEmbedder(Embedder):
                 raise MissingDependencyError(
                     "sentence-transformers", extra="memory", purpose="sentence embeddings"
                 ) from e
-            from transformers.utils import logging as hf_logging
+            from specsteer._hf import quiet_progress_bars
 
             path = self._path if self._path is not None else bundled_minilm_path()
-            bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # a one-second local load: no per-tensor bar
             try:
-                self._model = SentenceTransformer(
-                    str(path), device=self._device, local_files_only=True
-                )
+                with quiet_progress_bars():  # a one-second local load: no per-tensor bar
+                    self._model = SentenceTransformer(
+                        str(path), device=self._device, local_files_only=True
+                    )
             except Exception as e:
                 raise ModelLoadError(
                     f"could not load a sentence-transformers model from {path} "
                     f"({type(e).__name__}); pass model_path= a complete local model folder"
                 ) from e
-            finally:
-                if bars:
-                    hf_logging.enable_progress_bar()
             return self._model
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

@@ -71,6 +71,7 @@ class _TextDraft:
 
     tokens: list[int]  # the draft tokens that travel (a trailing incomplete run is dropped)
     counts: list[int]  # device tokens per unit, the end-of-answer unit included
+    prefix: Text  # the accepted text before the draft
     span: Text
 
 
@@ -292,9 +293,8 @@ class Decoder:
             text_mode = self.wire == "text"
             incomplete = None
             if text_mode:
-                pub_out = list(run.pub_out)
 
-                def incomplete(d: list[int], pub_out: list[int] = pub_out) -> bool:
+                def incomplete(d: list[int], pub_out: list[int] = run.pub_out) -> bool:
                     return self._wire_text(pub_out + d).endswith(_PARTIAL)
 
             draft, lp_draft_rows = self._draft(
@@ -323,7 +323,7 @@ class Decoder:
             prefix_span: TokenIds | Text = TokenIds(ids=run.pub_out)
             draft_span: TokenIds | Text = TokenIds(ids=draft)
             if tdraft is not None:
-                prefix_span = Text(text=self._wire_text(run.pub_out))
+                prefix_span = tdraft.prefix
                 draft_span = tdraft.span
                 if ctxfree_lp is not None:
                     ctxfree_lp = _sum_units(ctxfree_lp, tdraft.counts)
@@ -501,6 +501,7 @@ class Decoder:
         return _TextDraft(
             tokens=tokens,
             counts=counts,
+            prefix=Text(text=prefix),
             span=Text(text=last[len(prefix) :], offsets=offsets, eos=end),
         )
 

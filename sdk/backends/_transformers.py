@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from specsteer._errors import InvalidInputError, ModelLoadError
+from specsteer._hf import quiet_progress_bars
 from specsteer._home import specsteer_home
 from specsteer.backends._base import Messages, ModelBackend
 
@@ -85,24 +86,17 @@ class TransformersBackend(ModelBackend):
                 f"{folder} is not a local model folder (no config.json); pass the folder that "
                 "holds config.json and the weights, or a .gguf file to from_gguf()"
             )
-        from transformers.utils import logging as hf_logging
-
-        # A local load takes about a second: transformers' per-tensor bar would only be noise.
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
         try:
-            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                folder,
-                dtype=dtype,
-                local_files_only=True,
-                attn_implementation=attn_implementation,
-            )
+            with quiet_progress_bars():  # a local load: transformers' bar would only be noise
+                tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    folder,
+                    dtype=dtype,
+                    local_files_only=True,
+                    attn_implementation=attn_implementation,
+                )
         except Exception as e:  # transformers raises many types here
             raise ModelLoadError(f"could not load the model in {folder}: {e}") from e
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         return cls(model, tok, name=folder.name)
 
     @classmethod
