@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,7 +27,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(e: Exception) -> None:
+def _fail(e: Exception | str) -> NoReturn:
     err.print(f"[bold red]error:[/] {e}")
     raise typer.Exit(code=2)
 
@@ -93,7 +93,6 @@ def generate(
         result = assistant.generate(query, context=context, **overrides)
     except SpecSteerError as e:
         _fail(e)
-        return
     if as_json:
         privacy = result.privacy.model_dump() if result.privacy is not None else None
         print(
@@ -118,7 +117,6 @@ def chat(
         assistant = default_assistant(progress=True, user_id=user)
     except SpecSteerError as e:
         _fail(e)
-        return
     history: list[dict[str, str]] = []
     console.print("[dim]type a message; 'exit' or Ctrl-D to quit[/]")
     while True:
@@ -210,7 +208,6 @@ def serve(
                 llm = str(gemma3_270m_gguf_path())
             except SpecSteerError as e:
                 _fail(e)
-                return
         argv += ["--llm", llm]
     if slm is not None:
         argv += ["--slm", slm]
@@ -246,12 +243,11 @@ def _reinstate(store: Any, user: str) -> None:
         store.reinstate_user(user)
 
 
-def _fail_forgotten(user: str) -> None:
-    err.print(
-        f"[bold red]error:[/] user {user!r} was forgotten (their key was destroyed), so nothing "
-        "was stored; pass --reinstate to store memories for this user again"
+def _fail_forgotten(user: str) -> NoReturn:
+    _fail(
+        f"user {user!r} was forgotten (their key was destroyed), so nothing was stored; pass "
+        "--reinstate to store memories for this user again"
     )
-    raise typer.Exit(code=2)
 
 
 @memory_app.command("add")
@@ -288,7 +284,6 @@ def memory_search(
         hits = _store().search(user, query, k=k)
     except SpecSteerError as e:
         _fail(e)
-        return
     table = Table("score", "id", "text")
     for hit in hits:
         table.add_row(f"{hit.score:.3f}", hit.id[:8], hit.text)
@@ -302,7 +297,6 @@ def memory_list(user: UserOpt = "me") -> None:
         memories = _store().memories(user)
     except SpecSteerError as e:
         _fail(e)
-        return
     table = Table("id", "text", title=f"{len(memories)} memories of {user!r}")
     for m in memories:
         table.add_row(m.id[:8], m.text)
@@ -331,7 +325,6 @@ def memory_forget(
         _store().forget_user(user)
     except SpecSteerError as e:
         _fail(e)
-        return
     console.print(f"forgot {user!r}: key destroyed, memories deleted")
 
 
@@ -345,7 +338,6 @@ def memory_export(
         n = _store().export(user, path)
     except SpecSteerError as e:
         _fail(e)
-        return
     console.print(f"exported {n} memories to {path}")
 
 
@@ -365,10 +357,8 @@ def memory_import(
         n = store.import_(user, path)
     except UserForgottenError:
         _fail_forgotten(user)
-        return
     except SpecSteerError as e:
         _fail(e)
-        return
     console.print(f"imported {n} memories")
 
 
@@ -414,7 +404,6 @@ def audit_verify(
         report = verify(log, witness=witness, public_key=public_key)
     except SpecSteerError as e:
         _fail(e)
-        return
     console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(code=1)
@@ -435,7 +424,6 @@ def audit_export(
         out = export(dest, log, decrypt=decrypt)
     except SpecSteerError as e:
         _fail(e)
-        return
     console.print(f"exported to {out}")
 
 
