@@ -98,10 +98,15 @@ def test_differing_tokenizers_generate_text_both_can_read() -> None:
         assert again.token_ids == result.token_ids  # seeded runs reproduce
 
 
-def _request(prefix: str, draft: str, offsets: list[int], **params: object) -> VerifyRequest:
+def _request(
+    prefix: str, draft: str, offsets: list[int], *, system: str | None = None, **params: object
+) -> VerifyRequest:
+    prompt = [ChatMessage(role="user", content="what is my plan for friday ?")]
+    if system is not None:
+        prompt.insert(0, ChatMessage(role="system", content=system))
     return VerifyRequest(
         request_id=uuid.uuid4().hex,
-        prompt=[ChatMessage(role="user", content="what is my plan for friday ?")],
+        prompt=prompt,
         prefix=Text(text=prefix),
         draft=Text(text=draft, offsets=offsets),
         ctxfree_logprobs=[-1.0] * len(offsets),
@@ -123,34 +128,22 @@ def test_a_wrong_draft_is_rejected_at_the_wrong_word() -> None:
     words = _greedy_words(llm, 4)
     assert len(words) == 4 and all(words)
     pieces = tiny_backend(0, family="pieces")
+
+    def piece_ends(text: str) -> list[int]:
+        """Offsets as the pieces tokenizer cuts the words: several units per word."""
+        found = pieces.encode_offsets(text)
+        assert found is not None
+        return sorted({end for _, end in found[1]})
+
     draft = " ".join(words)
-    # Offsets as the pieces tokenizer would cut the words: several units per word.
-    enc = pieces.tokenizer(draft, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = sorted({end for _, end in enc["offset_mapping"]})
-    ok = core.verify(
-        _request("", draft, offsets, target="llm", greedy=True, top_k=5).model_copy(
-            update={
-                "prompt": [
-                    ChatMessage(role="system", content="x"),
-                    ChatMessage(role="user", content="what is my plan for friday ?"),
-                ]
-            }
-        )
-    )
+    offsets = piece_ends(draft)
+    ok = core.verify(_request("", draft, offsets, system="x", target="llm", greedy=True, top_k=5))
     assert ok.n_accepted == len(offsets)  # the model's own continuation passes whole
     wrong_word = next(w for w in ("pizza", "sushi", "guitar") if w != words[1])
     bad_text = " ".join([words[0], wrong_word, *words[2:]])
-    enc = pieces.tokenizer(bad_text, add_special_tokens=False, return_offsets_mapping=True)
-    bad_offsets = sorted({end for _, end in enc["offset_mapping"]})
+    bad_offsets = piece_ends(bad_text)
     bad = core.verify(
-        _request("", bad_text, bad_offsets, target="llm", greedy=True, top_k=5).model_copy(
-            update={
-                "prompt": [
-                    ChatMessage(role="system", content="x"),
-                    ChatMessage(role="user", content="what is my plan for friday ?"),
-                ]
-            }
-        )
+        _request("", bad_text, bad_offsets, system="x", target="llm", greedy=True, top_k=5)
     )
     first_word_units = sum(1 for o in bad_offsets if o <= len(words[0]))
     assert bad.n_accepted == first_word_units

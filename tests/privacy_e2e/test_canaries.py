@@ -3,7 +3,6 @@ that copies its context, and check every byte that reached the cloud side."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,10 +11,11 @@ import pytest
 from specsteer import Assistant
 from specsteer.cloud_adapter import InProcessVerifier, VerifyRequest, VerifyResponse
 from specsteer.memory import HashEmbedder, MemoryStore
-from specsteer.privacy import AuditLog, tokenize
+from specsteer.privacy import AuditLog
 from specsteer.testing import TINY_WORDS, tiny_backend
 
 from .copying import CopyingBackend
+from .wire import ngrams, payload_texts
 
 CANARIES = ("canary7f3q9x", "canary2k8w4m")
 PRIVATE = (
@@ -47,21 +47,6 @@ class Spy(InProcessVerifier):
     def verify(self, request: VerifyRequest) -> VerifyResponse:
         self.received.append(request.model_dump_json().encode())
         return super().verify(request)
-
-
-def payload_texts(wire: bytes, decode: object) -> str:
-    """Everything a payload carries, token ids decoded back to text."""
-    doc = json.loads(wire)
-    parts = [m["content"] for m in doc["prompt"]]
-    for key in ("prefix", "draft"):
-        span = doc[key]
-        parts.append(decode(span["ids"]) if span["kind"] == "ids" else span["text"])  # type: ignore[operator]
-    return "\n".join(parts)
-
-
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = tokenize(text)
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def check_no_leak(received: list[bytes], decode: object, private: tuple[str, ...]) -> None:

@@ -24,10 +24,11 @@ from specsteer import Assistant, GenerationResult
 from specsteer.backends import TransformersBackend
 from specsteer.cloud_adapter import HttpVerifier, VerifierCore
 from specsteer.memory import HashEmbedder, MemoryStore
-from specsteer.privacy import AuditLog, tokenize
+from specsteer.privacy import AuditLog
 from specsteer.testing import TINY_WORDS, tiny_backend
 
 from .copying import CopyingBackend
+from .wire import ngrams, payload_texts
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -163,21 +164,6 @@ def forms(word: str) -> set[bytes]:
     }
 
 
-def wire_texts(body: bytes, decode: object) -> str:
-    """Everything a verify request carries, its token ids decoded back to text."""
-    doc = json.loads(body)
-    parts = [m["content"] for m in doc["prompt"]]
-    for key in ("prefix", "draft"):
-        span = doc[key]
-        parts.append(decode(span["ids"]) if span["kind"] == "ids" else span["text"])  # type: ignore[operator]
-    return "\n".join(parts)
-
-
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = tokenize(text)
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
 def check_no_canary_on_the_wire(
     captured: list[Captured],
     base: TransformersBackend,
@@ -199,7 +185,7 @@ def check_no_canary_on_the_wire(
         doc = json.loads(req.body)
         sent_ids = [*doc["prefix"].get("ids", []), *doc["draft"].get("ids", [])]
         assert not canary_ids & set(sent_ids), "a canary's token id was sent"
-        text = wire_texts(req.body, base.decode)
+        text = payload_texts(req.body, base.decode)
         for canary in canaries:
             assert canary not in text.lower()
         assert not (ngrams(text, 8) & private_grams), "an 8-gram of the private notes left"
