@@ -169,7 +169,7 @@ class OpenAICompatibleVerifier(CloudVerifier):
 
         Raises:
             ProtocolError: the request cannot be verified this way (text mode, temperature,
-                missing ``ctxfree_logprobs``).
+                repetition control, missing ``ctxfree_logprobs``).
         """
         if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
             raise ProtocolError(
@@ -181,6 +181,12 @@ class OpenAICompatibleVerifier(CloudVerifier):
             raise ProtocolError(
                 "OpenAI-compatible servers return log-probabilities at temperature 1; "
                 "use temperature=1.0 with this adapter"
+            )
+        if params.processing.penalizes:
+            raise ProtocolError(
+                "OpenAI-compatible servers return unprocessed log-probabilities, so repetition "
+                "control cannot apply to the cloud's side; use repetition_penalty=1.0 and "
+                "no_repeat_ngram_size=0 with this adapter"
             )
         exact = params.target == "llm" and params.greedy
         if request.draft.ids and request.ctxfree_logprobs is None and not exact:

@@ -115,14 +115,14 @@ class VerifierCore:
         with self._lock:
             prompt_ids = self.llm.encode_chat(prompt)
             rows = self._llm_pool.logits(prompt_ids + prefix, draft)  # [K+1, V]
-            lp_llm = fusion.log_probs(rows, params.temperature)  # [K+1, V]
+            lp_llm = fusion.processed_log_probs(rows, prefix, params.processing, draft)
             k = len(draft)
             draft_t = torch.tensor(draft, dtype=torch.long)
             gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
             if params.target == "llm" and params.greedy:
                 n = fusion.verify_draft_exact(draft_t, rows[:k])
             else:
-                lp_ctxfree = self._ctxfree(request, prompt, prefix, draft, params.temperature)
+                lp_ctxfree = self._ctxfree(request, prompt, prefix, draft)
                 lam = 1.0 if params.target == "llm" else params.lam
                 lp_llm_draft = lp_llm[torch.arange(k), draft_t]  # [K]
                 n = fusion.verify_draft(lp_llm_draft, lp_ctxfree, lam, params.greedy, gen)
@@ -171,7 +171,7 @@ class VerifierCore:
                 )
                 block = [*block, eos_ids[0]]
             rows = self._llm_pool.logits(prompt_ids + ids[:j0], block)  # [len(block)+1, V]
-            lp_llm = fusion.log_probs(rows, params.temperature)
+            lp_llm = fusion.processed_log_probs(rows, ids[:j0], params.processing, block)
             _check_finite(lp_llm)
             lp_tok = lp_llm[
                 torch.arange(len(block)), torch.tensor(block, dtype=torch.long)
@@ -206,7 +206,7 @@ class VerifierCore:
                 # prefix alone, so that the candidates start exactly where the draft did.
                 context_ids = llm.encode(p_text)
                 logits = self._llm_pool.logits(prompt_ids + context_ids)[0]
-                row = fusion.log_probs(logits, params.temperature)
+                row = fusion.processed_log_probs(logits, context_ids, params.processing)
                 _check_finite(row)
             strings, logprobs = _text.candidate_strings(
                 llm, row, prompt_ids + context_ids, params.top_k
@@ -224,7 +224,6 @@ class VerifierCore:
         prompt: list[dict[str, str]],
         prefix: list[int],
         draft: list[int],
-        temperature: float,
     ) -> torch.Tensor:
         """``[K]`` log P_S0 of the draft tokens: from the request, or from the hosted copy."""
         if request.ctxfree_logprobs is not None:
@@ -238,7 +237,7 @@ class VerifierCore:
             )
         ids = self.slm.encode_chat(prompt)
         rows = self._slm_pool.logits(ids + prefix, draft)[:-1]  # [K, V]
-        lp = fusion.log_probs(rows, temperature)
+        lp = fusion.processed_log_probs(rows, prefix, request.params.processing, draft)
         return lp[torch.arange(len(draft)), torch.tensor(draft)].double()
 
 

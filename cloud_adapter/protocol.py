@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from specsteer.fusion import Processing
+
 __all__ = [
     "PROTOCOL_VERSION",
     "ChatMessage",
@@ -93,13 +95,31 @@ class VerifyParams(_Wire):
     top_k: int = Field(default=20, ge=1, le=MAX_TOP_K, description="Size of the recovery support.")
     greedy: bool = Field(default=True, description="Deterministic acceptance and recovery.")
     temperature: float = Field(default=1.0, gt=0.0, le=100.0)
+    repetition_penalty: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=10.0,
+        description="Penalty on tokens already in the answer (prefix and draft), never the prompt.",
+    )
+    no_repeat_ngram_size: int = Field(
+        default=0, ge=0, le=16, description="Rule out tokens that repeat an n-gram of the answer."
+    )
     seed: int | None = Field(default=None, ge=0, lt=2**63, description="Seed for u_i draws.")
     target: Literal["fused", "llm"] = Field(
         default="fused",
         description="'fused': SpecSteer ratio test; 'llm': standard speculative decoding.",
     )
 
-    @field_validator("lam", "temperature")
+    @property
+    def processing(self) -> Processing:
+        """The logit processing the device asked for, applied to ``P_L`` here."""
+        return Processing(
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
+
+    @field_validator("lam", "temperature", "repetition_penalty")
     @classmethod
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from specsteer.fusion import Processing
+
 __all__ = ["GenerationConfig", "Method"]
 
 Method = Literal["specsteer", "device_only", "cloud_only", "token_fusion", "speculative"]
@@ -43,6 +45,34 @@ class GenerationConfig(BaseSettings):
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="Size of the recovery support.")
     temperature: float = Field(default=1.0, gt=0.0, le=100.0, description="Softmax temperature.")
+    top_p: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Nucleus sampling: draws (drafts, recoveries, single-model methods) come from the "
+            "smallest set of tokens holding this much probability; 1 keeps all. No effect when "
+            "greedy."
+        ),
+    )
+    repetition_penalty: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=10.0,
+        description=(
+            "Penalty on tokens already in the answer (the prompt is exempt), applied alike to the "
+            "device's and the cloud's distributions; 1 switches it off."
+        ),
+    )
+    no_repeat_ngram_size: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description=(
+            "Rule out any token that would repeat an n-gram of the answer, on both sides; "
+            "0 switches it off."
+        ),
+    )
     greedy: bool = Field(default=True, description="Deterministic decoding (argmax everywhere).")
     seed: int | None = Field(
         default=None, ge=0, lt=2**63, description="Seed for all randomness; None draws one."
@@ -62,3 +92,12 @@ class GenerationConfig(BaseSettings):
             "(the cloud needs only its own model), 'cloud' hosts a copy of the public device model."
         ),
     )
+
+    @property
+    def processing(self) -> Processing:
+        """The logit processing these settings ask for (shared by device and cloud)."""
+        return Processing(
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )

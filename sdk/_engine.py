@@ -274,10 +274,8 @@ class Decoder:
             remaining = cfg.max_new_tokens - len(run.out)
             if method == "device_only" or run.fallback is not None:
                 t = time.perf_counter()
-                lp = fusion.log_probs(
-                    self._private.logits(private_ids + run.out)[0], cfg.temperature
-                )
-                tok = fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, draft_gen)
+                lp = self._row(self._private, private_ids, run.out, cfg)
+                tok = fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, draft_gen, cfg.top_p)
                 run.device_s += time.perf_counter() - t
                 self._append(run, [tok], eos, emit)
                 continue
@@ -287,8 +285,8 @@ class Decoder:
             t = time.perf_counter()
             k = 0 if method == "token_fusion" else min(cfg.draft_tokens, remaining)
             drafter = self._public if method == "speculative" else self._private
-            drafter_ids = (
-                public_ids + run.pub_out if method == "speculative" else private_ids + run.out
+            drafter_prompt, drafter_answer = (
+                (public_ids, run.pub_out) if method == "speculative" else (private_ids, run.out)
             )
             text_mode = self.wire == "text"
             incomplete = None
@@ -298,7 +296,7 @@ class Decoder:
                     return self._wire_text(pub_out + d).endswith(_PARTIAL)
 
             draft, lp_draft_rows = self._draft(
-                drafter, drafter_ids, k, run, draft_gen, eos, incomplete
+                drafter, drafter_prompt, drafter_answer, k, run, draft_gen, eos, incomplete
             )
             tdraft: _TextDraft | None = None
             if text_mode:
@@ -315,7 +313,7 @@ class Decoder:
             elif cfg.ctxfree_source == "device" and draft:
                 # One block pass over the public view scores every draft token and the bonus row.
                 rows = self._public.logits(public_ids + run.pub_out, draft)  # [k+1, V]
-                ctxfree_rows = fusion.log_probs(rows, cfg.temperature)
+                ctxfree_rows = fusion.processed_log_probs(rows, run.pub_out, cfg.processing, draft)
                 ctxfree_lp = _gather(ctxfree_rows[:-1], draft)
             run.device_s += time.perf_counter() - t
 
@@ -340,6 +338,8 @@ class Decoder:
                     top_k=cfg.top_k,
                     greedy=cfg.greedy,
                     temperature=cfg.temperature,
+                    repetition_penalty=cfg.repetition_penalty,
+                    no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                     seed=int(torch.randint(0, 2**62, (1,), generator=seed_gen).item()),
                     target="llm" if method == "speculative" else "fused",
                 ),
@@ -368,7 +368,7 @@ class Decoder:
                         else (
                             lp_draft_rows[n]
                             if n < len(draft)
-                            else self._row(self._public, public_ids + run.pub_out + draft, cfg)
+                            else self._row(self._public, public_ids, run.pub_out + draft, cfg)
                         ),
                         None,
                     )
@@ -376,10 +376,10 @@ class Decoder:
                     rows_needed = (
                         lp_draft_rows[n]
                         if n < len(draft)
-                        else self._row(self._private, private_ids + run.out + draft, cfg),
+                        else self._row(self._private, private_ids, run.out + draft, cfg),
                         ctxfree_rows[n]
                         if ctxfree_rows is not None
-                        else self._row(self._public, public_ids + run.pub_out + accepted, cfg),
+                        else self._row(self._public, public_ids, run.pub_out + accepted, cfg),
                     )
                 try:
                     new.extend(
@@ -405,7 +405,7 @@ class Decoder:
                     lp0 = (
                         lp_draft_rows[n]
                         if n < len(draft)
-                        else self._row(self._public, public_ids + run.pub_out + draft, cfg)
+                        else self._row(self._public, public_ids, run.pub_out + draft, cfg)
                     )
                     if all_passed:  # bonus token: plain target distribution on the support
                         tok = fusion.recover_residual(
@@ -423,14 +423,14 @@ class Decoder:
                     lp_s = (
                         lp_draft_rows[n]
                         if n < len(draft)
-                        else self._row(self._private, private_ids + run.out + draft, cfg)
+                        else self._row(self._private, private_ids, run.out + draft, cfg)
                     )
                     if ctxfree_rows is not None:
                         lp_s0 = ctxfree_rows[n]
                     else:
-                        lp_s0 = self._row(self._public, public_ids + run.pub_out + accepted, cfg)
+                        lp_s0 = self._row(self._public, public_ids, run.pub_out + accepted, cfg)
                     tok = fusion.recover(
-                        topk_ids, topk_lp, lp_s, lp_s0, cfg.beta, cfg.greedy, recover_gen
+                        topk_ids, topk_lp, lp_s, lp_s0, cfg.beta, cfg.greedy, recover_gen, cfg.top_p
                     )
                 new.append(tok)
             run.device_s += time.perf_counter() - t
@@ -440,7 +440,8 @@ class Decoder:
     def _draft(
         self,
         stream: KVStream,
-        ids: list[int],
+        prompt_ids: list[int],
+        answer: list[int],
         k: int,
         run: _Run,
         gen: torch.Generator,
@@ -456,9 +457,12 @@ class Decoder:
         rows: list[torch.Tensor] = []
         room = run.config.max_new_tokens - len(run.out)
         limit = k
+        cfg = run.config
+        # Standard speculative decoding's correction assumes drafts from the whole distribution.
+        top_p = 1.0 if cfg.method == "speculative" else cfg.top_p
         while len(draft) < limit:
-            lp = fusion.log_probs(stream.logits(ids + draft)[0], run.config.temperature)
-            tok = fusion.draft_token(_no_eos(lp, eos, run.config), run.config.greedy, gen)
+            lp = self._row(stream, prompt_ids, answer + draft, cfg)
+            tok = fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, gen, top_p)
             rows.append(lp)
             draft.append(tok)
             if tok in eos:
@@ -543,7 +547,7 @@ class Decoder:
         else:
             assert row is not None and ctxfree_row is not None
             choice = fusion.recover_index(
-                lp_l, row[first], ctxfree_row[first], cfg.beta, cfg.greedy, gen
+                lp_l, row[first], ctxfree_row[first], cfg.beta, cfg.greedy, gen, cfg.top_p
             )
         return toks[choice]
 
@@ -581,8 +585,12 @@ class Decoder:
         )
         return True
 
-    def _row(self, stream: KVStream, ids: list[int], cfg: GenerationConfig) -> torch.Tensor:
-        return fusion.log_probs(stream.logits(ids)[0], cfg.temperature)
+    def _row(
+        self, stream: KVStream, prompt_ids: list[int], answer: list[int], cfg: GenerationConfig
+    ) -> torch.Tensor:
+        """``[V]`` processed log-probabilities of the token after ``prompt_ids + answer``."""
+        logits = stream.logits(prompt_ids + answer)[0]
+        return fusion.processed_log_probs(logits, answer, cfg.processing)
 
     def _exchange(self, request: VerifyRequest, run: _Run) -> VerifyResponse | None:
         """Send one request; on a cloud failure switch the run to device-only and say why."""
@@ -648,10 +656,9 @@ class Decoder:
         stream = llm.stream()
         eos = llm.eos_token_ids
         while not run.finished and len(run.out) < cfg.max_new_tokens:
-            lp = fusion.log_probs(stream.logits(ids + run.out)[0], cfg.temperature)
-            self._append(
-                run, [fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, gen)], eos, emit
-            )
+            lp = self._row(stream, ids, run.out, cfg)
+            tok = fusion.draft_token(_no_eos(lp, eos, cfg), cfg.greedy, gen, cfg.top_p)
+            self._append(run, [tok], eos, emit)
         run.cloud_s += time.perf_counter() - t
         run.cloud_calls = 1
 

@@ -20,19 +20,24 @@ module imports nothing from the package, so the device engine and the cloud serv
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 __all__ = [
+    "Processing",
     "acceptance_probs",
     "draft_token",
     "fused_scores",
     "log_probs",
+    "processed_log_probs",
     "recover",
     "recover_index",
     "recover_residual",
     "recover_residual_index",
     "sample_or_argmax",
+    "top_p_filter",
     "verify_draft",
     "verify_draft_exact",
 ]
@@ -50,29 +55,153 @@ def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     return torch.log_softmax(logits.float() / temperature, dim=-1)
 
 
+@dataclass(frozen=True)
+class Processing:
+    """How raw logits become the distributions every formula here uses.
+
+    The same processing turns ``h_S``, ``h_S0`` and ``h_L`` into ``P_S``, ``P_S0`` and ``P_L``,
+    each over its own model's tokens of the answer so far, so the ratio test and the steered
+    recovery keep their formulas over the processed distributions. Only the answer counts as
+    history, never the prompt: the private context sits in the prompt of ``h_S`` alone, so
+    penalizing prompt tokens would make ``P_S`` and ``P_S0`` differ by more than the context's
+    own signal (and would push the answer away from the user's facts).
+
+    Attributes:
+        temperature: > 0; logits are divided by it last.
+        repetition_penalty: >= 1; a token already in the answer has its logit divided by it
+            when positive and multiplied by it when negative (the CTRL penalty, as
+            transformers' ``RepetitionPenaltyLogitsProcessor``); 1 switches it off.
+        no_repeat_ngram_size: n > 0 rules out any token that would repeat an n-gram of the
+            answer (as transformers' ``NoRepeatNGramLogitsProcessor``); 0 switches it off.
+    """
+
+    temperature: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    @property
+    def penalizes(self) -> bool:
+        """Whether the answer's history changes the distributions at all."""
+        return self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0
+
+
+def _banned_ngram_tokens(history: Sequence[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already present in ``history``."""
+    if n <= 0 or len(history) < n:
+        return []
+    if n == 1:
+        return sorted(set(history))
+    tail = tuple(history[len(history) - n + 1 :])
+    return sorted(
+        {
+            history[j + n - 1]
+            for j in range(len(history) - n + 1)
+            if tuple(history[j : j + n - 1]) == tail
+        }
+    )
+
+
+def _penalize_row(logits: torch.Tensor, history: Sequence[int], proc: Processing) -> torch.Tensor:
+    """``[V]`` logits after the repetition penalty and the n-gram ban over ``history``."""
+    vocab = logits.shape[-1]
+    out = logits
+    if proc.repetition_penalty != 1.0 and history:
+        seen = torch.tensor(sorted({t for t in history if 0 <= t < vocab}), dtype=torch.long)
+        if seen.numel():
+            out = out.clone()
+            vals = out[seen]
+            penalty = proc.repetition_penalty
+            out[seen] = torch.where(vals > 0, vals / penalty, vals * penalty)
+    banned = [t for t in _banned_ngram_tokens(history, proc.no_repeat_ngram_size) if t < vocab]
+    if banned:
+        out = out.clone() if out is logits else out
+        out[torch.tensor(banned, dtype=torch.long)] = -torch.inf
+    return out
+
+
+def processed_log_probs(
+    logits: torch.Tensor,
+    answer: Sequence[int],
+    proc: Processing,
+    block: Sequence[int] = (),
+) -> torch.Tensor:
+    """Processed log-probabilities of one position or of a scored block.
+
+    Args:
+        logits: ``[V]`` raw logits after ``answer``, or ``[n, V]`` rows where row ``i`` follows
+            ``answer + block[:i]`` (a block pass; ``n <= len(block) + 1``).
+        answer: the model's own tokens of the answer so far (never the prompt).
+        proc: the processing.
+        block: the tokens scored on top of ``answer`` (rows after the first).
+
+    Returns:
+        ``log_softmax(process(logits) / temperature)``, the same shape as ``logits``.
+    """
+    if not proc.penalizes:
+        return log_probs(logits, proc.temperature)
+    if logits.dim() == 1:
+        return log_probs(_penalize_row(logits.float(), answer, proc), proc.temperature)
+    assert logits.dim() == 2 and logits.shape[0] <= len(block) + 1, "rows must follow the block"
+    history = [*answer, *block]
+    rows = [
+        _penalize_row(logits[i].float(), history[: len(answer) + i], proc)
+        for i in range(logits.shape[0])
+    ]
+    return log_probs(torch.stack(rows), proc.temperature)
+
+
+def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``[n]`` scores with everything outside the nucleus set to ``-inf``.
+
+    The nucleus is the smallest set of highest-scoring entries whose probability under
+    ``softmax(scores)`` reaches ``top_p`` (the top entry is always kept).
+    """
+    assert scores.dim() == 1, "scores must be [n]"
+    if top_p >= 1.0:
+        return scores
+    if not 0.0 < top_p:
+        raise ValueError("top_p must be in (0, 1]")
+    order = torch.argsort(scores, descending=True)
+    probs = torch.softmax(scores.double()[order], dim=-1)
+    before = torch.cumsum(probs, dim=-1) - probs  # mass strictly above each entry
+    cut = order[before >= top_p]
+    out = scores.clone()
+    out[cut] = -torch.inf
+    return out
+
+
 def sample_or_argmax(
-    scores: torch.Tensor, greedy: bool, generator: torch.Generator | None = None
+    scores: torch.Tensor,
+    greedy: bool,
+    generator: torch.Generator | None = None,
+    top_p: float = 1.0,
 ) -> int:
-    """Index of the maximum (greedy) or a draw from ``softmax(scores)``.
+    """Index of the maximum (greedy) or a draw from ``softmax(scores)`` within the nucleus.
 
     Args:
         scores: ``[n]`` unnormalized log-weights; ``-inf`` entries are never drawn.
+        top_p: nucleus size for draws (1 keeps every entry); no effect in greedy mode.
     """
     assert scores.dim() == 1, f"scores must be [n], got {tuple(scores.shape)}"
     if greedy:
         return int(torch.argmax(scores).item())
-    probs = torch.softmax(scores.double(), dim=-1)
+    probs = torch.softmax(top_p_filter(scores, top_p).double(), dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator).item())
 
 
-def draft_token(lp_private: torch.Tensor, greedy: bool, generator: torch.Generator | None) -> int:
-    """Draw one draft token ``d ~ P_S`` (argmax in greedy mode).
+def draft_token(
+    lp_private: torch.Tensor,
+    greedy: bool,
+    generator: torch.Generator | None,
+    top_p: float = 1.0,
+) -> int:
+    """Draw one draft token ``d ~ P_S`` (argmax in greedy mode), within the nucleus ``top_p``.
 
     Args:
         lp_private: ``[vocab]`` log P_S at the position being drafted.
     """
     assert lp_private.dim() == 1, "lp_private must be [vocab]"
-    return sample_or_argmax(lp_private, greedy, generator)
+    return sample_or_argmax(lp_private, greedy, generator, top_p)
 
 
 def acceptance_probs(lp_llm: torch.Tensor, lp_ctxfree: torch.Tensor, lam: float) -> torch.Tensor:
@@ -154,8 +283,28 @@ def fused_scores(
     """
     assert lp_llm_topk.shape == lp_private_topk.shape == lp_ctxfree_topk.shape
     assert lp_llm_topk.dim() == 1, "expected [k] tensors"
-    steer = lp_private_topk.double() - lp_ctxfree_topk.double()
-    return lp_llm_topk.double() + beta * steer
+    lp_llm = lp_llm_topk.double()
+    if beta == 0:
+        return lp_llm.clone()
+    private, ctxfree = lp_private_topk.double(), lp_ctxfree_topk.double()
+    # A candidate that processing rules out on either side (-inf) is no candidate: without
+    # this, -inf - -inf would be NaN and finite - -inf would be +inf.
+    ruled_out = torch.isneginf(lp_llm) | torch.isneginf(private) | torch.isneginf(ctxfree)
+    scores = lp_llm + beta * (private - ctxfree)
+    return torch.where(ruled_out, torch.full_like(scores, -torch.inf), scores)
+
+
+def _steered_choice(
+    lp_llm_topk: torch.Tensor,
+    scores: torch.Tensor,
+    greedy: bool,
+    generator: torch.Generator | None,
+    top_p: float,
+) -> int:
+    """Draw from the fused scores; if the device rules out every candidate, from the cloud's."""
+    if not bool(torch.isfinite(scores).any()):
+        scores = lp_llm_topk.double()
+    return sample_or_argmax(scores, greedy, generator, top_p)
 
 
 def recover(
@@ -166,8 +315,11 @@ def recover(
     beta: float,
     greedy: bool,
     generator: torch.Generator | None = None,
+    top_p: float = 1.0,
 ) -> int:
     """Steered recovery: a token from ``softmax_S(h_L + beta * (h_S - h_S0))``.
+
+    Draws are restricted to the nucleus ``top_p`` of that distribution.
 
     Args:
         topk_ids: ``[k]`` the cloud's top-k token ids (the support ``S``).
@@ -183,7 +335,7 @@ def recover(
     assert lp_private.dim() == 1 and lp_private.shape == lp_ctxfree.shape, "expected [vocab]"
     ids = topk_ids.long()
     scores = fused_scores(lp_llm_topk, lp_private[ids], lp_ctxfree[ids], beta)
-    return int(ids[sample_or_argmax(scores, greedy, generator)].item())
+    return int(ids[_steered_choice(lp_llm_topk, scores, greedy, generator, top_p)].item())
 
 
 def recover_index(
@@ -193,13 +345,14 @@ def recover_index(
     beta: float,
     greedy: bool,
     generator: torch.Generator | None = None,
+    top_p: float = 1.0,
 ) -> int:
     """:func:`recover` over candidates given by their scores (cross-vocabulary mode, where the
     candidates are strings): returns the chosen candidate's index. All tensors ``[k]``."""
     assert lp_llm_topk.dim() == 1 and lp_llm_topk.shape == lp_private_topk.shape
     assert lp_private_topk.shape == lp_ctxfree_topk.shape, "expected [k] tensors"
     scores = fused_scores(lp_llm_topk, lp_private_topk, lp_ctxfree_topk, beta)
-    return sample_or_argmax(scores, greedy, generator)
+    return _steered_choice(lp_llm_topk, scores, greedy, generator, top_p)
 
 
 def recover_residual(
