@@ -427,6 +427,78 @@ def audit_export(
     console.print(f"exported to {out}")
 
 
+@app.command("eval")
+def eval_(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="LaMP-style JSONL dataset (default: the shipped personal-writing set)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for results.jsonl and summary.md; rerun to resume.")
+    ] = Path("eval-results"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = None,
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma list of device_only, cloud_only, token_fusion, speculative, specsteer."
+        ),
+    ] = "device_only,cloud_only,token_fusion,speculative,specsteer",
+    lam: Annotated[
+        list[str] | None,
+        typer.Option("--lam", help="SpecSteer's lambda; repeat it or give a comma list."),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 64,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every generation.")] = 0,
+    tiny: Annotated[
+        bool, typer.Option(help="Tiny test models and a hashing embedder built in code.")
+    ] = False,
+) -> None:
+    """Score every method on personal writing tasks (ROUGE, fact recall) and print a summary."""
+    from specsteer._eval import load_examples, run_eval
+
+    try:
+        lams = [float(x) for item in (lam or ["0.1,0.5"]) for x in item.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--lam takes numbers (e.g. --lam 0.1,0.5), not {lam!r}")
+    try:
+        examples = load_examples(data)
+        device, cloud, memory = _eval_models(tiny)
+        run_eval(
+            examples,
+            device=device,
+            cloud=cloud,
+            out_dir=out,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            lams=lams,
+            max_new_tokens=max_new_tokens,
+            limit=limit,
+            seed=seed,
+            memory_factory=memory,
+        )
+    except SpecSteerError as e:
+        _fail(e)
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    console.print(summary, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results: {out / 'results.jsonl'}; summary: {out / 'summary.md'}")
+
+
+def _eval_models(tiny: bool) -> tuple[Any, Any, Any]:
+    """(device, cloud, memory factory) for ``specsteer eval``: tiny ones, or the default pair."""
+    if not tiny:
+        from specsteer._demo import default_models
+
+        device, cloud = default_models(progress=True)
+        return device, cloud, None
+    from specsteer.memory import HashEmbedder, MemoryStore
+    from specsteer.privacy import Keyring
+    from specsteer.testing import tiny_backend
+
+    def memory(root: Path) -> Any:
+        return MemoryStore(root / "memory", embedder=HashEmbedder(), keyring=Keyring(root / "keys"))
+
+    return tiny_backend(0), tiny_backend(1), memory
+
+
 def main() -> None:
     """Entry point of the ``specsteer`` command."""
     app()

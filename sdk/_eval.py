@@ -1,0 +1,724 @@
+"""Quality evaluation: every decoding method on LaMP / LongLaMP-style personal writing tasks.
+
+Each example is one user's private history (``profile``), a public request (``input``) and a
+reference answer (``output``). The profile goes into that user's encrypted memory store; every
+method answers through the public API (:class:`~specsteer.Assistant`), which retrieves the
+private context from the store; the answers are scored against the reference (ROUGE-1, ROUGE-L)
+and the facts a good answer should contain. Results are appended to ``results.jsonl`` one line
+per (example, method) as each finishes, so a run that stops resumes where it stopped.
+
+See ``docs/evaluation.md`` for the dataset format and the metrics' exact definitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from specsteer._assistant import Assistant
+from specsteer._config import GenerationConfig, Method
+from specsteer._egress import PrivateEgress
+from specsteer._errors import ConfigurationError, InvalidInputError, MissingDependencyError
+from specsteer.backends._base import ModelBackend
+from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
+from specsteer.privacy import AuditLog
+
+if TYPE_CHECKING:
+    from specsteer.memory import MemoryStore
+
+__all__ = [
+    "METHODS",
+    "EvalExample",
+    "default_dataset",
+    "fact_recall",
+    "is_echo",
+    "is_repetitive",
+    "load_examples",
+    "load_records",
+    "method_labels",
+    "rouge",
+    "run_eval",
+    "score",
+    "summarize",
+    "word_count",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The methods compared, in the order they are run and reported.
+METHODS: Final[tuple[Method, ...]] = (
+    "device_only",
+    "cloud_only",
+    "token_fusion",
+    "speculative",
+    "specsteer",
+)
+RESULTS: Final = "results.jsonl"
+SUMMARY: Final = "summary.md"
+SETTINGS: Final = "run.json"
+_FORMAT: Final = {"format": "specsteer-eval", "version": 1}
+
+Record = dict[str, Any]
+
+# -- the dataset ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalExample:
+    """One task: a user's private history, a public request and a reference answer."""
+
+    id: str
+    user_id: str
+    input: str
+    profile: tuple[str, ...]
+    output: str
+    #: Short strings a good answer should contain (names, places, foods); may be empty.
+    facts: tuple[str, ...] = ()
+
+
+def default_dataset() -> Path:
+    """The shipped personal-writing set (``specsteer/data/personal_writing.jsonl``)."""
+    return Path(str(resources.files("specsteer") / "data" / "personal_writing.jsonl"))
+
+
+def load_examples(path: str | os.PathLike[str] | None = None) -> list[EvalExample]:
+    """Read LaMP / LongLaMP-style JSONL, one example per line (blank lines are skipped).
+
+    Each line is an object with ``user_id`` (str or int), ``input`` (str), ``profile`` (a
+    non-empty list of ``{"text": ...}`` objects or plain strings; a ``title`` is joined to its
+    ``text``), reference ``output`` (str), and optionally ``facts`` (list of str) and ``id``
+    (str or int; default: the line number).
+
+    Args:
+        path: the file; default :func:`default_dataset`.
+
+    Raises:
+        InvalidInputError: the file cannot be read, or a line is malformed; the message names
+            the file, the line and the fix.
+    """
+    source = Path(path) if path is not None else default_dataset()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise InvalidInputError(
+            f"cannot read the dataset {source}: {reason}; pass a readable UTF-8 JSONL file"
+        ) from e
+    examples: list[EvalExample] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        example = _parse_line(line, f"{source}, line {lineno}", default_id=str(lineno))
+        if example.id in seen:
+            raise InvalidInputError(
+                f"{source}, line {lineno}: id {example.id!r} repeats an earlier line; "
+                "give every example its own id"
+            )
+        seen.add(example.id)
+        examples.append(example)
+    if not examples:
+        raise InvalidInputError(f"the dataset {source} holds no examples; add one JSON per line")
+    return examples
+
+
+def _parse_line(line: str, where: str, *, default_id: str) -> EvalExample:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(
+            f"{where}: invalid JSON ({e.msg} at column {e.colno}); write one JSON object per line"
+        ) from e
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    facts = raw.get("facts", [])
+    if not isinstance(facts, list) or not all(isinstance(f, str) and f.strip() for f in facts):
+        raise InvalidInputError(f"{where}: 'facts' must be a list of non-empty strings")
+    return EvalExample(
+        id=_ident(raw.get("id", default_id), "id", where),
+        user_id=_ident(raw.get("user_id"), "user_id", where),
+        input=_text(raw, "input", where),
+        profile=_profile(raw.get("profile"), where),
+        output=_text(raw, "output", where),
+        facts=tuple(facts),
+    )
+
+
+def _ident(value: object, field: str, where: str) -> str:
+    if value is None:
+        raise InvalidInputError(f"{where}: missing field {field!r}; add it (a string)")
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise InvalidInputError(f"{where}: {field!r} must be a non-empty string or an integer")
+    return str(value)
+
+
+def _text(raw: Mapping[str, object], field: str, where: str) -> str:
+    if field not in raw:
+        raise InvalidInputError(f"{where}: missing field {field!r}; add it (a non-empty string)")
+    value = raw[field]
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: {field!r} must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError(f"{where}: {field!r} is empty; write the text")
+    return value
+
+
+def _profile(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        raise InvalidInputError(f"{where}: missing field 'profile'; add the user's history")
+    if not isinstance(value, list):
+        raise InvalidInputError(f"{where}: 'profile' must be a list of items")
+    if not value:
+        raise InvalidInputError(f"{where}: 'profile' is empty; give the user some history")
+    return tuple(_profile_item(item, f"{where}, profile item {i}") for i, item in enumerate(value))
+
+
+def _profile_item(item: object, where: str) -> str:
+    if isinstance(item, str):
+        text = item
+    elif isinstance(item, dict) and isinstance(item.get("text"), str):
+        title = item.get("title")
+        text = (
+            f"{title}: {item['text']}" if isinstance(title, str) and title.strip() else item["text"]
+        )
+    else:
+        raise InvalidInputError(f"{where}: must be a string or an object with a string 'text'")
+    if not text.strip():
+        raise InvalidInputError(f"{where}: the text is empty")
+    return text
+
+
+# -- metrics (pure functions of text) ------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@functools.lru_cache(maxsize=1)
+def _scorer() -> Any:
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError as e:
+        raise MissingDependencyError("rouge-score", extra="eval", purpose="ROUGE scores") from e
+    return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+
+
+def rouge(answer: str, reference: str) -> dict[str, float]:
+    """ROUGE-1 and ROUGE-L F1 of ``answer`` against ``reference`` (``rouge-score``, stemmed).
+
+    Returns:
+        ``{"rouge1": f1, "rougeL": f1}``, each in [0, 1].
+    """
+    scores = _scorer().score(reference, answer)
+    return {"rouge1": scores["rouge1"].fmeasure, "rougeL": scores["rougeL"].fmeasure}
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def fact_recall(answer: str, facts: Sequence[str]) -> float | None:
+    """Share of ``facts`` found in ``answer``; None when there are no facts.
+
+    A fact is found when it occurs in the answer as whole words: both compared case-insensitively
+    (Unicode case folding, NFKC) with runs of whitespace made one space, and the match may not
+    start or end inside a word (``"Ana"`` is not found in ``"banana"``).
+    """
+    if not facts:
+        return None
+    text = _norm(answer)
+    found = sum(re.search(rf"(?<!\w){re.escape(_norm(f))}(?!\w)", text) is not None for f in facts)
+    return found / len(facts)
+
+
+def word_count(text: str) -> int:
+    """Words in ``text``: runs of non-whitespace."""
+    return len(text.split())
+
+
+def _tokens(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def is_repetitive(text: str, *, n: int = 4, times: int = 3) -> bool:
+    """Whether some ``n``-word sequence occurs ``times`` or more times in ``text``.
+
+    Words are the lower-cased ``\\w+`` runs, so punctuation and case do not break a repeat;
+    occurrences may overlap.
+    """
+    words = _tokens(text)
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return any(count >= times for count in grams.values())
+
+
+def is_echo(answer: str, *, system_prompt: str, query: str, span: int = 12) -> bool:
+    """Whether ``answer`` parrots its instructions instead of answering.
+
+    True when the answer contains the whole system prompt, or any run of ``span`` consecutive
+    words of the system prompt or the query (words as in :func:`is_repetitive`).
+    """
+    words = _tokens(answer)
+    sys_words = _tokens(system_prompt)
+    if sys_words and _contains(words, sys_words):
+        return True
+    grams = {tuple(words[i : i + span]) for i in range(len(words) - span + 1)}
+    for source in (sys_words, _tokens(query)):
+        if any(tuple(source[i : i + span]) in grams for i in range(len(source) - span + 1)):
+            return True
+    return False
+
+
+def _contains(words: Sequence[str], part: Sequence[str]) -> bool:
+    k = len(part)
+    return any(list(words[i : i + k]) == list(part) for i in range(len(words) - k + 1))
+
+
+def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
+    """Every quality metric of one answer, as a flat dict."""
+    return {
+        **rouge(answer, example.output),
+        "fact_recall": fact_recall(answer, example.facts),
+        "words": word_count(answer),
+        "repetitive": is_repetitive(answer),
+        "echo": is_echo(answer, system_prompt=system_prompt, query=example.input),
+    }
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def method_labels(
+    methods: Sequence[str], lams: Sequence[float]
+) -> list[tuple[str, Method, float | None]]:
+    """``(label, method, lam)`` for each method to run: SpecSteer once per lam (``specsteer@0.1``).
+
+    Raises:
+        ConfigurationError: an unknown method, a negative lam, or SpecSteer with no lam.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigurationError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if not methods:
+        raise ConfigurationError(f"no method to run; choose from {', '.join(METHODS)}")
+    if any(not (isinstance(x, int | float) and 0 <= x < math.inf) for x in lams):
+        raise ConfigurationError("every lam must be a finite number >= 0")
+    if "specsteer" in methods and not lams:
+        raise ConfigurationError("specsteer needs at least one lam (e.g. 0.1)")
+    labels: list[tuple[str, Method, float | None]] = []
+    for m in METHODS:
+        if m not in methods:
+            continue
+        if m == "specsteer":
+            labels += [(f"specsteer@{lam:g}", m, float(lam)) for lam in dict.fromkeys(lams)]
+        else:
+            labels.append((m, m, None))
+    return labels
+
+
+def _default_memory(root: Path) -> MemoryStore:
+    from specsteer.memory import MemoryStore
+    from specsteer.privacy import Keyring
+
+    return MemoryStore(root / "memory", keyring=Keyring(root / "keys"))
+
+
+def _memory_user(example: EvalExample) -> str:
+    """The store's user id for this example's history: one per distinct (user, profile) pair.
+
+    LaMP gives some users a different history per example, so the id covers the profile too.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(example.user_id.encode())
+    for item in example.profile:
+        digest.update(b"\0" + item.encode())
+    return f"eval-{digest.hexdigest()}"
+
+
+class _Session:
+    """What one run shares: the verifier, the memory store, the audit log, one assistant per user."""
+
+    def __init__(
+        self,
+        device: ModelBackend,
+        cloud: CloudVerifier,
+        store: MemoryStore,
+        audit_dir: Path,
+        *,
+        config: GenerationConfig,
+        privacy: bool,
+    ) -> None:
+        self.device, self.cloud, self.store, self.config = device, cloud, store, config
+        # One log for the whole run, digests only: it proves what left without keeping it.
+        self.audit = (
+            AuditLog(audit_dir / "audit.jsonl", keyring=store.keyring, payload_storage="digest")
+            if privacy
+            else None
+        )
+        self._assistants: dict[str, Assistant] = {}
+
+    def assistant(self, example: EvalExample) -> Assistant:
+        """The assistant of this example's user, its history stored the first time."""
+        user = _memory_user(example)
+        found = self._assistants.get(user)
+        if found is not None:
+            return found
+        self.store.add_many(user, list(dict.fromkeys(example.profile)), progress=False)
+        privacy: bool | PrivateEgress = False
+        if self.audit is not None:
+            privacy = PrivateEgress(audit_log=self.audit, decode_ids=self.device.decode)
+        made = Assistant(
+            self.device,
+            self.cloud,
+            memory=self.store,
+            user_id=user,
+            config=self.config,
+            privacy=privacy,
+        )
+        self._assistants[user] = made
+        return made
+
+
+def _run_one(
+    session: _Session, example: EvalExample, label: str, method: Method, lam: float | None
+) -> Record:
+    assistant = session.assistant(example)
+    overrides: dict[str, Any] = {"method": method}
+    if lam is not None:
+        overrides["lam"] = lam
+    t0 = time.perf_counter()
+    result = assistant.generate(example.input, **overrides)
+    wall = time.perf_counter() - t0
+    s = result.stats
+    metrics = score(result.text, example, system_prompt=assistant.system_prompt)
+    return {
+        "id": example.id,
+        "user_id": example.user_id,
+        "method": label,
+        "lam": lam,
+        "text": result.text,
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
+        "tokens": s.new_tokens,
+        "tokens_per_second": round(s.tokens_per_second, 3),
+        "acceptance_rate": round(s.acceptance_rate, 4) if s.drafted_tokens else None,
+        "cloud_calls": s.cloud_calls,
+        "local_rounds": s.local_rounds,
+        "wall_seconds": round(wall, 4),
+        "finish_reason": result.finish_reason,
+        "fallback": s.fallback,
+    }
+
+
+def run_eval(
+    examples: Sequence[EvalExample],
+    *,
+    device: ModelBackend,
+    cloud: ModelBackend | CloudVerifier,
+    out_dir: str | os.PathLike[str],
+    methods: Sequence[str] = METHODS,
+    lams: Sequence[float] = (0.1, 0.5),
+    max_new_tokens: int = 64,
+    limit: int | None = None,
+    seed: int = 0,
+    greedy: bool = True,
+    config: GenerationConfig | None = None,
+    memory_factory: Callable[[Path], MemoryStore] | None = None,
+    privacy: bool = True,
+    progress: bool = True,
+) -> list[Record]:
+    """Answer every example with every method, score the answers, and write them down.
+
+    Each (example, method) pair is one JSON line in ``out_dir/results.jsonl``, appended and
+    flushed as soon as it finishes; a later call with the same ``out_dir`` and settings skips
+    the pairs already there, so an interrupted run loses nothing. ``out_dir/summary.md`` gets
+    :func:`summarize` of the pairs asked for. Everything the run stores (the encrypted memory
+    store, its keys, the audit log) lives under ``out_dir``.
+
+    Args:
+        examples: the tasks (see :func:`load_examples`).
+        device: the device model.
+        cloud: the cloud model (run in this process), or any cloud verifier.
+        out_dir: the run's folder; created if needed.
+        methods: which of :data:`METHODS` to run.
+        lams: SpecSteer's acceptance thresholds; each is its own method, ``specsteer@<lam>``.
+        max_new_tokens: output length limit.
+        limit: only the first ``limit`` examples.
+        seed: the seed of every generation.
+        greedy: greedy decoding (the default) or sampling.
+        config: base generation settings; default :data:`specsteer.DEFAULT_CONFIG`.
+        memory_factory: builds the memory store from a folder under ``out_dir``; default an
+            embedded store with the bundled embedder and a keyring in that folder.
+        privacy: screen and audit every payload as the shipped assistant does; False sends
+            requests unscreened.
+        progress: show a progress bar on stderr (when it is a terminal).
+
+    Returns:
+        The records of the pairs asked for, finished earlier or now, in run order.
+
+    Raises:
+        ConfigurationError: bad methods or lams, or ``out_dir`` holds a run with other settings.
+        InvalidInputError: no examples, or a bad ``limit``.
+    """
+    labels = method_labels(methods, lams)
+    chosen = _select(examples, limit)
+    base = _base_config(config, max_new_tokens=max_new_tokens, seed=seed, greedy=greedy)
+    verifier = cloud if isinstance(cloud, CloudVerifier) else InProcessVerifier(cloud)
+    if "cloud_only" in methods and not isinstance(verifier, InProcessVerifier):
+        raise ConfigurationError(
+            "cloud_only runs the cloud model in this process: pass cloud=<model backend> (or an "
+            "InProcessVerifier), or leave cloud_only out of methods"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, _settings(device, verifier, base, privacy))
+    done = {(r["id"], r["method"]): r for r in load_records(out / RESULTS, repair=True)}
+    todo = [(e, lab) for e in chosen for lab in labels if (e.id, lab[0]) not in done]
+    logger.info(
+        "eval: %d pairs to run, %d already done", len(todo), len(chosen) * len(labels) - len(todo)
+    )
+    if todo:
+        factory = memory_factory or _default_memory
+        store = factory(out / "state")
+        session = _Session(
+            device, verifier, store, out / "state" / "audit", config=base, privacy=privacy
+        )
+        try:
+            _run_pairs(session, todo, out / RESULTS, done, progress=progress)
+        finally:
+            store.close()
+    records = [done[(e.id, lab[0])] for e in chosen for lab in labels]
+    (out / SUMMARY).write_text(summarize(records), encoding="utf-8")
+    return records
+
+
+def _run_pairs(
+    session: _Session,
+    todo: Sequence[tuple[EvalExample, tuple[str, Method, float | None]]],
+    results: Path,
+    done: dict[tuple[str, str], Record],
+    *,
+    progress: bool,
+) -> None:
+    """Run each pair and append its record, flushed to disk before the next pair starts."""
+    with results.open("a", encoding="utf-8") as sink, _progress(progress, len(todo)) as step:
+        for example, (label, method, lam) in todo:
+            record = _run_one(session, example, label, method, lam)
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+            done[(example.id, label)] = record
+            step()
+
+
+def _select(examples: Sequence[EvalExample], limit: int | None) -> list[EvalExample]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidInputError(f"limit must be a positive int, not {limit!r}")
+    chosen = list(examples[:limit] if limit is not None else examples)
+    if not chosen:
+        raise InvalidInputError("no examples to evaluate; load some with load_examples()")
+    return chosen
+
+
+def _base_config(
+    config: GenerationConfig | None, *, max_new_tokens: int, seed: int, greedy: bool
+) -> GenerationConfig:
+    if config is None:
+        from specsteer._demo import DEFAULT_CONFIG
+
+        config = DEFAULT_CONFIG
+    fields = {"max_new_tokens": max_new_tokens, "seed": seed, "greedy": greedy}
+    try:
+        return GenerationConfig.model_validate({**config.model_dump(), **fields})
+    except ValueError as e:
+        raise ConfigurationError(f"invalid evaluation setting: {e}") from e
+
+
+def _settings(
+    device: ModelBackend, cloud: CloudVerifier, config: GenerationConfig, privacy: bool
+) -> Record:
+    backend = getattr(cloud, "backend", None)
+    return {
+        **_FORMAT,
+        "device": device.name,
+        "cloud": backend.name if isinstance(backend, ModelBackend) else cloud.destination,
+        "config": config.model_dump(exclude={"method", "lam"}),
+        "privacy": privacy,
+    }
+
+
+def _check_settings(out: Path, settings: Record) -> None:
+    """Record the run's settings; a resumed run must use the same ones."""
+    path = out / SETTINGS
+    if not path.exists():
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"cannot read {path} ({e}); remove it or use a new out_dir") from e
+    if stored != json.loads(json.dumps(settings)):
+        changed = sorted(k for k in {*stored, *settings} if stored.get(k) != settings.get(k))
+        raise ConfigurationError(
+            f"{out} holds a run with other settings ({', '.join(changed)} differ); resume it "
+            "with the same models and settings, or pass another output folder"
+        )
+
+
+def load_records(path: str | os.PathLike[str], *, repair: bool = False) -> list[Record]:
+    """The records in a ``results.jsonl`` ([] when there is none).
+
+    A line cut short by a crash (the last one, without its newline) is dropped; with
+    ``repair=True`` it is also cut from the file, so later appends start on a fresh line.
+    Other lines that are not JSON objects are skipped with a warning.
+    """
+    p = Path(path)
+    if not p.exists():
+        return []
+    data = p.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    if repair and whole != data:
+        logger.warning("eval: dropping an unfinished last line of %s", p)
+        with p.open("r+b") as f:
+            f.truncate(len(whole))
+    records: list[Record] = []
+    for lineno, line in enumerate(whole.decode("utf-8", "replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and "id" in record and "method" in record:
+            records.append(record)
+        else:
+            logger.warning("eval: skipping unreadable line %d of %s", lineno, p)
+    return records
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr over the pairs to run; a no-op unless asked and a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("evaluating", total=total)
+        yield lambda: bar.advance(task)
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+_COLUMNS: Final = (
+    ("rouge1", "ROUGE-1", 3),
+    ("rougeL", "ROUGE-L", 3),
+    ("fact_recall", "fact recall", 3),
+    ("words", "words", 1),
+    ("repetitive", "repetitive", 2),
+    ("echo", "echo", 2),
+    ("tokens_per_second", "tok/s", 2),
+    ("acceptance_rate", "acceptance", 2),
+)
+
+
+def _mean_se(values: Iterable[float | int | bool | None]) -> tuple[float, float, int] | None:
+    """Mean, standard error (sample sd / sqrt(n); 0 for one value) and n, None-s left out."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
+    return statistics.fmean(xs), se, len(xs)
+
+
+def _cell(stat: tuple[float, float, int] | None, digits: int, *, signed: bool = False) -> str:
+    if stat is None:
+        return "—"
+    sign = "+" if signed else ""
+    mean = round(stat[0], digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{mean:{sign}.{digits}f} ± {stat[1]:.{digits}f}"
+
+
+def _order(labels: Iterable[str]) -> list[str]:
+    def key(label: str) -> tuple[int, float, str]:
+        base, _, lam = label.partition("@")
+        rank = METHODS.index(base) if base in METHODS else len(METHODS)  # type: ignore[arg-type]
+        try:
+            return rank, float(lam or 0), label
+        except ValueError:
+            return rank, 0.0, label
+
+    return sorted(set(labels), key=key)
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> str:
+    """A markdown report: per method mean ± standard error of every metric, and SpecSteer's
+    paired differences against the cloud alone and the device alone on the same examples.
+
+    Shares (repetitive, echo) are the fraction of answers flagged; acceptance counts only
+    answers that drafted; fact recall only examples with facts.
+    """
+    by_method: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in records:
+        by_method.setdefault(str(r["method"]), {})[str(r["id"])] = r
+    labels = _order(by_method)
+    lines = [
+        "| method | n | " + " | ".join(title for _, title, _ in _COLUMNS) + " |",
+        "|---|---:|" + "---:|" * len(_COLUMNS),
+    ]
+    for label in labels:
+        rows = list(by_method[label].values())
+        cells = [_cell(_mean_se(r.get(key) for r in rows), d) for key, _, d in _COLUMNS]
+        lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
+    lines += ["", *_paired(by_method, labels)]
+    return "\n".join(lines) + "\n"
+
+
+def _paired(
+    by_method: Mapping[str, Mapping[str, Mapping[str, Any]]], labels: Sequence[str]
+) -> list[str]:
+    """Rows of SpecSteer minus each baseline, over the examples both answered."""
+    ours = [lab for lab in labels if lab.startswith("specsteer")]
+    bases = [b for b in ("cloud_only", "device_only") if b in by_method]
+    if not ours or not bases:
+        return ["No paired differences: run specsteer with cloud_only or device_only."]
+    lines = [
+        "Paired differences (SpecSteer minus baseline, same examples), mean ± standard error:",
+        "",
+        "| comparison | n | Δ ROUGE-L | Δ fact recall |",
+        "|---|---:|---:|---:|",
+    ]
+    for lab in ours:
+        for base in bases:
+            shared = sorted(set(by_method[lab]) & set(by_method[base]))
+            cells = [
+                _cell(
+                    _mean_se(_diff(by_method[lab][i], by_method[base][i], key) for i in shared),
+                    3,
+                    signed=True,
+                )
+                for key in ("rougeL", "fact_recall")
+            ]
+            lines.append(f"| {lab} − {base} | {len(shared)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> float | None:
+    x, y = a.get(key), b.get(key)
+    return None if x is None or y is None else float(x) - float(y)
