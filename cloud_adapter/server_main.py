@@ -33,9 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m specsteer.cloud_adapter.server_main",
         description="Serve a cloud model for SpecSteer verification (and a vLLM-style subset).",
     )
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--tiny", action="store_true", help="tiny test models built in code")
-    src.add_argument("--llm", help="the cloud model: a local HF model folder or a .gguf file")
+    src.add_argument(
+        "--llm",
+        help="the cloud model: a local HF model folder or a .gguf file (default: the embedded "
+        "Qwen2.5-Coder-1.5B-Instruct, loaded exactly as in process)",
+    )
     p.add_argument("--slm", help="a copy of the public device model (folder or .gguf)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
@@ -68,8 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         llm = tiny_backend(1)
         slm = tiny_backend(0, name="tiny-0-copy")
-    else:
+    elif args.llm is not None:
         llm = args.llm
+    else:
+        from specsteer._models import load_qwen_coder_1_5b
+
+        try:
+            llm = load_qwen_coder_1_5b()
+        except SpecSteerError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)

@@ -9,9 +9,9 @@ from specsteer.privacy import AuditLog
 
 def main(device: ModelBackend | None = None, cloud: ModelBackend | None = None) -> bool:
     if device is None or cloud is None:
-        from specsteer import load_gemma3_270m, load_smollm2
+        from specsteer import default_models
 
-        device, cloud = load_smollm2(), load_gemma3_270m()
+        device, cloud = default_models()
     assistant = Assistant.in_process(device, cloud)  # the egress guard and audit log are on by default
     result = assistant.generate(
         "Email me at maya.okafor@example.org about the trip.",  # PII is pseudonymized

@@ -9,9 +9,9 @@ from specsteer.memory import MemoryStore
 
 def main(device: ModelBackend | None = None, cloud: ModelBackend | None = None) -> str:
     if device is None or cloud is None:
-        from specsteer import load_gemma3_270m, load_smollm2
+        from specsteer import default_models
 
-        device, cloud = load_smollm2(), load_gemma3_270m()
+        device, cloud = default_models()
     memory = MemoryStore()  # encrypted, under ~/.specsteer
     memory.add("maya", "I am vegetarian and allergic to peanuts.")
     memory.add("maya", "My favourite dish is mushroom risotto.")

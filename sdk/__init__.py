@@ -2,7 +2,7 @@
 
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
-from specsteer._demo import DEFAULT_CONFIG, default_assistant
+from specsteer._demo import DEFAULT_CONFIG, DEFAULT_PAIR, PAIRS, default_assistant, default_models
 from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, Wire, build_prompt
 from specsteer._errors import (
     CloudError,
@@ -17,12 +17,13 @@ from specsteer._errors import (
     SpecSteerError,
     UsageError,
 )
-from specsteer._models import load_gemma3_270m, load_smollm2
+from specsteer._models import load_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_PAIR",
     "DEFAULT_SYSTEM_PROMPT",
     "Assistant",
     "CloudError",
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryStoreError",
     "Method",
     "MissingDependencyError",
+    "PAIRS",
     "ModelBackend",
     "ModelLoadError",
     "PrivacyViolation",
@@ -49,6 +51,8 @@ __all__ = [
     "Wire",
     "build_prompt",
     "default_assistant",
-    "load_gemma3_270m",
+    "default_models",
+    "load_qwen_coder_0_5b",
+    "load_qwen_coder_1_5b",
     "load_smollm2",
 ]

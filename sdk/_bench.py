@@ -233,7 +233,8 @@ def run_all(
     console: Console, *, output: Path | None = None, quick: bool = False, command: str = ""
 ) -> str:
     """Run every benchmark, print the tables, and write them to ``output`` as markdown."""
-    from specsteer._models import load_gemma3_270m, load_smollm2
+    from specsteer._demo import default_models
+    from specsteer._models import load_qwen_coder_0_5b
 
     sections: list[str] = []
     started = time.perf_counter()
@@ -242,13 +243,23 @@ def run_all(
         console.print(f"[dim]{msg}[/]")
 
     context = "\n".join(f"- {line}" for line in DEMO_HISTORY)
-    smol = load_smollm2()
-    gemma = load_gemma3_270m()
+    smol, qwen15 = default_models(progress=False)
+    qwen05 = load_qwen_coder_0_5b()
     n_tokens = 32 if quick else 64
     prompts = BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS
     pairs = (
-        ("SmolLM2-135M (device) + Gemma 3 270M (cloud), text mode", smol, gemma, DEFAULT_CONFIG),
-        ("SmolLM2-135M on both sides, token-id mode", smol, smol, GenerationConfig()),
+        (
+            "SmolLM2-135M (device) + Qwen2.5-Coder-1.5B (cloud), text mode",
+            smol,
+            qwen15,
+            DEFAULT_CONFIG,
+        ),
+        (
+            "Qwen2.5-Coder-0.5B (device) + Qwen2.5-Coder-1.5B (cloud), token ids",
+            qwen05,
+            qwen15,
+            DEFAULT_CONFIG,
+        ),
     )
     for pair, dev, cld, cfg in pairs:
         eb = run_engine_bench(

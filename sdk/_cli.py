@@ -183,7 +183,8 @@ def serve(
     llm: Annotated[
         str | None,
         typer.Option(
-            help="The cloud model: a HF model folder or .gguf file (default Gemma 3 270M)."
+            help="The cloud model: a HF model folder or .gguf file "
+            "(default Qwen2.5-Coder-1.5B-Instruct, as in process)."
         ),
     ] = None,
     slm: Annotated[
@@ -200,14 +201,7 @@ def serve(
     argv = ["--host", host, "--port", str(port), "--log-level", log_level]
     if tiny:
         argv.append("--tiny")
-    else:
-        if llm is None:
-            from specsteer._models import gemma3_270m_gguf_path
-
-            try:
-                llm = str(gemma3_270m_gguf_path())
-            except SpecSteerError as e:
-                _fail(e)
+    elif llm is not None:
         argv += ["--llm", llm]
     if slm is not None:
         argv += ["--slm", slm]
@@ -452,6 +446,13 @@ def eval_(
     tiny: Annotated[
         bool, typer.Option(help="Tiny test models and a hashing embedder built in code.")
     ] = False,
+    pair: Annotated[
+        str | None,
+        typer.Option(
+            help="The embedded model pair: qwen0.5b-qwen1.5b or smollm2-qwen1.5b "
+            "(default: the default pair)."
+        ),
+    ] = None,
 ) -> None:
     """Score every method on personal writing tasks (ROUGE, fact recall) and print a summary."""
     from specsteer._eval import load_examples, run_eval
@@ -462,7 +463,7 @@ def eval_(
         _fail(f"--lam takes numbers (e.g. --lam 0.1,0.5), not {lam!r}")
     try:
         examples = load_examples(data)
-        device, cloud, memory = _eval_models(tiny)
+        device, cloud, memory = _eval_models(tiny, pair)
         run_eval(
             examples,
             device=device,
@@ -482,12 +483,12 @@ def eval_(
     console.print(f"results: {out / 'results.jsonl'}; summary: {out / 'summary.md'}")
 
 
-def _eval_models(tiny: bool) -> tuple[Any, Any, Any]:
-    """(device, cloud, memory factory) for ``specsteer eval``: tiny ones, or the default pair."""
+def _eval_models(tiny: bool, pair: str | None) -> tuple[Any, Any, Any]:
+    """(device, cloud, memory factory) for ``specsteer eval``: tiny ones, or an embedded pair."""
     if not tiny:
-        from specsteer._demo import default_models
+        from specsteer._demo import DEFAULT_PAIR, default_models
 
-        device, cloud = default_models(progress=True)
+        device, cloud = default_models(progress=True, pair=pair or DEFAULT_PAIR)
         return device, cloud, None
     from specsteer.memory import HashEmbedder, MemoryStore
     from specsteer.privacy import Keyring

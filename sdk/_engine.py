@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
 
+#: The line that introduces the private context in the device's system message.
+PRIVATE_INTRO = "What you know about the user:"
+
 #: How drafts travel: token ids (shared tokenizer) or text (cross-vocabulary mode).
 Wire = Literal["auto", "ids", "text"]
 
@@ -135,7 +138,7 @@ def build_prompt(
         system, chat = chat[0].content, chat[1:]
     private_system = system
     if context.strip():
-        private_system = f"{system}\n\nWhat you know about the user:\n{context.strip()}"
+        private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}".replace("\n\n\n", "\n\n")
     public = (ChatMessage(role="system", content=system), *chat)
     private = (ChatMessage(role="system", content=private_system), *chat)
     return Prompt(public=tuple(public), private=tuple(private), context=context)

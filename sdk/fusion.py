@@ -159,7 +159,7 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     assert scores.dim() == 1, "scores must be [n]"
     if top_p >= 1.0:
         return scores
-    if not 0.0 < top_p:
+    if not top_p > 0.0:
         raise ValueError("top_p must be in (0, 1]")
     order = torch.argsort(scores, descending=True)
     probs = torch.softmax(scores.double()[order], dim=-1)

@@ -106,8 +106,9 @@ class TransformersBackend(ModelBackend):
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> TransformersBackend:
-        """Load a GGUF file, converting it to float32 weights once and caching them.
+        """Load a GGUF file, converting it to ``dtype`` weights once and caching them.
 
         The first load de-quantizes the file (tens of seconds); the converted weights are saved
         with safetensors under ``cache_dir`` (default ``$SPECSTEER_HOME/models``), so later
@@ -126,26 +127,27 @@ class TransformersBackend(ModelBackend):
         stat = gguf.stat()
         key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         root = Path(cache_dir) if cache_dir else specsteer_home() / "models"
-        target = root / f"{gguf.stem}-{key.hexdigest()[:12]}"
+        suffix = "" if dtype == torch.float32 else "-" + str(dtype).removeprefix("torch.")
+        target = root / f"{gguf.stem}-{key.hexdigest()[:12]}{suffix}"
         if not (target / ".complete").is_file():
-            cls._convert_gguf(gguf, target)
-        backend = cls.from_pretrained(target)
+            cls._convert_gguf(gguf, target, dtype)
+        backend = cls.from_pretrained(target, dtype=dtype)
         backend.name = name or gguf.stem
         return backend
 
     @staticmethod
-    def _convert_gguf(gguf: Path, target: Path) -> None:
+    def _convert_gguf(gguf: Path, target: Path, dtype: torch.dtype) -> None:
         from safetensors.torch import save_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        logger.info("converting %s to float32 weights (once)", gguf.name)
+        logger.info("converting %s to %s weights (once)", gguf.name, dtype)
         tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                gguf.parent, gguf_file=gguf.name, dtype=dtype
             )
             # transformers refuses save_pretrained on a GGUF-loaded model; a plain state dict
             # plus the config without its quantization_config reloads with identical logits.

@@ -1,4 +1,5 @@
-"""The embedded default pair end to end: SmolLM2 on the device, Gemma 3 270M as the cloud model."""
+"""The embedded pairs end to end: Qwen2.5-Coder-0.5B (default) or SmolLM2 on the device,
+Qwen2.5-Coder-1.5B as the cloud model."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ def home_with_models(real_model_cache: Path, specsteer_home: Path) -> Path:
     return specsteer_home
 
 
-def test_default_pair_runs_in_text_mode(home_with_models: Path) -> None:
-    assistant = default_assistant(progress=False)
-    assert assistant.decoder.wire == "text"
+@pytest.mark.parametrize(
+    ("pair", "wire"), [("qwen0.5b-qwen1.5b", "ids"), ("smollm2-qwen1.5b", "text")]
+)
+def test_each_pair_runs_in_its_wire_mode(home_with_models: Path, pair: str, wire: str) -> None:
+    assistant = default_assistant(progress=False, pair=pair)
+    assert assistant.decoder.wire == wire
     result = assistant.generate(
         "Write a short birthday message for my sister.",
         context="My sister Lena's birthday is on March 14.",
@@ -55,3 +59,22 @@ def test_cli_generate_with_a_users_memories(home_with_models: Path) -> None:
     doc = json.loads(out.stdout)  # stdout holds the JSON object alone
     assert doc["text"] and doc["stats"]["method"] == "specsteer"
     assert doc["privacy"]["payloads"] == doc["stats"]["cloud_calls"] > 0
+
+
+def test_eval_on_five_examples_of_the_shipped_set(home_with_models: Path, tmp_path: Path) -> None:
+    """`specsteer eval` on the default pair: the memory reaches SpecSteer's answers, not the
+    cloud's, and no answer echoes the prompt."""
+    out = tmp_path / "eval"
+    methods = "device_only,cloud_only,specsteer"
+    args = ["eval", "--limit", "5", "--methods", methods, "--lam", "0.1", "--out", str(out)]
+    done = CliRunner().invoke(app, [*args, "--max-new-tokens", "40"])
+    assert done.exit_code == 0, done.output
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 15 and all(r["text"] and not r["echo"] for r in records)
+
+    def recall(method: str) -> float:
+        got = [r["fact_recall"] for r in records if r["method"] == method]
+        return sum(got) / len(got)
+
+    assert recall("specsteer@0.1") > recall("cloud_only")
+    assert "paired" in (out / "summary.md").read_text().lower()
