@@ -17,6 +17,7 @@ from specsteer._errors import (
     SpecSteerError,
     UsageError,
 )
+from specsteer._eval import EvalExample, load_examples, load_records, run_eval, summarize
 from specsteer._models import load_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
@@ -30,6 +31,7 @@ __all__ = [
     "CloudError",
     "ConfigurationError",
     "Decoder",
+    "EvalExample",
     "GenerationConfig",
     "GenerationResult",
     "GenerationStats",
@@ -52,7 +54,11 @@ __all__ = [
     "build_prompt",
     "default_assistant",
     "default_models",
+    "load_examples",
     "load_qwen_coder_0_5b",
     "load_qwen_coder_1_5b",
+    "load_records",
     "load_smollm2",
+    "run_eval",
+    "summarize",
 ]

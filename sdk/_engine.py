@@ -289,7 +289,7 @@ class Decoder:
             k = 0 if method == "token_fusion" else min(cfg.draft_tokens, remaining)
             drafter = self._public if method == "speculative" else self._private
             drafter_prompt, drafter_answer = (
-                (public_ids, run.pub_out) if method == "speculative" else (private_ids, run.out)
+                (public_ids, run.out) if method == "speculative" else (private_ids, run.out)
             )
             text_mode = self.wire == "text"
             incomplete = None
@@ -371,7 +371,7 @@ class Decoder:
                         else (
                             lp_draft_rows[n]
                             if n < len(draft)
-                            else self._row(self._public, public_ids, run.pub_out + draft, cfg)
+                            else self._row(self._public, public_ids, run.out + draft, cfg)
                         ),
                         None,
                     )
@@ -408,7 +408,7 @@ class Decoder:
                     lp0 = (
                         lp_draft_rows[n]
                         if n < len(draft)
-                        else self._row(self._public, public_ids, run.pub_out + draft, cfg)
+                        else self._row(self._public, public_ids, run.out + draft, cfg)
                     )
                     if all_passed:  # bonus token: plain target distribution on the support
                         tok = fusion.recover_residual(

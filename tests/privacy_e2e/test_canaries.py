@@ -124,3 +124,18 @@ def test_pii_in_the_query_is_pseudonymized_and_restored(store: MemoryStore) -> N
         assert not re.search(rb"1234\s*5678", wire)
         assert b"[PHONE_1]" in wire
     assert result.privacy is not None and result.privacy.detectors_fired.get("PHONE_NUMBER", 0) >= 1
+
+
+@pytest.mark.parametrize(
+    "method", ["specsteer", "speculative", "token_fusion", "device_only", "cloud_only"]
+)
+def test_placeholders_stay_on_the_wire(store: MemoryStore, method: str) -> None:
+    """Rounds kept on the device put placeholders in what the cloud sees, never in the answer."""
+    base = tiny_backend(0, words=WORDS)
+    device = CopyingBackend(base, " ".join(PRIVATE))
+    cloud = Spy(tiny_backend(1, words=WORDS))
+    assistant = Assistant(device, cloud, memory=store, user_id="maya", context_tokens=512)
+    result = assistant.generate("what is my locker code ?", max_new_tokens=48, method=method)
+    assert "PRIVATE_" not in result.text and "[" not in result.text
+    if method == "specsteer":  # the guard did act: rounds were kept, placeholders were sent
+        assert result.stats.local_rounds > 0
