@@ -169,8 +169,8 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
         kept = Table(title="kept on the device", show_header=False, title_justify="left")
         kept.add_column("what", style="cyan")
         kept.add_column("value")
-        n_lines = len([line for line in context.splitlines() if line.strip()])
-        kept.add_row("private context", f"{n_lines} memories, {len(context)} characters")
+        n_items = len([line for line in context.splitlines() if line.startswith("- ")])
+        kept.add_row("private context", f"{n_items} memories, {len(context)} characters")
         p = result.privacy
         left = Table(title="left the device", show_header=False, title_justify="left")
         left.add_column("what", style="cyan")
