@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -138,7 +137,7 @@ def build_prompt(
         system, chat = chat[0].content, chat[1:]
     private_system = system
     if context.strip():
-        private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}".replace("\n\n\n", "\n\n")
+        private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}"
     public = (ChatMessage(role="system", content=system), *chat)
     private = (ChatMessage(role="system", content=private_system), *chat)
     return Prompt(public=tuple(public), private=tuple(private), context=context)
@@ -288,9 +287,9 @@ class Decoder:
             t = time.perf_counter()
             k = 0 if method == "token_fusion" else min(cfg.draft_tokens, remaining)
             drafter = self._public if method == "speculative" else self._private
-            drafter_prompt, drafter_answer = (
-                (public_ids, run.out) if method == "speculative" else (private_ids, run.out)
-            )
+            # Both draft from the user's own answer: the cloud's view of it may hold placeholders
+            # for spans kept on the device, and those must never be fed to a drafter.
+            drafter_prompt = public_ids if method == "speculative" else private_ids
             text_mode = self.wire == "text"
             incomplete = None
             if text_mode:
@@ -299,7 +298,7 @@ class Decoder:
                     return self._wire_text(pub_out + d).endswith(_PARTIAL)
 
             draft, lp_draft_rows = self._draft(
-                drafter, drafter_prompt, drafter_answer, k, run, draft_gen, eos, incomplete
+                drafter, drafter_prompt, run.out, k, run, draft_gen, eos, incomplete
             )
             tdraft: _TextDraft | None = None
             if text_mode:
@@ -329,7 +328,7 @@ class Decoder:
                 if ctxfree_lp is not None:
                     ctxfree_lp = _sum_units(ctxfree_lp, tdraft.counts)
             request = VerifyRequest(
-                request_id=uuid.uuid4().hex,
+                request_id=_request_id(),
                 model=self.model,
                 prompt=list(public_msgs),
                 prefix=prefix_span,
@@ -701,6 +700,17 @@ def _no_eos(lp: torch.Tensor, eos: frozenset[int], cfg: GenerationConfig) -> tor
     out = lp.clone()
     out[torch.tensor(sorted(eos), dtype=torch.long)] = -torch.inf
     return out
+
+
+#: Hex digits to letters: an id with no digit runs, so no detector can read it as a number.
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+def _request_id() -> str:
+    """A random request id of 32 letters (128 bits), with no digit a card or phone detector
+    could take for private data (a hex uuid holds a Luhn-valid 13-19 digit run about 0.2% of the
+    time, and the guard would then refuse the whole payload)."""
+    return secrets.token_hex(16).translate(_HEX_TO_LETTERS)
 
 
 def _sum_units(values: list[float], counts: list[int]) -> list[float]:

@@ -231,3 +231,14 @@ def test_chat_history_and_system_prompt() -> None:
     )
     assert p.public[0].content == "be kind"
     assert "secret note" in p.private[0].content and "secret note" not in p.public[0].content
+
+
+def test_request_ids_can_never_trigger_a_detector() -> None:
+    """Generated ids hold no digits, so no card, phone or account detector can fire on them."""
+    from specsteer._engine import _request_id
+    from specsteer.privacy._detectors import detect
+
+    ids = [_request_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and i.isalpha() and i.islower() for i in ids)
+    assert not [i for i in ids[:2_000] if detect(i)]
