@@ -109,10 +109,15 @@ class Assistant:
         from specsteer.memory import build_context
 
         hits = self.memory.search(self.user_id, query, k=self.memory_k)
+        # No header line over the list: the prompt's own intro (``PRIVATE_INTRO``) says what it
+        # is, and a header such as "Private notes about the user" leaked into answers' wording
+        # ("I am writing to share some of my private notes"); without it both device-only and
+        # SpecSteer scored higher on the shipped set (docs/evaluation.md).
         block = build_context(
             hits,
             budget_tokens=self.context_tokens,
             count_tokens=lambda s: len(self.device.encode(s)),
+            header="",
         )
         return block.text
 
