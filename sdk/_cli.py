@@ -56,6 +56,46 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
     return table
 
 
+CloudOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cloud",
+        help="A cloud server's URL (`specsteer serve`), e.g. http://127.0.0.1:8000; the bearer "
+        "token comes from $SPECSTEER_SERVER_TOKEN. Default: the cloud model in this process.",
+    ),
+]
+CloudModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cloud-model",
+        help="The model the --cloud server must serve (checked before the first request).",
+    ),
+]
+WireOpt = Annotated[
+    str,
+    typer.Option(
+        help="How drafts travel: auto, ids (shared tokenizer) or text (models of different "
+        "families; pass it with --cloud when the served model is of another family)."
+    ),
+]
+PairOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The embedded model pair: qwen0.5b-qwen1.5b or smollm2-qwen1.5b (default: the "
+        "default pair); with --cloud only its device model loads."
+    ),
+]
+TinyOpt = Annotated[bool, typer.Option(help="Tiny test models built in code.", hidden=True)]
+
+
+def _cloud(cloud: str | None, cloud_model: str | None, wire: str) -> Any:
+    from specsteer.apps._assistants import CloudChoice
+
+    if wire not in ("auto", "ids", "text"):
+        _fail(f"--wire takes auto, ids or text, not {wire!r}")
+    return CloudChoice(url=cloud, model=cloud_model, wire=wire)  # type: ignore[arg-type]
+
+
 @app.command()
 def generate(
     query: Annotated[str, typer.Argument(help="The request.")],
@@ -78,18 +118,28 @@ def generate(
         typer.Option(min=0.0, help="Acceptance threshold lambda (default: the pair's)."),
     ] = None,
     beta: Annotated[float | None, typer.Option(min=0.0, help="Steering strength.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed of the generation (reproducible requests).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: TinyOpt = False,
 ) -> None:
     """Answer one request with the embedded default models."""
-    from specsteer._demo import default_assistant
+    from specsteer.apps._assistants import build_assistant
 
     overrides: dict[str, Any] = {"method": method, "max_new_tokens": max_new_tokens}
-    if lam is not None:
-        overrides["lam"] = lam
-    if beta is not None:
-        overrides["beta"] = beta
+    for name, value in (("lam", lam), ("beta", beta), ("seed", seed)):
+        if value is not None:
+            overrides[name] = value
+    where = _cloud(cloud, cloud_model, wire)
     try:
-        assistant = default_assistant(progress=not as_json, user_id=user)
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=not as_json
+        )
         result = assistant.generate(query, context=context, **overrides)
     except SpecSteerError as e:
         _fail(e)
@@ -109,12 +159,18 @@ def chat(
         str, typer.Option("--user", "-u", help="Whose memories steer the answers.")
     ] = "me",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Length limit per answer.")] = 128,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: TinyOpt = False,
 ) -> None:
     """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
-    from specsteer._demo import default_assistant
+    from specsteer.apps._assistants import build_assistant
 
+    where = _cloud(cloud, cloud_model, wire)
     try:
-        assistant = default_assistant(progress=True, user_id=user)
+        assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
     except SpecSteerError as e:
         _fail(e)
     history: list[dict[str, str]] = []
@@ -168,14 +224,52 @@ def bench(
         Path | None, typer.Option(help="Write the results into this markdown file.")
     ] = None,
     quick: Annotated[bool, typer.Option(help="Fewer prompts and shorter outputs.")] = False,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: TinyOpt = False,
 ) -> None:
     """Benchmark every method side by side in one run (and the other subsystems)."""
     from specsteer._bench import run_all
 
+    command = " ".join(["specsteer", *sys.argv[1:]])
     try:
-        run_all(console, output=output, quick=quick, command=" ".join(["specsteer", *sys.argv[1:]]))
+        if cloud is not None:
+            _bench_remote(_cloud(cloud, cloud_model, wire), pair, tiny, quick, output, command)
+        else:
+            run_all(console, output=output, quick=quick, command=command)
     except SpecSteerError as e:
         _fail(e)
+
+
+def _bench_remote(
+    where: Any, pair: str | None, tiny: bool, quick: bool, output: Path | None, command: str
+) -> None:
+    """The methods side by side against a real server (no simulated delay; no cloud_only)."""
+    from specsteer._bench import BENCH_PROMPTS, render_engine, run_engine_bench
+    from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
+    from specsteer.apps._assistants import describe, device_model, http_verifier
+
+    where.check()
+    device = device_model(pair, tiny, progress=True)
+    bench = run_engine_bench(
+        device,
+        http_verifier(where.url, device),
+        pair=describe(where, pair, tiny),
+        prompts=BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS,
+        context="\n".join(f"- {line}" for line in DEMO_HISTORY),
+        max_new_tokens=32 if quick else 64,
+        rtt_ms=0.0,
+        config=None if tiny else DEFAULT_CONFIG,
+        wire=where.wire,
+        progress=lambda msg: console.print(f"[dim]{msg}[/]"),
+    )
+    doc = f"# Benchmarks over HTTP\n\nProduced by `{command}`.\n\n{render_engine(bench)}"
+    console.print(doc, markup=False, highlight=False, soft_wrap=True)
+    if output is not None:
+        output.write_text(doc)
+        console.print(f"wrote {output}")
 
 
 @app.command()
@@ -194,9 +288,22 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8000,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="An embedded model by name, loaded as in process: Qwen2.5-Coder-1.5B-Instruct "
+            "(the default), Qwen2.5-Coder-0.5B-Instruct or SmolLM2-135M-Instruct."
+        ),
+    ] = None,
 ) -> None:
     """Serve a cloud model for verification (reads the bearer token from $SPECSTEER_SERVER_TOKEN)."""
     from specsteer.cloud_adapter import server_main
+
+    if model is not None:
+        if tiny or llm is not None:
+            _fail("pass one of --model, --llm and --tiny")
+        _serve_named(model, slm=slm, host=host, port=port, log_level=log_level)
+        return
 
     argv = ["--host", host, "--port", str(port), "--log-level", log_level]
     if tiny:
@@ -208,6 +315,82 @@ def serve(
     code = server_main.main(argv)
     if code:
         raise typer.Exit(code=code)
+
+
+def _serve_named(model: str, *, slm: str | None, host: str, port: int, log_level: str) -> None:
+    import os
+
+    from specsteer.apps._assistants import TOKEN_ENV, named_models
+    from specsteer.cloud_adapter import run_server
+    from specsteer.cloud_adapter._server import is_loopback
+
+    models = named_models()
+    if model not in models:
+        _fail(f"unknown model {model!r}; choose one of: {', '.join(models)}")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(host):
+        _fail(f"refusing to serve on {host} without a bearer token; set ${TOKEN_ENV}")
+
+    def ready(url: str) -> None:
+        print(f"specsteer cloud server: {url}", flush=True)
+
+    try:
+        llm = models[model]()
+        run_server(
+            llm,
+            slm=slm,
+            host=host,
+            port=port,
+            token=token,
+            model_name=model,
+            log_level=log_level,
+            on_ready=ready,
+        )
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@app.command()
+def web(
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose memories.")] = "me",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback: the page shows your memories).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8765,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: Annotated[
+        bool,
+        typer.Option(help="Tiny test models built in code (answers are noise; for trying it)."),
+    ] = False,
+    allow_remote: Annotated[
+        bool, typer.Option(help="Listen on an address other hosts can reach (no login!).")
+    ] = False,
+) -> None:
+    """Open the web app: chat, your memories, and every byte that left the device."""
+    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps.web import ChatSession, run_web
+    from specsteer.cloud_adapter._server import is_loopback
+
+    if not is_loopback(host) and not allow_remote:
+        _fail(
+            f"the page shows private memories and has no login; refusing to listen on {host} "
+            "(use 127.0.0.1, or pass --allow-remote)"
+        )
+    where = _cloud(cloud, cloud_model, wire)
+    try:
+        assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
+        session = ChatSession(assistant, describe(where, pair, tiny))
+        run_web(
+            session,
+            host=host,
+            port=port,
+            on_ready=lambda url: console.print(f"specsteer web: {url}  (Ctrl-C stops it)"),
+        )
+    except SpecSteerError as e:
+        _fail(e)
 
 
 memory_app = typer.Typer(help="Manage a user's private, encrypted memories on this device.")
@@ -453,9 +636,16 @@ def eval_(
             "(default: the default pair)."
         ),
     ] = None,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
 ) -> None:
     """Score every method on personal writing tasks (ROUGE, fact recall) and print a summary."""
     from specsteer._eval import load_examples, run_eval
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    if cloud is not None and "cloud_only" in chosen:
+        err.print("[dim]cloud_only needs the cloud model in this process; left out with --cloud[/]")
+        chosen.remove("cloud_only")
 
     try:
         lams = [float(x) for item in (lam or ["0.1,0.5"]) for x in item.split(",") if x.strip()]
@@ -463,13 +653,13 @@ def eval_(
         _fail(f"--lam takes numbers (e.g. --lam 0.1,0.5), not {lam!r}")
     try:
         examples = load_examples(data)
-        device, cloud, memory = _eval_models(tiny, pair)
+        device, verifier, memory = _eval_models(tiny, pair, _cloud(cloud, cloud_model, "auto"))
         run_eval(
             examples,
             device=device,
-            cloud=cloud,
+            cloud=verifier,
             out_dir=out,
-            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            methods=chosen,
             lams=lams,
             max_new_tokens=max_new_tokens,
             limit=limit,
@@ -483,21 +673,32 @@ def eval_(
     console.print(f"results: {out / 'results.jsonl'}; summary: {out / 'summary.md'}")
 
 
-def _eval_models(tiny: bool, pair: str | None) -> tuple[Any, Any, Any]:
-    """(device, cloud, memory factory) for ``specsteer eval``: tiny ones, or an embedded pair."""
+def _eval_models(tiny: bool, pair: str | None, where: Any) -> tuple[Any, Any, Any]:
+    """(device, cloud, memory factory) for ``specsteer eval``: tiny ones, or an embedded pair;
+    the cloud a server's client with ``--cloud``."""
+    if where.url is not None:
+        from specsteer.apps._assistants import device_model, http_verifier
+
+        where.check()
+        device = device_model(pair, tiny, progress=True)
+        memory = _eval_models(True, None, where.__class__())[2] if tiny else None
+        return device, http_verifier(where.url, device), memory
     if not tiny:
         from specsteer._demo import DEFAULT_PAIR, default_models
 
         device, cloud = default_models(progress=True, pair=pair or DEFAULT_PAIR)
         return device, cloud, None
-    from specsteer.memory import HashEmbedder, MemoryStore
-    from specsteer.privacy import Keyring
     from specsteer.testing import tiny_backend
 
-    def memory(root: Path) -> Any:
-        return MemoryStore(root / "memory", embedder=HashEmbedder(), keyring=Keyring(root / "keys"))
+    return tiny_backend(0), tiny_backend(1), _tiny_memory
 
-    return tiny_backend(0), tiny_backend(1), memory
+
+def _tiny_memory(root: Path) -> Any:
+    """An eval run's store with the hashing embedder (no model to load)."""
+    from specsteer.memory import HashEmbedder, MemoryStore
+    from specsteer.privacy import Keyring
+
+    return MemoryStore(root / "memory", embedder=HashEmbedder(), keyring=Keyring(root / "keys"))
 
 
 def main() -> None:

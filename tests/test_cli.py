@@ -316,3 +316,84 @@ def test_audit_verify_of_an_empty_state_root_is_ok() -> None:
     result = invoke("audit", "verify")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: 0 records")
+
+
+# -- across a real boundary ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sent(home: Path) -> tuple[set[object], list[dict[str, object]]]:
+    """The model names asked for, and the payloads an audit log recorded without the fields that
+    differ per run (the request id) or per route (the model name)."""
+    from specsteer.privacy import AuditLog, Keyring
+
+    log = AuditLog(home / "audit" / "audit.jsonl", keyring=Keyring(home / "keys"))
+    assert log.verify().ok
+    out, models = [], set()
+    for record in log.records():
+        payload = json.loads(log.read_payload(record) or b"{}")
+        payload.pop("request_id")
+        models.add(payload.pop("model"))
+        out.append(payload)
+    return models, out
+
+
+GENERATE = ("generate", "what is my plan for friday ?", "--context", "dinner in rome", "--tiny")
+GENERATE_ARGS = ("--seed", "3", "--max-new-tokens", "12", "--json")
+
+
+def test_generate_against_a_served_cloud_matches_the_in_process_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`specsteer serve` and `specsteer generate --cloud` as two processes on 127.0.0.1: the same
+    answer, and the same payloads in the audit log, as the run with the cloud in process."""
+    import os
+    import subprocess
+    import sys
+
+    local_home, remote_home = tmp_path / "local", tmp_path / "remote"
+    monkeypatch.setenv("SPECSTEER_HOME", str(local_home))
+    monkeypatch.setenv("SPECSTEER_SERVER_TOKEN", "s3cret")  # read by `generate --cloud` too
+    local = invoke(*GENERATE, *GENERATE_ARGS)
+    assert local.exit_code == 0, local.output
+
+    exe = [sys.executable, "-c", "from specsteer._cli import main; main()"]
+    env = {**os.environ, "SPECSTEER_HOME": str(remote_home)}
+    port = _free_port()
+    server = subprocess.Popen(
+        [*exe, "serve", "--tiny", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{port}"
+        assert server.stdout.readline().strip() == f"specsteer cloud server: {url}"
+        args = ["--cloud", url, "--cloud-model", "tiny-1"]
+        remote = subprocess.run(
+            [*exe, *GENERATE, *GENERATE_ARGS, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert remote.returncode == 0, remote.stderr
+        wrong = invoke(*GENERATE, "--cloud", url, "--cloud-model", "qwen")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    got, want = json.loads(remote.stdout), json.loads(local.output)
+    assert got["text"] == want["text"] and got["text"]
+    assert got["stats"]["rounds"] == want["stats"]["rounds"]
+    assert got["privacy"]["destinations"] == [url]
+    (remote_models, remote_sent), (local_models, local_sent) = _sent(remote_home), _sent(local_home)
+    assert remote_sent == local_sent != []
+    assert remote_models == {"tiny-1"} and local_models == {"default"}
+    assert wrong.exit_code == 2 and "serves 'tiny-1', not 'qwen'" in flat(wrong.output)
+    assert_no_traceback(wrong)

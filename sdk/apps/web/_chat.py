@@ -1,0 +1,147 @@
+"""One chat on the web page: answers streamed as marked pieces, then the answer's figures.
+
+The models are not re-entrant, so one answer runs at a time (a second request is told so). The
+answer runs in a worker thread; its events, and the audit records written while it runs, come
+out of :meth:`ChatSession.ask` as they happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from specsteer._assistant import Assistant
+from specsteer._errors import ConfigurationError, SpecSteerError
+from specsteer._result import GenerationResult
+from specsteer.apps.web._egress import new_records
+from specsteer.apps.web._tokens import RoundTap, TokenMarker
+
+__all__ = ["ChatSession"]
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+#: Seconds between looks at the audit log while an answer runs.
+_POLL_S = 0.25
+
+
+class ChatSession:
+    """The assistant behind the page, its chat history, and the tap that marks tokens.
+
+    Args:
+        assistant: with a cloud verifier (its verifier is wrapped in a :class:`RoundTap`).
+        label: what the page says about the models (``"tiny models, cloud in process"``).
+    """
+
+    def __init__(self, assistant: Assistant, label: str) -> None:
+        if assistant.decoder.cloud is None:
+            raise ConfigurationError("the web app needs an assistant with a cloud verifier")
+        self.assistant = assistant
+        self.label = label
+        self.tap = RoundTap(assistant.decoder.cloud)
+        assistant.decoder.cloud = self.tap
+        self.history: list[dict[str, str]] = []
+        self._busy = threading.Lock()
+
+    @property
+    def audit_log(self) -> Any:
+        """The log every payload is written to before it leaves (None without a privacy layer)."""
+        egress = self.assistant.egress
+        return egress.guard.audit_log if egress is not None else None
+
+    def ask(self, message: str, *, max_new_tokens: int, method: str) -> Iterator[Event]:
+        """Answer ``message``: ``tokens`` and ``egress`` events while it runs, then ``done``
+        (or one ``error`` event, the history unchanged)."""
+        if not self._busy.acquire(blocking=False):
+            yield {"type": "error", "message": "an answer is still being written; wait for it"}
+            return
+        try:
+            yield from self._stream(message, max_new_tokens, method)
+        finally:
+            self._busy.release()
+
+    def _stream(self, message: str, max_new_tokens: int, method: str) -> Iterator[Event]:
+        events: queue.Queue[Event] = queue.Queue()
+        log = self.audit_log
+        seen = _last_seq(log)
+        worker = threading.Thread(
+            target=self._answer, args=(message, max_new_tokens, method, events), daemon=True
+        )
+        worker.start()
+        while True:
+            try:
+                event: Event | None = events.get(timeout=_POLL_S)
+            except queue.Empty:
+                event = None
+            if log is not None:
+                records = new_records(log, after=seen)
+                if records:
+                    seen = records[-1]["seq"]
+                    yield {"type": "egress", "records": records}
+            if event is not None:
+                yield event
+                if event["type"] in ("done", "error"):
+                    return
+
+    def _answer(
+        self, message: str, max_new_tokens: int, method: str, out: queue.Queue[Event]
+    ) -> None:
+        a = self.assistant
+        marker = TokenMarker(
+            a.device.decode, self.tap, lambda p: out.put({"type": "tokens", "pieces": p})
+        )
+        try:
+            context = a.retrieve(message)
+            chat = [*self.history, {"role": "user", "content": message}]
+            result = a.generate(
+                chat,
+                context=context,
+                on_tokens=marker,
+                max_new_tokens=max_new_tokens,
+                method=method,
+            )
+        except SpecSteerError as e:
+            out.put({"type": "error", "message": str(e)})
+            return
+        except Exception:  # the page gets a sentence; the log keeps the details
+            logger.exception("the web app failed to answer")
+            out.put(
+                {
+                    "type": "error",
+                    "message": "the answer failed on the device; the server log says why",
+                }
+            )
+            return
+        self.history += [chat[-1], {"role": "assistant", "content": result.text}]
+        out.put(_done(result, context))
+
+
+def _last_seq(log: Any) -> int:
+    if log is None:
+        return 0
+    records = new_records(log, after=0, limit=1)
+    return int(records[-1]["seq"]) if records else 0
+
+
+def _done(result: GenerationResult, context: str) -> Event:
+    s = result.stats
+    kept = [line[2:] for line in context.splitlines() if line.startswith("- ")]
+    return {
+        "type": "done",
+        "text": result.text,
+        "stats": s.as_dict(),
+        "rounds": [
+            {
+                "drafted": r.drafted,
+                "accepted": r.accepted,
+                "recovered": r.recovered,
+                "local": r.local,
+            }
+            for r in s.rounds
+        ],
+        "privacy": result.privacy.model_dump() if result.privacy is not None else None,
+        "kept": {"memories": kept, "characters": len(context)},
+    }
