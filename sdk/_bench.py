@@ -19,7 +19,7 @@ from rich.console import Console
 
 from specsteer._config import GenerationConfig, Method
 from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
-from specsteer._engine import Decoder, build_prompt
+from specsteer._engine import Decoder, Wire, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
@@ -111,7 +111,7 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
 
 def run_engine_bench(
     device: ModelBackend,
-    cloud: ModelBackend,
+    cloud: ModelBackend | CloudVerifier,
     *,
     pair: str,
     prompts: Sequence[str] = BENCH_PROMPTS,
@@ -121,13 +121,20 @@ def run_engine_bench(
     methods: Sequence[Method] = METHODS,
     config: GenerationConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    wire: Wire = "auto",
 ) -> EngineBench:
     """Run every method on the same prompts, interleaved, with a simulated network round trip.
 
     ``cloud_only`` runs the cloud model where it lives and pays one round trip per request.
+    With a verifier for ``cloud`` (a server over real HTTP) no delay is simulated and
+    ``cloud_only``, which needs the model in this process, is left out.
     """
     base = config or GenerationConfig()
-    decoder = Decoder(device, _network(cloud, rtt_ms), cloud_backend=cloud)
+    if isinstance(cloud, CloudVerifier):
+        methods = [m for m in methods if m != "cloud_only"]
+        decoder = Decoder(device, cloud, wire=wire)
+    else:
+        decoder = Decoder(device, _network(cloud, rtt_ms), cloud_backend=cloud)
     bench = EngineBench(
         pair=pair,
         rtt_ms=rtt_ms,
