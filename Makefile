@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo demo-web bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/specsteer demo
+
+# The web app on the default pair, at http://127.0.0.1:8765/ (Ctrl-C stops it).
+demo-web: $(STAMP)
+	$(BIN)/specsteer web
 
 bench: $(STAMP)
 	$(BIN)/specsteer bench --output docs/benchmarks.md

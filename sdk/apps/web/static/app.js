@@ -289,7 +289,7 @@ function showKept(event) {
   const list = el("ul", { class: "kept-list", "aria-label": "Memories used as private context" },
     ...kept.memories.map((m) => el("li", { text: m })));
   $("kept").replaceChildren(
-    el("p", { text: `${kept.memories.length} memories (${kept.characters} characters) steered the answer as private context; never sent.` }),
+    el("p", { text: `${kept.memories.length} ${kept.memories.length === 1 ? "memory" : "memories"} (${kept.characters} characters) steered the answer as private context; never sent.` }),
     list,
     el("p", { text: `Spans kept on the device: ${p.spans_kept_local ?? 0}; replaced by placeholders: ${p.spans_pseudonymized ?? 0}; payloads refused by the guard: ${p.payloads_refused ?? 0}.` }));
 }
