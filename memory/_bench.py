@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from specsteer._home import specsteer_home
+from specsteer.memory._chroma import MemoryStore
 from specsteer.memory._embedder import Embedder, HashEmbedder, normalize_rows
-from specsteer.memory._store import MemoryStore
 from specsteer.privacy import Keyring
 
 __all__ = [

@@ -1,154 +1,115 @@
-"""Turning notes and chat transcripts into memory-sized pieces (pure functions, no store)."""
+"""Ingestion: notes and chat transcripts stored as memories, over the store seam."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specsteer._errors import InvalidInputError
+from specsteer.memory._sources import chunk_note, read_notes, read_transcript
+from specsteer.memory._types import Memory, MemoryInput, MetadataValue
+from specsteer.memory._validate import check_metadata, check_user_id
 
-__all__ = ["chunk_note", "read_notes", "read_transcript"]
+if TYPE_CHECKING:
+    from specsteer.memory._base import BaseMemoryStore
 
-_PARAGRAPH = re.compile(r"\n\s*\n")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_NOTE_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+__all__ = ["ingest_notes", "ingest_transcript"]
 
 
-def chunk_note(text: str, max_chars: int) -> list[str]:
-    """Split a note into pieces of at most ``max_chars``: paragraphs, then sentences, then words.
+def ingest_notes(
+    store: BaseMemoryStore,
+    user_id: str,
+    notes: str | Path | Iterable[str | Path],
+    *,
+    metadata: Mapping[str, MetadataValue] | None = None,
+    max_chunk_chars: int | None = None,
+    ttl: float | timedelta | None = None,
+    progress: bool = True,
+) -> list[Memory]:
+    """Store plain notes, split into paragraph-sized memories.
 
     Args:
-        text: The note.
-        max_chars: Largest piece.
+        store: Where to store them.
+        user_id: Whose notes they are.
+        notes: Note text, a file or folder (``.txt``/``.md``/``.rst``), or a list of them.
+        metadata: Added to every piece, next to ``source="notes"`` and ``file`` (file name).
+        max_chunk_chars: Longest piece (default 1000, capped at ``max_text_chars``);
+            paragraphs are split at sentences, then words.
+        ttl: Expiry for every piece.
+        progress: Show a progress bar on stderr when it is a terminal.
 
     Returns:
-        Non-blank pieces, in order, each stripped.
+        The stored memories, in order.
     """
-    pieces: list[str] = []
-    for para in _PARAGRAPH.split(text):
-        para = " ".join(para.split())
-        if not para:
-            continue
-        if len(para) <= max_chars:
-            pieces.append(para)
-            continue
-        current = ""
-        for sentence in _SENTENCE.split(para):
-            while len(sentence) > max_chars:  # one huge sentence: cut at a word boundary
-                cut = sentence.rfind(" ", 0, max_chars + 1)
-                cut = cut if cut > 0 else max_chars
-                if current:
-                    pieces.append(current)
-                    current = ""
-                pieces.append(sentence[:cut].strip())
-                sentence = sentence[cut:].strip()
-            if not sentence:
-                continue
-            if current and len(current) + 1 + len(sentence) > max_chars:
-                pieces.append(current)
-                current = sentence
-            else:
-                current = f"{current} {sentence}" if current else sentence
-        if current:
-            pieces.append(current)
-    return [p for p in pieces if p]
+    check_user_id(user_id)
+    extra = check_metadata(metadata)
+    limit = _chunk_chars(max_chunk_chars, store.max_text_chars)
+    items: list[str | MemoryInput] = []
+    for text, file_name in read_notes(notes):
+        meta: dict[str, MetadataValue] = {"source": "notes"}
+        if file_name is not None:
+            meta["file"] = file_name
+        items += _pieces(text, {**meta, **extra}, limit)
+    return store.add_many(user_id, items, ttl=ttl, progress=progress)
 
 
-def read_notes(source: str | Path | Iterable[str | Path]) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(note_text, file_name_or_None)`` from text, a file, a folder, or a list of them.
-
-    A ``str`` is note text; a ``Path`` is a file or a folder (its ``.txt``, ``.md``,
-    ``.markdown`` and ``.rst`` files, recursively, in sorted order).
-    """
-    if isinstance(source, str):
-        yield source, None
-        return
-    if isinstance(source, Path):
-        if source.is_dir():
-            for path in sorted(source.rglob("*")):
-                if path.is_file() and path.suffix.lower() in _NOTE_SUFFIXES:
-                    yield _read_file(path), path.name
-        elif source.is_file():
-            yield _read_file(source), source.name
-        else:
-            raise InvalidInputError(f"notes path {source} does not exist; pass a file or folder")
-        return
-    if isinstance(source, Iterable):
-        for item in source:
-            if not isinstance(item, str | Path):
-                raise InvalidInputError(
-                    f"notes must be str (text) or Path items, got {type(item).__name__}"
-                )
-            yield from read_notes(item)
-        return
-    raise InvalidInputError(
-        f"notes must be text, a Path, or a list of them, got {type(source).__name__}"
-    )
-
-
-def _read_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"{path} is not UTF-8 text; convert it or leave it out") from e
-
-
-def _messages_from_json(data: Any, where: str) -> list[Mapping[str, Any]]:
-    if isinstance(data, Mapping) and "messages" in data:
-        data = data["messages"]
-    if not isinstance(data, list):
-        raise InvalidInputError(f"{where}: expected a list of messages or {{'messages': [...]}}")
-    return data
-
-
-def read_transcript(
+def ingest_transcript(
+    store: BaseMemoryStore,
+    user_id: str,
     transcript: str | Path | Sequence[Mapping[str, Any]],
-) -> list[tuple[int, str, str]]:
-    """Parse a chat transcript into ``(turn_index, role, content)`` triples.
+    *,
+    roles: Sequence[str] = ("user",),
+    conversation: str | None = None,
+    metadata: Mapping[str, MetadataValue] | None = None,
+    max_chunk_chars: int | None = None,
+    ttl: float | timedelta | None = None,
+    progress: bool = True,
+) -> list[Memory]:
+    """Store the turns of a chat transcript as memories.
 
-    Accepts a list of ``{"role": ..., "content": ...}`` messages (the OpenAI chat shape), a
-    ``.json`` file holding such a list (or ``{"messages": [...]}``), or a ``.jsonl`` file with
-    one message per line.
+    By default only the user's own turns are kept: they are what the user said about
+    themselves; assistant turns are mostly generic. Each memory gets metadata
+    ``source="transcript"``, ``role``, ``turn`` (index in the transcript) and
+    ``conversation`` when given.
 
-    Raises:
-        InvalidInputError: The transcript is not in one of these shapes; the message says where.
+    Args:
+        store: Where to store them.
+        user_id: Whose transcript it is.
+        transcript: ``[{"role": ..., "content": ...}, ...]``, or a ``.json``/``.jsonl`` file.
+        roles: Which roles' turns to keep.
+        conversation: An id for the conversation, stored with every turn.
+        metadata, max_chunk_chars, ttl, progress: As for :func:`ingest_notes` (long turns are
+            split into pieces).
+
+    Returns:
+        The stored memories, in order.
     """
-    if isinstance(transcript, str | Path):
-        path = Path(transcript)
-        if not path.is_file():
-            raise InvalidInputError(f"transcript file {path} does not exist")
-        raw = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".jsonl":
-            messages = []
-            for n, line in enumerate(raw.splitlines(), 1):
-                if line.strip():
-                    try:
-                        messages.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise InvalidInputError(f"{path} line {n} is not JSON: {e.msg}") from e
-        else:
-            try:
-                messages = _messages_from_json(json.loads(raw), str(path))
-            except json.JSONDecodeError as e:
-                raise InvalidInputError(f"{path} is not JSON: {e.msg}") from e
-    elif isinstance(transcript, Sequence):
-        messages = list(transcript)
-    else:
+    check_user_id(user_id)
+    extra = check_metadata(metadata)
+    limit = _chunk_chars(max_chunk_chars, store.max_text_chars)
+    wanted = {roles} if isinstance(roles, str) else set(roles)
+    items: list[str | MemoryInput] = []
+    for turn, role, content in read_transcript(transcript):
+        if role not in wanted or not content.strip():
+            continue
+        meta: dict[str, MetadataValue] = {"source": "transcript", "role": role, "turn": turn}
+        if conversation is not None:
+            meta["conversation"] = conversation
+        items += _pieces(content, {**meta, **extra}, limit)
+    return store.add_many(user_id, items, ttl=ttl, progress=progress)
+
+
+def _pieces(text: str, meta: dict[str, MetadataValue], limit: int) -> list[MemoryInput]:
+    return [MemoryInput(piece, meta) for piece in chunk_note(text, limit)]
+
+
+def _chunk_chars(value: object, max_chars: int) -> int:
+    if value is None:
+        return min(1000, max_chars)
+    if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= max_chars:
         raise InvalidInputError(
-            f"transcript must be a list of messages or a path, got {type(transcript).__name__}"
+            f"max_chunk_chars must be an int from 20 to max_text_chars ({max_chars})"
         )
-    out: list[tuple[int, str, str]] = []
-    for i, msg in enumerate(messages):
-        if (
-            not isinstance(msg, Mapping)
-            or not isinstance(msg.get("role"), str)
-            or not isinstance(msg.get("content"), str)
-        ):
-            raise InvalidInputError(
-                f"transcript message {i} must be a dict with str 'role' and 'content'"
-            )
-        out.append((i, msg["role"], msg["content"]))
-    return out
+    return value

@@ -32,8 +32,12 @@ class Memory:
     updated_at: float = 0.0
     expires_at: float | None = None
 
+    def live_at(self, now: float) -> bool:
+        """Whether the memory has not expired at Unix time ``now``."""
+        return self.expires_at is None or self.expires_at > now
+
     def to_json(self) -> dict[str, Any]:
-        """Return the memory as a JSON-ready dict (the line format of :meth:`MemoryStore.export`)."""
+        """Return the memory as a JSON-ready dict (the line format of an export file)."""
         return {
             "id": self.id,
             "text": self.text,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from specsteer._errors import InvalidInputError
-from specsteer.memory._types import MetadataValue
+from specsteer.memory._types import MemoryInput, MetadataValue
 from specsteer.privacy import validate_user_id
 
 __all__ = [
     "MAX_METADATA_KEYS",
     "RESERVED_USER_ID",
+    "check_items",
     "check_k",
     "check_memory_id",
     "check_metadata",
@@ -140,3 +141,33 @@ def check_min_score(min_score: Any) -> float | None:
             f"min_score must be a cosine similarity in [-1, 1] or None, got {min_score!r}"
         )
     return float(min_score)
+
+
+def check_items(items: object, metadata: object, ttl: object, max_chars: int) -> list[MemoryInput]:
+    """Validate a batch for ``add_many``: every item before anything is written.
+
+    Returns:
+        One ``MemoryInput`` per item, its metadata merged over ``metadata`` and its ttl
+        resolved (the item's own, else the batch-wide one).
+    """
+    base_meta = check_metadata(metadata)
+    base_ttl = check_ttl(ttl)
+    if isinstance(items, str | MemoryInput) or not isinstance(items, Iterable):
+        raise InvalidInputError("items must be a list of texts; for one text use add()")
+    out: list[MemoryInput] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(_check_item(item, base_meta, base_ttl, max_chars))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"item {i}: {e}") from e
+    return out
+
+
+def _check_item(
+    item: object, base_meta: dict[str, MetadataValue], base_ttl: float | None, max_chars: int
+) -> MemoryInput:
+    if not isinstance(item, MemoryInput):
+        return MemoryInput(check_text(item, max_chars), base_meta, base_ttl)
+    meta = {**base_meta, **check_metadata(item.metadata)}
+    item_ttl = check_ttl(item.ttl) if item.ttl is not None else base_ttl
+    return MemoryInput(check_text(item.text, max_chars), meta, item_ttl)

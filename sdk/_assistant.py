@@ -16,7 +16,7 @@ from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
 if TYPE_CHECKING:
-    from specsteer.memory import MemoryStore
+    from specsteer.memory import BaseMemoryStore
 
 __all__ = ["Assistant"]
 
@@ -28,7 +28,8 @@ class Assistant:
     Args:
         device: the small model on the device.
         cloud: a cloud verifier; ``None`` allows only ``method='device_only'``.
-        memory: the user's memory store; each request retrieves its private context from it.
+        memory: the user's memory store (any :class:`~specsteer.memory.BaseMemoryStore`); each
+            request retrieves its private context from it.
         user_id: whose memories to use (required with ``memory``).
         config: default generation settings (each call may override fields).
         system_prompt: instructions shared by the device and the cloud.
@@ -55,7 +56,7 @@ class Assistant:
         device: ModelBackend,
         cloud: CloudVerifier | None = None,
         *,
-        memory: MemoryStore | None = None,
+        memory: BaseMemoryStore | None = None,
         user_id: str | None = None,
         config: GenerationConfig | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,

@@ -1,4 +1,9 @@
-"""Fixtures for the memory tests: a fast fake embedder, and a real chromadb server on loopback."""
+"""Fixtures for the memory tests: every kind of store, a fast embedder, a chromadb server.
+
+``make_store`` builds stores of one kind per test parameter, so a test that takes it is a
+contract test: the embedded chromadb store, the same store against a chromadb server on
+loopback, and the in-memory fake must all pass it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from specsteer.memory import HashEmbedder, MemoryStore
+from specsteer.memory import BaseMemoryStore, HashEmbedder, MemoryStore
+from specsteer.memory.testing import InMemoryStore
 from specsteer.privacy import Keyring
 
 CHROMA = Path(sys.executable).with_name("chroma")
@@ -62,25 +69,53 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-StoreFactory = Callable[..., MemoryStore]
+StoreFactory = Callable[..., BaseMemoryStore]
+
+
+def _factory(request: pytest.FixtureRequest, kind: str) -> Iterator[StoreFactory]:
+    made: list[BaseMemoryStore] = []
+
+    def make(**options: Any) -> BaseMemoryStore:
+        options.setdefault("embedder", HashEmbedder())
+        if kind == "fake":
+            store: BaseMemoryStore = InMemoryStore(**options)
+        elif kind == "embedded":
+            store = MemoryStore(**options)
+        else:
+            url = request.getfixturevalue("chroma_server")
+            # A fresh keyring per store gives fresh collection names on the shared server.
+            store = MemoryStore(url=url, keyring=Keyring(), **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture(params=["embedded", "server", "fake"])
+def make_store(request: pytest.FixtureRequest, specsteer_home: Path) -> Iterator[StoreFactory]:
+    """Builds stores of each kind in turn: ``make_store(clock=..., batch_size=...)``."""
+    yield from _factory(request, request.param)
+
+
+@pytest.fixture(params=["embedded", "fake"])
+def make_local_store(
+    request: pytest.FixtureRequest, specsteer_home: Path
+) -> Iterator[StoreFactory]:
+    """As ``make_store``, without the server (for long tables of cases)."""
+    yield from _factory(request, request.param)
+
+
+@pytest.fixture
+def any_store(make_store: StoreFactory) -> BaseMemoryStore:
+    """One store of each kind in turn, with the hashing embedder."""
+    return make_store()
 
 
 @pytest.fixture
 def embedded_store(specsteer_home: Path) -> Iterator[MemoryStore]:
     """An embedded store under the test's SPECSTEER_HOME with the hashing embedder."""
     store = MemoryStore(embedder=HashEmbedder())
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=["embedded", "server"])
-def any_store(request: pytest.FixtureRequest, specsteer_home: Path) -> Iterator[MemoryStore]:
-    """The same tests against the embedded store and a chromadb server."""
-    if request.param == "embedded":
-        store = MemoryStore(embedder=HashEmbedder())
-    else:
-        url = request.getfixturevalue("chroma_server")
-        # A fresh keyring per test gives fresh collection names on the shared server.
-        store = MemoryStore(url=url, embedder=HashEmbedder(), keyring=Keyring())
     yield store
     store.close()

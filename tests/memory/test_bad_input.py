@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from specsteer._errors import ConfigurationError, InvalidInputError, MemoryStoreError
-from specsteer.memory import HashEmbedder, MemoryStore
+from specsteer.memory import BaseMemoryStore, HashEmbedder, MemoryStore
+from specsteer.memory.testing import InMemoryStore
 from specsteer.privacy import KeyringCorruptedError
 
-Call = Callable[[MemoryStore], Any]
+Call = Callable[[BaseMemoryStore], Any]
+StoreFactory = Callable[..., BaseMemoryStore]
 
 CASES: list[tuple[str, Call, str]] = [
     ("empty text", lambda s: s.add("alice", ""), "empty or blank"),
@@ -75,17 +77,17 @@ CASES: list[tuple[str, Call, str]] = [
 
 @pytest.mark.parametrize(("name", "call", "fix"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_a_typed_error_naming_the_fix(
-    specsteer_home: Path, name: str, call: Call, fix: str
+    make_local_store: StoreFactory, name: str, call: Call, fix: str
 ) -> None:
-    store = MemoryStore(embedder=HashEmbedder(), max_text_chars=100)
+    store = make_local_store(max_text_chars=100)
     with pytest.raises(InvalidInputError, match=fix):
         call(store)
     # Nothing half-written: the store still works and holds nothing for the user.
     assert store.count("alice") == 0
 
 
-def test_bad_items_in_a_batch_write_nothing(specsteer_home: Path) -> None:
-    store = MemoryStore(embedder=HashEmbedder())
+def test_bad_items_in_a_batch_write_nothing(make_local_store: StoreFactory) -> None:
+    store = make_local_store()
     with pytest.raises(InvalidInputError):
         store.add_many("alice", ["fine", "also fine", 3])
     assert store.count("alice") == 0
@@ -124,3 +126,5 @@ def test_configuration_errors(specsteer_home: Path, tmp_path: Path) -> None:
         MemoryStore(url="ftp://host", embedder=HashEmbedder())
     with pytest.raises(ConfigurationError, match="max_text_chars"):
         MemoryStore(embedder=HashEmbedder(), max_text_chars=0)
+    with pytest.raises(ConfigurationError, match="batch_size"):
+        InMemoryStore(batch_size=0)

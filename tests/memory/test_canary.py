@@ -109,11 +109,11 @@ def test_server_store_keeps_no_plaintext(
     canaries, _ = _plant(store, "alice")
     # What the server holds, read back over its own API: ciphertext and tags only.
     col = next(
-        c for c in store._client.list_collections() if c.name == store._collection_for("alice")
+        c for c in store._client.list_collections() if c.name == store._users.name_for("alice")
     )
     dump = repr(col.get(include=["metadatas", "documents"])).encode()
     assert canaries[0][:6] == "canary"
     assert not any(n in dump for c in canaries for n in _needles(c))
     assert b"alice" not in dump and b"alice" not in col.name.encode()
     store.forget_user("alice")
-    assert store._collection_for("alice") not in {c.name for c in store._client.list_collections()}
+    assert store._users.name_for("alice") not in {c.name for c in store._client.list_collections()}

@@ -26,6 +26,7 @@ def test_public_api_is_deliberate() -> None:
         [
             "EXPORT_FORMAT",
             "KEEP",
+            "BaseMemoryStore",
             "ContextBlock",
             "CorruptedMemoryError",
             "Embedder",
@@ -40,10 +41,19 @@ def test_public_api_is_deliberate() -> None:
             "UserForgottenError",
             "build_context",
             "bundled_minilm_path",
+            "export_memories",
+            "import_memories",
+            "ingest_notes",
+            "ingest_transcript",
         ]
     )
     for name in memory.__all__:
         assert getattr(memory, name) is not None
+    from specsteer.memory import testing
+
+    assert testing.__all__ == ["InMemoryStore"]
+    assert issubclass(testing.InMemoryStore, memory.BaseMemoryStore)
+    assert issubclass(memory.MemoryStore, memory.BaseMemoryStore)
 
 
 def test_hash_embedder_is_deterministic_normalized_and_meaningful() -> None:

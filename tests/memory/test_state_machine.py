@@ -1,4 +1,4 @@
-"""A Hypothesis state machine against the embedded store and a real chromadb server.
+"""A Hypothesis state machine against every store: embedded, a chromadb server, and the fake.
 
 Invariants after every step: each user's count and export match a plain-dict model; no search,
 get or export ever shows another user's memory, a deleted memory, or a forgotten user's memory.
@@ -17,8 +17,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from specsteer.memory import HashEmbedder, MemoryNotFoundError, MemoryStore, UserForgottenError
+from specsteer.memory import (
+    BaseMemoryStore,
+    HashEmbedder,
+    MemoryNotFoundError,
+    MemoryStore,
+    UserForgottenError,
+)
 from specsteer.memory._crypto import normalize_text
+from specsteer.memory.testing import InMemoryStore
 from specsteer.privacy import Keyring
 
 USERS = ("alice", "bob", "carol")
@@ -29,7 +36,7 @@ texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join) |
 users = st.sampled_from(USERS)
 topics = st.sampled_from(("a", "b"))
 
-StoreFactory = Callable[[Path], MemoryStore]
+StoreFactory = Callable[[Path], BaseMemoryStore]
 _counter = itertools.count()
 
 
@@ -195,5 +202,12 @@ def test_state_machine_server(specsteer_home: Path, chroma_server: str) -> None:
         return MemoryStore(
             url=chroma_server, embedder=HashEmbedder(dim=64), keyring=Keyring(d / "keys")
         )
+
+    run_state_machine_as_test(make_machine(factory, specsteer_home / "sm"), settings=SETTINGS)
+
+
+def test_state_machine_fake(specsteer_home: Path) -> None:
+    def factory(d: Path) -> InMemoryStore:
+        return InMemoryStore(embedder=HashEmbedder(dim=64))
 
     run_state_machine_as_test(make_machine(factory, specsteer_home / "sm"), settings=SETTINGS)

@@ -1,22 +1,30 @@
-"""Behaviour of the store's API, against the embedded store and a chromadb server."""
+"""The memory-store contract: every store behind the seam must pass these tests.
+
+Each test runs against the embedded chromadb store, the same store on a chromadb server, and
+the in-memory fake (``make_store`` / ``any_store`` in conftest), or against the embedded store
+and the fake (``make_local_store``) where a server adds nothing but time.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from specsteer._errors import ConfigurationError, InvalidInputError
+from specsteer._errors import InvalidInputError
 from specsteer.memory import (
     EXPORT_FORMAT,
-    HashEmbedder,
+    BaseMemoryStore,
+    Memory,
     MemoryInput,
     MemoryNotFoundError,
-    MemoryStore,
     UserForgottenError,
 )
+
+StoreFactory = Callable[..., BaseMemoryStore]
 
 
 class Clock:
@@ -29,7 +37,7 @@ class Clock:
         return self.now
 
 
-def test_add_get_search_roundtrip(any_store: MemoryStore) -> None:
+def test_add_get_search_roundtrip(any_store: BaseMemoryStore) -> None:
     m = any_store.add("alice", "I am allergic to peanuts", {"topic": "health", "level": 3})
     assert len(m.id) == 32
     got = any_store.get("alice", m.id)
@@ -42,7 +50,7 @@ def test_add_get_search_roundtrip(any_store: MemoryStore) -> None:
     assert any_store.count("alice") == 3
 
 
-def test_duplicates_are_stored_once(any_store: MemoryStore) -> None:
+def test_duplicates_are_stored_once(any_store: BaseMemoryStore) -> None:
     first = any_store.add("alice", "I like green tea")
     again = any_store.add("alice", "  i LIKE   green tea ")
     assert again.id == first.id and again.text == "I like green tea"
@@ -57,7 +65,7 @@ def test_duplicates_are_stored_once(any_store: MemoryStore) -> None:
     assert other.id != first.id
 
 
-def test_users_are_isolated(any_store: MemoryStore) -> None:
+def test_users_are_isolated(any_store: BaseMemoryStore) -> None:
     a = any_store.add("alice", "alice secret: the vault code is 1234")
     any_store.add("bob", "bob likes jazz")
     assert [h.text for h in any_store.search("bob", "vault code", k=5)] == ["bob likes jazz"]
@@ -72,7 +80,7 @@ def test_users_are_isolated(any_store: MemoryStore) -> None:
     assert any_store.count("carol") == 0
 
 
-def test_metadata_filters(any_store: MemoryStore) -> None:
+def test_metadata_filters(any_store: BaseMemoryStore) -> None:
     any_store.add("alice", "peanut allergy", {"topic": "health", "year": 2024})
     any_store.add("alice", "peanut butter recipe", {"topic": "food", "year": 2023})
     any_store.add("alice", "peanut farm visit", {"topic": "travel", "year": 2024, "fav": True})
@@ -101,7 +109,7 @@ def test_metadata_filters(any_store: MemoryStore) -> None:
         any_store.search("alice", "peanut", where={"year": {"$gt": 2000}})
 
 
-def test_min_score_floor(any_store: MemoryStore) -> None:
+def test_min_score_floor(any_store: BaseMemoryStore) -> None:
     any_store.add("alice", "I am allergic to peanuts")
     any_store.add("alice", "quantum chromodynamics lecture notes")
     hits = any_store.search("alice", "allergic to peanuts", k=5, min_score=0.5)
@@ -110,7 +118,7 @@ def test_min_score_floor(any_store: MemoryStore) -> None:
     assert any_store.search("alice", "zzz qqq", k=5, min_score=0.99) == []
 
 
-def test_update_and_delete(any_store: MemoryStore) -> None:
+def test_update_and_delete(any_store: BaseMemoryStore) -> None:
     m = any_store.add("alice", "I live in Lisbon", {"city": "lisbon", "old": 1})
     u = any_store.update("alice", m.id, text="I live in Porto", metadata={"city": "porto"})
     assert u.id == m.id and u.created_at == m.created_at
@@ -128,9 +136,9 @@ def test_update_and_delete(any_store: MemoryStore) -> None:
     assert any_store.count("alice") == 0
 
 
-def test_ttl_expiry(specsteer_home: Path) -> None:
+def test_ttl_expiry(make_store: StoreFactory) -> None:
     clock = Clock()
-    store = MemoryStore(embedder=HashEmbedder(), clock=clock)
+    store = make_store(clock=clock)
     short = store.add("alice", "parking spot B12 today", ttl=60)
     keep = store.add("alice", "parking garage preference: level 2")
     store.add_many("alice", [MemoryInput("parking ticket paid", ttl=30)], progress=False)
@@ -152,19 +160,18 @@ def test_ttl_expiry(specsteer_home: Path) -> None:
     assert store.count("alice") == 1
 
 
-def test_search_skips_expired_rows_and_still_fills_k(specsteer_home: Path) -> None:
+def test_search_skips_expired_rows_and_still_fills_k(make_store: StoreFactory) -> None:
     clock = Clock()
-    store = MemoryStore(embedder=HashEmbedder(), clock=clock)
+    store = make_store(clock=clock)
     store.add_many("alice", [f"coffee note {i}" for i in range(10)], ttl=5, progress=False)
     live = store.add_many("alice", [f"coffee order {i}" for i in range(3)], progress=False)
     clock.now += 6
     hits = store.search("alice", "coffee note", k=3)
     assert {h.id for h in hits} == {m.id for m in live}
-    assert store.purge_expired() == 0  # the search already purged what it met
     assert store.count("alice") == 3
 
 
-def test_export_import_roundtrip_is_lossless(any_store: MemoryStore, tmp_path: Path) -> None:
+def test_export_import_roundtrip_is_lossless(any_store: BaseMemoryStore, tmp_path: Path) -> None:
     items = [
         MemoryInput('Ünïcode text — with "quotes" and\nnewlines', {"k": "v", "f": 0.1 + 0.2}),
         MemoryInput("numbers", {"i": -(2**40), "b": False, "x": 1e-300}),
@@ -190,18 +197,19 @@ def test_export_import_roundtrip_is_lossless(any_store: MemoryStore, tmp_path: P
     assert path2.read_bytes() == path.read_bytes()
 
 
-def test_import_rejects_bad_files(embedded_store: MemoryStore, tmp_path: Path) -> None:
+def test_import_rejects_bad_files(make_local_store: StoreFactory, tmp_path: Path) -> None:
+    store = make_local_store()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     with pytest.raises(InvalidInputError, match="not a specsteer memory export"):
-        embedded_store.import_("alice", bad)
+        store.import_("alice", bad)
     bad.write_text(json.dumps(EXPORT_FORMAT) + "\n" + json.dumps({"id": "x"}) + "\n")
     with pytest.raises(InvalidInputError, match="line 2"):
-        embedded_store.import_("alice", bad)
-    assert embedded_store.count("alice") == 0
+        store.import_("alice", bad)
+    assert store.count("alice") == 0
 
 
-def test_forget_user_never_touches_other_users(any_store: MemoryStore) -> None:
+def test_forget_user_never_touches_other_users(any_store: BaseMemoryStore) -> None:
     any_store.add_many("alice", ["a1", "a2 shared text"], progress=False)
     any_store.add_many("bob", ["b1", "a2 shared text"], progress=False)
     any_store.forget_user("alice")
@@ -209,7 +217,6 @@ def test_forget_user_never_touches_other_users(any_store: MemoryStore) -> None:
     assert any_store.search("alice", "a2 shared text") == []
     assert any_store.memories("alice") == []
     assert sorted(any_store.all_texts("bob")) == ["a2 shared text", "b1"]
-    assert not any_store.keyring.has_key("alice")
     with pytest.raises(UserForgottenError, match="reinstate_user"):
         any_store.add("alice", "new")
     any_store.reinstate_user("alice")
@@ -217,19 +224,20 @@ def test_forget_user_never_touches_other_users(any_store: MemoryStore) -> None:
     assert any_store.all_texts("alice") == ["fresh start"]
 
 
-def test_ingest_notes_and_transcripts(embedded_store: MemoryStore, tmp_path: Path) -> None:
+def test_ingest_notes_and_transcripts(make_local_store: StoreFactory, tmp_path: Path) -> None:
+    store = make_local_store()
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.md").write_text("First paragraph.\n\nSecond paragraph here.\n")
     (notes / "b.txt").write_text(" ".join([f"Sentence number {i} is here." for i in range(40)]))
     (notes / "skip.bin").write_bytes(b"\x00\x01")
-    stored = embedded_store.ingest_notes("alice", notes, max_chunk_chars=200, progress=False)
+    stored = store.ingest_notes("alice", notes, max_chunk_chars=200, progress=False)
     assert stored[0].text == "First paragraph." and stored[0].metadata["file"] == "a.md"
     assert all(len(m.text) <= 200 for m in stored)
     assert all(m.metadata["source"] == "notes" for m in stored)
     b_text = " ".join(m.text for m in stored if m.metadata["file"] == "b.txt")
     assert b_text == " ".join([f"Sentence number {i} is here." for i in range(40)])
-    inline = embedded_store.ingest_notes("alice", "A note given as text.", metadata={"tag": "x"})
+    inline = store.ingest_notes("alice", "A note given as text.", metadata={"tag": "x"})
     assert inline[0].metadata == {"source": "notes", "tag": "x"}
 
     transcript = [
@@ -238,7 +246,7 @@ def test_ingest_notes_and_transcripts(embedded_store: MemoryStore, tmp_path: Pat
         {"role": "assistant", "content": "Noted!"},
         {"role": "user", "content": "My sister is called Ingrid."},
     ]
-    turns = embedded_store.ingest_transcript("bob", transcript, conversation="c1", progress=False)
+    turns = store.ingest_transcript("bob", transcript, conversation="c1", progress=False)
     assert [m.text for m in turns] == [
         "I'm vegetarian and I live in Oslo.",
         "My sister is called Ingrid.",
@@ -251,20 +259,21 @@ def test_ingest_notes_and_transcripts(embedded_store: MemoryStore, tmp_path: Pat
     }
     path = tmp_path / "chat.jsonl"
     path.write_text("\n".join(json.dumps(m) for m in transcript))
-    both = embedded_store.ingest_transcript("carol", path, roles=("user", "assistant"))
+    both = store.ingest_transcript("carol", path, roles=("user", "assistant"))
     assert [m.text for m in both] == [transcript[1]["content"], "Noted!", transcript[3]["content"]]
     with pytest.raises(InvalidInputError, match="message 0"):
-        embedded_store.ingest_transcript("bob", [{"role": "user"}])
+        store.ingest_transcript("bob", [{"role": "user"}])
 
 
-def test_threads_share_one_store(embedded_store: MemoryStore) -> None:
+def test_threads_share_one_store(make_local_store: StoreFactory) -> None:
+    store = make_local_store()
     errors: list[BaseException] = []
 
     def worker(n: int) -> None:
         try:
             for i in range(15):
-                embedded_store.add(f"user{n % 3}", f"thread {n} fact {i}")
-                embedded_store.search(f"user{n % 3}", f"fact {i}", k=3)
+                store.add(f"user{n % 3}", f"thread {n} fact {i}")
+                store.search(f"user{n % 3}", f"fact {i}", k=3)
         except BaseException as e:
             errors.append(e)
 
@@ -274,26 +283,11 @@ def test_threads_share_one_store(embedded_store: MemoryStore) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert [embedded_store.count(f"user{u}") for u in range(3)] == [30, 30, 30]
+    assert [store.count(f"user{u}") for u in range(3)] == [30, 30, 30]
 
 
-def test_store_reopens_with_its_data(specsteer_home: Path) -> None:
-    store = MemoryStore(embedder=HashEmbedder())
-    m = store.add("alice", "persisted across restarts")
-    store.close()
-    again = MemoryStore(embedder=HashEmbedder())
-    assert again.get("alice", m.id).text == "persisted across restarts"
-
-
-def test_embedder_mismatch_is_refused(specsteer_home: Path) -> None:
-    MemoryStore(embedder=HashEmbedder(dim=64)).add("alice", "stored with one embedder")
-    other = MemoryStore(embedder=HashEmbedder(dim=128))
-    with pytest.raises(ConfigurationError, match="same embedder"):
-        other.search("alice", "anything")
-
-
-def test_on_batch_reports_durable_batches(specsteer_home: Path) -> None:
-    store = MemoryStore(embedder=HashEmbedder(), batch_size=4)
+def test_on_batch_reports_durable_batches(make_local_store: StoreFactory) -> None:
+    store = make_local_store(batch_size=4)
     seen: list[int] = []
     out = store.add_many(
         "alice", [f"item {i}" for i in range(10)], on_batch=lambda b: seen.append(len(b))
@@ -302,19 +296,19 @@ def test_on_batch_reports_durable_batches(specsteer_home: Path) -> None:
     assert len(out) == 10 and store.count("alice") == 10
 
 
-def test_progress_bar_on_a_terminal(specsteer_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bar_on_a_terminal(
+    make_local_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    store = MemoryStore(embedder=HashEmbedder(), batch_size=3)
+    store = make_local_store(batch_size=3)
     out = store.add_many("alice", [f"note {i}" for i in range(10)], progress=True)
     assert len(out) == 10 and store.count("alice") == 10
 
 
-def test_reinstating_a_live_user_keeps_their_memories(specsteer_home: Path) -> None:
-    from specsteer.memory import HashEmbedder, MemoryStore
-
-    store = MemoryStore(embedder=HashEmbedder())
+def test_reinstating_a_live_user_keeps_their_memories(make_local_store: StoreFactory) -> None:
+    store = make_local_store()
     store.add("ada", "the spare key is under the blue pot")
     store.reinstate_user("ada")  # never forgotten: nothing to lift
     assert [m.text for m in store.memories("ada")] == ["the spare key is under the blue pot"]
@@ -323,3 +317,52 @@ def test_reinstating_a_live_user_keeps_their_memories(specsteer_home: Path) -> N
     assert store.memories("ada") == []
     store.add("ada", "a fresh start")
     assert [m.text for m in store.memories("ada")] == ["a fresh start"]
+
+
+def test_memories_are_listed_oldest_first(make_store: StoreFactory) -> None:
+    clock = Clock()
+    store = make_store(clock=clock)
+    texts = ["third", "first", "second"]
+    for offset, text in zip([30, 10, 20], texts, strict=True):
+        clock.now = 1_700_000_000.0 + offset
+        store.add("alice", text)
+    assert store.all_texts("alice") == ["first", "second", "third"]
+
+
+def test_ne_and_nin_also_match_memories_without_the_key(any_store: BaseMemoryStore) -> None:
+    any_store.add("alice", "tagged food", {"topic": "food"})
+    any_store.add("alice", "tagged travel", {"topic": "travel"})
+    any_store.add("alice", "untagged")
+
+    def texts(where: dict[str, object]) -> set[str]:
+        return {m.text for m in any_store.memories("alice", where=where)}
+
+    assert texts({"topic": {"$ne": "food"}}) == {"tagged travel", "untagged"}
+    assert texts({"topic": {"$nin": ["food", "travel"]}}) == {"untagged"}
+    assert texts({"topic": {"$in": ["food", "travel"]}}) == {"tagged food", "tagged travel"}
+    assert texts({"$and": [{"topic": {"$ne": "food"}}, {"topic": {"$ne": "travel"}}]}) == {
+        "untagged"
+    }
+
+
+def test_put_many_keeps_ids_and_replaces_by_id(any_store: BaseMemoryStore) -> None:
+    old = Memory("a" * 32, "I live in Lisbon", {"city": "lisbon"}, 100.0, 100.0, None)
+    any_store.put_many("alice", [old])
+    assert any_store.get("alice", old.id) == old
+    new = Memory(old.id, "I live in Porto", {"region": "north"}, 100.0, 200.0, None)
+    any_store.put_many("alice", [new])
+    assert any_store.memories("alice") == [new]
+    # The replaced metadata matches no filter any more; the new one does.
+    assert any_store.search("alice", "Lisbon", where={"city": "lisbon"}) == []
+    assert [h.id for h in any_store.search("alice", "Porto", where={"region": "north"})] == [old.id]
+    any_store.forget_user("alice", purge_vectors=False)
+    with pytest.raises(UserForgottenError):
+        any_store.put_many("alice", [old])
+
+
+def test_returned_memories_cannot_change_the_store(any_store: BaseMemoryStore) -> None:
+    m = any_store.add("alice", "likes jazz", {"genre": "jazz"})
+    m.metadata["genre"] = "pop"  # type: ignore[index]
+    any_store.memories("alice")[0].metadata["genre"] = "pop"  # type: ignore[index]
+    assert any_store.get("alice", m.id).metadata == {"genre": "jazz"}
+    assert any_store.search("alice", "jazz", where={"genre": "pop"}) == []

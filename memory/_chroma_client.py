@@ -1,0 +1,73 @@
+"""Opening a chromadb client (embedded or a server), telemetry off, with typed failures."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from specsteer._errors import (
+    ConfigurationError,
+    MemoryStoreError,
+    MissingDependencyError,
+    SpecSteerError,
+)
+
+__all__ = ["chromadb_module", "open_client", "wrap_backend"]
+
+
+def chromadb_module() -> Any:
+    """The ``chromadb`` package, or an error naming the ``pip install`` that brings it."""
+    try:
+        import chromadb
+    except ImportError as e:
+        raise MissingDependencyError("chromadb", extra="memory", purpose="the memory store") from e
+    return chromadb
+
+
+@contextlib.contextmanager
+def wrap_backend(action: str, hint: str) -> Iterator[None]:
+    """Turn chromadb failures into MemoryStoreError, keeping our own errors as they are."""
+    try:
+        yield
+    except SpecSteerError:
+        raise
+    except Exception as e:
+        raise MemoryStoreError(
+            f"the vector store failed to {action} ({type(e).__name__}); {hint}"
+        ) from e
+
+
+def open_client(path: Path | None, url: str | None, headers: Mapping[str, str] | None) -> Any:
+    """A chromadb ``PersistentClient`` on ``path``, or an ``HttpClient`` for ``url``.
+
+    Raises:
+        ConfigurationError: A malformed ``url``.
+        MemoryStoreError: The store cannot be opened or reached; the message says what to check.
+    """
+    chromadb = chromadb_module()
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if url is None:
+        assert path is not None
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with wrap_backend(
+            f"open {path}", "check the folder is writable and not a non-chromadb folder"
+        ):
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"url {url!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8000'"
+        )
+    with wrap_backend(f"connect to {url}", "start the server with: chroma run --path DIR --port N"):
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            headers=dict(headers or {}),
+            settings=settings,
+        )

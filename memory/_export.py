@@ -1,0 +1,113 @@
+"""Export and import: a user's memories as a JSONL file, written and read over the store seam."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from specsteer._errors import InvalidInputError
+from specsteer.memory._progress import Progress, batches
+from specsteer.memory._types import Memory
+from specsteer.memory._validate import check_memory_id, check_metadata, check_text, check_user_id
+
+if TYPE_CHECKING:
+    from specsteer.memory._base import BaseMemoryStore
+
+__all__ = ["EXPORT_FORMAT", "export_memories", "import_memories", "read_export"]
+
+#: First line of an export file, so an import can tell it what it reads.
+EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 1}
+
+
+def export_memories(store: BaseMemoryStore, user_id: str, path: str | Path) -> int:
+    """Write the user's live memories to a JSONL file, decrypted.
+
+    The first line is a header (:data:`EXPORT_FORMAT`); each further line is one memory
+    (``id``, ``text``, ``metadata``, ``created_at``, ``updated_at``, ``expires_at``), oldest
+    first. The file holds private text in clear: it is written with mode 0600, atomically.
+
+    Returns:
+        How many memories were written.
+    """
+    memories = store.memories(user_id)
+    lines = [json.dumps(EXPORT_FORMAT)]
+    lines += [json.dumps(m.to_json(), ensure_ascii=False, allow_nan=False) for m in memories]
+    _write_private(Path(path), "".join(line + "\n" for line in lines))
+    return len(memories)
+
+
+def import_memories(
+    store: BaseMemoryStore, user_id: str, path: str | Path, *, progress: bool = True
+) -> int:
+    """Load memories from a file written by :func:`export_memories` (into any user).
+
+    Ids, texts, metadata and timestamps are kept exactly; a memory whose id already exists
+    for the user is replaced. Texts are re-embedded with the store's embedder.
+
+    Returns:
+        How many memories were imported.
+
+    Raises:
+        InvalidInputError: Not an export file, or a bad line (the message names it).
+    """
+    check_user_id(user_id)
+    memories = read_export(Path(path), store.max_text_chars)
+    with Progress(progress, len(memories), "Importing memories") as bar:
+        for batch in batches(memories, store.batch_size):
+            store.put_many(user_id, batch)
+            bar.advance(len(batch))
+    return len(memories)
+
+
+def read_export(path: Path, max_chars: int) -> list[Memory]:
+    """Parse an export file, checking its header and every line before anything is stored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f"cannot read export file {path} ({type(e).__name__})") from e
+    if _header(lines) != EXPORT_FORMAT:
+        raise InvalidInputError(
+            f"{path} is not a specsteer memory export (first line must be {json.dumps(EXPORT_FORMAT)})"
+        )
+    return [
+        _record(path, n, line, max_chars) for n, line in enumerate(lines[1:], 2) if line.strip()
+    ]
+
+
+def _header(lines: list[str]) -> object:
+    try:
+        return json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        return None
+
+
+def _record(path: Path, n: int, line: str, max_chars: int) -> Memory:
+    try:
+        doc = json.loads(line)
+        expires = doc["expires_at"]
+        return Memory(
+            id=check_memory_id(doc["id"]),
+            text=check_text(doc["text"], max_chars),
+            metadata=check_metadata(doc["metadata"]),
+            created_at=float(doc["created_at"]),
+            updated_at=float(doc["updated_at"]),
+            expires_at=None if expires is None else float(expires),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise InvalidInputError(
+            f"{path} line {n} is not a valid memory record ({type(e).__name__}: {e}); fix "
+            "or remove that line"
+        ) from e
+
+
+def _write_private(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` with mode 0600, atomically (a temp file, fsync, rename)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
