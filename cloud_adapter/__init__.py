@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from specsteer.cloud_adapter._base import CloudVerifier, check_response
+from specsteer.cloud_adapter._base import CloudVerifier, ForwardingVerifier, check_response
 from specsteer.cloud_adapter._http import CircuitBreaker, HttpVerifier
 from specsteer.cloud_adapter._inprocess import InProcessVerifier
 from specsteer.cloud_adapter._limits import ServerLimits
@@ -33,6 +33,7 @@ __all__ = [
     "ChatMessage",
     "CircuitBreaker",
     "CloudVerifier",
+    "ForwardingVerifier",
     "HttpVerifier",
     "InProcessVerifier",
     "OpenAICompatibleVerifier",

@@ -1,4 +1,10 @@
-"""The cloud seam: one abstract method, ``verify``."""
+"""The cloud seam: one abstract method, ``verify``, and the two steps the egress guard sees.
+
+``verify(request)`` is ``transmit(request, encode(request))``. The egress guard calls the two
+halves itself: it scans and audits the bytes ``encode`` returns -- the exact bytes the adapter
+puts on the network, whatever their shape (a ``VerifyRequest``, a vLLM completions body) -- and
+only then hands those same bytes to ``transmit``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from abc import ABC, abstractmethod
 from specsteer._errors import ProtocolError
 from specsteer.cloud_adapter.protocol import TokenIds, VerifyRequest, VerifyResponse
 
-__all__ = ["CloudVerifier", "check_response"]
+__all__ = ["CloudVerifier", "ForwardingVerifier", "check_response"]
 
 
 class CloudVerifier(ABC):
@@ -28,6 +34,25 @@ class CloudVerifier(ABC):
             CloudError: the cloud could not be reached or answered badly.
         """
 
+    def encode(self, request: VerifyRequest) -> bytes:
+        """The exact bytes this adapter sends for ``request`` (by default its JSON).
+
+        Raises:
+            ProtocolError: the adapter cannot carry this request (nothing was sent).
+        """
+        return request.model_dump_json().encode()
+
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        """Send ``wire`` -- ``encode(request)``, unchanged -- and return the checked answer.
+
+        ``request`` is used only to read the answer (request id, draft, device-side scores);
+        nothing of it leaves but ``wire``. By default the bytes are parsed back and verified.
+
+        Raises:
+            CloudError: the cloud could not be reached or answered badly.
+        """
+        return self.verify(VerifyRequest.model_validate_json(wire))
+
     def close(self) -> None:
         """Release connections or models held by the adapter."""
 
@@ -36,6 +61,32 @@ class CloudVerifier(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ForwardingVerifier(CloudVerifier):
+    """Hands every call to ``inner``: subclass it to observe, delay or count another adapter's
+    calls (override :meth:`transmit`). The bytes on the wire, and in the audit log, stay
+    ``inner``'s own.
+
+    Args:
+        inner: the adapter that does the work.
+    """
+
+    def __init__(self, inner: CloudVerifier) -> None:
+        self.inner = inner
+        self.destination = inner.destination
+
+    def encode(self, request: VerifyRequest) -> bytes:
+        return self.inner.encode(request)
+
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        return self.inner.transmit(request, wire)
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        return self.transmit(request, self.encode(request))
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def check_response(

@@ -5,7 +5,8 @@ Every failure surfaces as a typed :class:`~specsteer.CloudError` (or its
 
 * connect errors, timeouts and 502/503/504 are retried a bounded number of times with jittered
   exponential backoff (a verify call is idempotent: the seed travels in the request);
-* each attempt has a hard deadline -- a server that trickles bytes cannot hold a session;
+* each attempt has a hard wall-clock deadline over connecting, sending, the response headers and
+  the body (:mod:`._deadline`) -- a server that trickles bytes cannot hold a session;
 * after ``breaker_threshold`` failed calls in a row the circuit opens and calls fail at once for
   ``breaker_cooldown`` seconds, so later sessions do not each wait out the same dead server;
 * every response is validated (pydantic, then :func:`check_response`) before it is returned.
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 
 from specsteer._errors import CloudError, ConfigurationError, ProtocolError
 from specsteer.cloud_adapter._base import CloudVerifier, check_response
+from specsteer.cloud_adapter._deadline import attempt_deadline, deadline_client
 from specsteer.cloud_adapter.protocol import VerifyRequest, VerifyResponse
 
 __all__ = ["CircuitBreaker", "HttpVerifier"]
@@ -35,7 +37,7 @@ T = TypeVar("T")
 
 #: Status codes worth another attempt: the request never reached a healthy model.
 RETRY_STATUS = frozenset({502, 503, 504})
-#: Largest response body accepted; a verify response is a few kilobytes.
+#: Largest response body accepted by default; a verify response is a few kilobytes.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
@@ -128,15 +130,18 @@ class HttpChannel:
     Shared by :class:`HttpVerifier` and the OpenAI-compatible adapter.
 
     Args:
-        base_url: the server root, e.g. ``http://127.0.0.1:8000``.
+        base_url: the server root, e.g. ``http://127.0.0.1:8000``; a root ending in ``/v1``
+            (as OpenAI clients are configured) is accepted too.
         token: bearer token sent in ``Authorization``.
-        timeout: seconds one attempt may take, start to last byte.
+        timeout: seconds one attempt may take, from connecting to the last byte of the answer.
         connect_timeout: seconds to establish a connection (capped by ``timeout``).
         retries: extra attempts after a retryable failure.
         backoff: base delay in seconds; attempt ``i`` waits about ``backoff * 2**i`` (jittered).
         max_backoff: cap on one delay.
+        max_response_bytes: largest answer accepted (a call may ask for a larger cap).
         breaker: the circuit breaker (a fresh one by default).
-        client: an ``httpx.Client`` to use (the caller keeps ownership).
+        client: an ``httpx.Client`` to use (the caller keeps ownership). The deadline is then
+            checked only between body chunks: install none of your own for untrusted servers.
         transport: an ``httpx`` transport for a client built here (tests see the exact bytes).
         rng: randomness for the jitter.
     """
@@ -151,6 +156,7 @@ class HttpChannel:
         retries: int = 2,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         breaker: CircuitBreaker | None = None,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -160,58 +166,73 @@ class HttpChannel:
             raise ConfigurationError("timeouts must be > 0 seconds")
         if retries < 0 or backoff < 0 or max_backoff < 0:
             raise ConfigurationError("retries and backoff must be >= 0")
-        try:
-            url = httpx.URL(base_url)
-        except (httpx.InvalidURL, TypeError) as e:
-            raise ConfigurationError(f"invalid base_url {base_url!r}: {e}") from e
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                f"base_url must be an http(s) URL with a host, like http://127.0.0.1:8000; "
-                f"got {base_url!r}"
-            )
+        if max_response_bytes < 1024:
+            raise ConfigurationError("max_response_bytes must be >= 1024")
         if client is not None and transport is not None:
             raise ConfigurationError("pass either client or transport, not both")
-        self.base_url = str(url).rstrip("/")
+        self.base_url = _root(base_url)
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_response_bytes = max_response_bytes
         self.breaker = breaker or CircuitBreaker()
         self._rng = rng or random.Random()
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if token:
             self._headers["authorization"] = f"Bearer {token}"
         self._owns_client = client is None
-        self._client = client or httpx.Client(
-            transport=transport,
-            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=30.0),
-        )
+        limits = httpx.Limits(max_keepalive_connections=8, keepalive_expiry=30.0)
+        if client is None:
+            client = (
+                httpx.Client(transport=transport, limits=limits)
+                if transport is not None
+                else deadline_client(limits)
+            )
+        self._client = client
         #: Attempts made (including retries), for stats and tests.
         self.attempts = 0
         self._sleep = time.sleep
 
-    def call(self, path: str, body: bytes, parse: Callable[[bytes], T]) -> T:
+    def url(self, path: str) -> str:
+        """The full URL of ``path`` (``/v1/...``) on this server."""
+        if self.base_url.endswith("/v1") and path.startswith("/v1/"):
+            path = path[3:]
+        return f"{self.base_url}{path}"
+
+    def call(
+        self,
+        path: str,
+        body: bytes,
+        parse: Callable[[bytes], T],
+        *,
+        max_response_bytes: int | None = None,
+    ) -> T:
         """POST ``body`` to ``path``, retrying as configured, and ``parse`` the 200 response.
+
+        Args:
+            max_response_bytes: a larger cap for this call's answer (never a smaller one).
 
         Raises:
             CloudError: unreachable, timed out, refused, circuit open, or a non-200 answer.
-            ProtocolError: the response was malformed (raised by ``parse``).
+            ProtocolError: the response was malformed (raised by ``parse``) or too large.
         """
+        cap = max(self.max_response_bytes, max_response_bytes or 0)
         self.breaker.before_call()
         try:
-            result = parse(self._post_with_retries(path, body))
+            result = parse(self._post_with_retries(path, body, cap))
         except CloudError:
             self.breaker.record_failure()
             raise
         self.breaker.record_success()
         return result
 
-    def _post_with_retries(self, path: str, body: bytes) -> bytes:
+    def _post_with_retries(self, path: str, body: bytes, cap: int) -> bytes:
         attempt = 0
         while True:
             try:
-                return self._post_once(path, body)
+                return self._post_once(path, body, cap)
             except _Retryable as e:
                 if attempt >= self.retries:
                     raise CloudError(f"{e} (after {attempt + 1} attempts)") from e
@@ -223,49 +244,77 @@ class HttpChannel:
                 self._sleep(delay)
                 attempt += 1
 
-    def _post_once(self, path: str, body: bytes) -> bytes:
+    def _post_once(self, path: str, body: bytes, cap: int) -> bytes:
         self.attempts += 1
-        url = f"{self.base_url}{path}"
-        deadline = time.monotonic() + self.timeout
+        url = self.url(path)
+        with attempt_deadline(self.timeout) as deadline:
+            try:
+                status, data = self._exchange(url, body, deadline, cap)
+            except httpx.TimeoutException as e:
+                if time.monotonic() >= deadline:
+                    raise _Retryable(
+                        f"{url} timed out: no complete answer within {self.timeout} s"
+                    ) from e
+                raise _Retryable(f"{url} timed out ({type(e).__name__})") from e
+            except httpx.TransportError as e:  # connect refused, reset, closed mid-response, ...
+                raise _Retryable(f"could not reach {url}: {type(e).__name__}: {e}") from e
+            except httpx.HTTPError as e:
+                raise CloudError(f"HTTP request to {url} failed: {type(e).__name__}: {e}") from e
+        return _answer(url, status, data)
+
+    def _exchange(self, url: str, body: bytes, deadline: float, cap: int) -> tuple[int, bytes]:
+        """One POST: the status and the whole body, within ``deadline`` and ``cap`` bytes."""
         timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
-        try:
-            with self._client.stream(
-                "POST", url, content=body, headers=self._headers, timeout=timeout
-            ) as resp:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise ProtocolError(
-                            f"the response from {url} exceeds {MAX_RESPONSE_BYTES} bytes"
-                        )
-                    if time.monotonic() > deadline:
-                        raise _Retryable(f"{url} did not answer within {self.timeout} s")
-                    chunks.append(chunk)
-                status = resp.status_code
-        except httpx.TimeoutException as e:
-            raise _Retryable(f"{url} timed out ({type(e).__name__})") from e
-        except httpx.TransportError as e:  # connect refused, reset, closed mid-response, ...
-            raise _Retryable(f"could not reach {url}: {type(e).__name__}: {e}") from e
-        except httpx.HTTPError as e:
-            raise CloudError(f"HTTP request to {url} failed: {type(e).__name__}: {e}") from e
-        data = b"".join(chunks)
-        if status == 200:
-            return data
-        message = _error_message(data)
-        if status in RETRY_STATUS:
-            raise _Retryable(f"{url} answered {status}: {message}")
-        if status == 401:
-            raise CloudError(f"{url} refused the token (401): {message}; check the bearer token")
-        if 400 <= status < 500:
-            raise ProtocolError(f"{url} rejected the request ({status}): {message}")
-        raise CloudError(f"{url} failed ({status}): {message}")
+        with self._client.stream(
+            "POST", url, content=body, headers=self._headers, timeout=timeout
+        ) as resp:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise ProtocolError(
+                        f"the response from {url} exceeds {cap} bytes; raise "
+                        "max_response_bytes if the server is trusted"
+                    )
+                # Also checked here for clients built elsewhere, whose sockets know no deadline.
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the attempt's deadline passed")
+                chunks.append(chunk)
+            return resp.status_code, b"".join(chunks)
 
     def close(self) -> None:
         """Close the connection pool (when this object built it)."""
         if self._owns_client:
             self._client.close()
+
+
+def _root(base_url: str) -> str:
+    """``base_url`` checked and without a trailing slash."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as e:
+        raise ConfigurationError(f"invalid base_url {base_url!r}: {e}") from e
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(
+            f"base_url must be an http(s) URL with a host, like http://127.0.0.1:8000; "
+            f"got {base_url!r}"
+        )
+    return str(url).rstrip("/")
+
+
+def _answer(url: str, status: int, data: bytes) -> bytes:
+    """The body of a 200 answer; any other status as the matching typed error."""
+    if status == 200:
+        return data
+    message = _error_message(data)
+    if status in RETRY_STATUS:
+        raise _Retryable(f"{url} answered {status}: {message}")
+    if status == 401:
+        raise CloudError(f"{url} refused the token (401): {message}; check the bearer token")
+    if 400 <= status < 500:
+        raise ProtocolError(f"{url} rejected the request ({status}): {message}")
+    raise CloudError(f"{url} failed ({status}): {message}")
 
 
 def _error_message(data: bytes) -> str:
@@ -287,14 +336,15 @@ class HttpVerifier(CloudVerifier):
     """Verifies drafts with the reference server (``POST /v1/verify``) over HTTP.
 
     Args:
-        base_url: the server root, e.g. ``http://127.0.0.1:8000``.
+        base_url: the server root, e.g. ``http://127.0.0.1:8000`` (``.../v1`` works too).
         token: the server's bearer token.
-        timeout: seconds one attempt may take, start to last byte.
+        timeout: seconds one attempt may take, from connecting to the last byte of the answer.
         connect_timeout: seconds to establish a connection.
         retries: extra attempts after a connect error, timeout or 502/503/504.
         backoff: base backoff delay in seconds (doubled per attempt, jittered).
         breaker_threshold: consecutive failed calls that open the circuit.
         breaker_cooldown: seconds the open circuit fails calls without trying.
+        breaker_clock: the circuit breaker's monotonic time source (injectable for tests).
         vocab_size: the device vocabulary size; top-k ids at or above it are rejected.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport (e.g. ``httpx.MockTransport``) for the client built here.
@@ -302,6 +352,8 @@ class HttpVerifier(CloudVerifier):
     Raises:
         ConfigurationError: a malformed URL or out-of-range setting.
     """
+
+    path = "/v1/verify"
 
     def __init__(
         self,
@@ -314,6 +366,7 @@ class HttpVerifier(CloudVerifier):
         backoff: float = 0.05,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        breaker_clock: Callable[[], float] = time.monotonic,
         vocab_size: int | None = None,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -325,7 +378,7 @@ class HttpVerifier(CloudVerifier):
             connect_timeout=connect_timeout,
             retries=retries,
             backoff=backoff,
-            breaker=CircuitBreaker(breaker_threshold, breaker_cooldown),
+            breaker=CircuitBreaker(breaker_threshold, breaker_cooldown, clock=breaker_clock),
             client=client,
             transport=transport,
         )
@@ -338,8 +391,9 @@ class HttpVerifier(CloudVerifier):
         return self.channel.breaker
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
-        body = request.model_dump_json().encode()
+        return self.transmit(request, self.encode(request))
 
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         def parse(data: bytes) -> VerifyResponse:
             try:
                 response = VerifyResponse.model_validate_json(data)
@@ -347,7 +401,7 @@ class HttpVerifier(CloudVerifier):
                 raise ProtocolError(f"malformed verify response: {summarize_validation(e)}") from e
             return check_response(request, response, self.vocab_size)
 
-        return self.channel.call("/v1/verify", body, parse)
+        return self.channel.call(self.path, wire, parse)
 
     def close(self) -> None:
         self.channel.close()

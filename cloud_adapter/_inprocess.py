@@ -33,7 +33,9 @@ class InProcessVerifier(CloudVerifier):
         return self.core.llm
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
-        wire = request.model_dump_json().encode()
+        return self.transmit(request, self.encode(request))
+
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         try:
             response = self.core.verify(VerifyRequest.model_validate_json(wire))
         except ValueError as e:

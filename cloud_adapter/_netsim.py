@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable
 
 from specsteer._errors import ConfigurationError
-from specsteer.cloud_adapter._base import CloudVerifier
+from specsteer.cloud_adapter._base import CloudVerifier, ForwardingVerifier
 from specsteer.cloud_adapter.protocol import VerifyRequest, VerifyResponse
 
 __all__ = ["SimulatedNetwork"]
 
 
-class SimulatedNetwork(CloudVerifier):
+class SimulatedNetwork(ForwardingVerifier):
     """Wraps a verifier and delays each call as a network link would.
 
     Each call sleeps ``rtt_ms`` (plus a uniform draw in ``[0, jitter_ms]``) plus the time the
-    request and response bytes (their JSON serialization, as on the wire) take at
-    ``bandwidth_mbps``. A failed call still costs its round trip.
+    request and response bytes take at ``bandwidth_mbps``: the inner adapter's own wire bytes
+    going up, the response's JSON coming back. A failed call still costs its round trip.
 
     Args:
         inner: the verifier that does the work.
@@ -44,11 +44,10 @@ class SimulatedNetwork(CloudVerifier):
             raise ConfigurationError("rtt_ms and jitter_ms must be >= 0")
         if bandwidth_mbps is not None and bandwidth_mbps <= 0:
             raise ConfigurationError("bandwidth_mbps must be > 0 (or None for unlimited)")
-        self.inner = inner
+        super().__init__(inner)
         self.rtt_ms = rtt_ms
         self.bandwidth_mbps = bandwidth_mbps
         self.jitter_ms = jitter_ms
-        self.destination = inner.destination
         self._rng = random.Random(seed)
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -67,10 +66,10 @@ class SimulatedNetwork(CloudVerifier):
             seconds += n_bytes * 8 / (self.bandwidth_mbps * 1e6)
         return seconds
 
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
-        sent = len(request.model_dump_json().encode())
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        sent = len(wire)
         try:
-            response = self.inner.verify(request)
+            response = self.inner.transmit(request, wire)
         except Exception:
             self._account(sent, 0)
             raise
@@ -85,6 +84,3 @@ class SimulatedNetwork(CloudVerifier):
             self.bytes_received += received
             self.delay_seconds += delay
         self._sleep(delay)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -17,8 +17,10 @@ prompt token alongside the top-N); a response without it is rejected, never read
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,13 +28,24 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from specsteer import fusion
-from specsteer._errors import ProtocolError
+from specsteer._errors import ConfigurationError, ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._base import CloudVerifier, check_response
-from specsteer.cloud_adapter._http import CircuitBreaker, HttpChannel, summarize_validation
+from specsteer.cloud_adapter._http import (
+    MAX_RESPONSE_BYTES,
+    CircuitBreaker,
+    HttpChannel,
+    summarize_validation,
+)
 from specsteer.cloud_adapter.protocol import TokenIds, TopK, Usage, VerifyRequest, VerifyResponse
 
 __all__ = ["OpenAICompatibleVerifier"]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes one returned log-probability may take in vLLM's JSON: the id key, ``logprob``, ``rank``
+#: and ``decoded_token`` (a token of up to ~16 characters, JSON-escaped). Generous on purpose.
+BYTES_PER_LOGPROB = 256
 
 
 class _Logprob(BaseModel):
@@ -110,17 +123,26 @@ class OpenAICompatibleVerifier(CloudVerifier):
     (vLLM's default ``raw_logprobs``), so requests must use ``temperature=1``.
 
     Args:
-        base_url: the server root, e.g. ``http://gpu-host:8000`` (the path is added).
+        base_url: the server root, e.g. ``http://gpu-host:8000`` or ``http://gpu-host:8000/v1``
+            (both reach ``/v1/completions``).
         model: the model name the server serves.
         tokenizer: a backend with the shared tokenizer (usually the device model itself); used
             to render the public chat with the chat template and for its vocabulary size.
         token: the server's API key, sent as a bearer token.
-        timeout: seconds one attempt may take, start to last byte.
+        timeout: seconds one attempt may take, from connecting to the last byte of the answer.
         connect_timeout: seconds to establish a connection.
         retries: extra attempts after a connect error, timeout or 502/503/504.
         backoff: base backoff delay in seconds.
         breaker_threshold: consecutive failed calls that open the circuit.
         breaker_cooldown: seconds the open circuit fails calls without trying.
+        breaker_clock: the circuit breaker's monotonic time source (injectable for tests).
+        max_logprobs: the server's ``--max-logprobs`` (vLLM's default is 20): vLLM refuses a
+            ``logprobs`` or ``prompt_logprobs`` above it.
+        clamp_top_k: ask for at most ``max_logprobs`` candidates when a request's ``top_k`` is
+            larger (logged once; recovery then picks from fewer candidates); ``False`` refuses
+            such requests instead, before anything is sent.
+        max_response_bytes: a fixed cap on one answer; by default the cap grows with the
+            request (``prompt_logprobs`` hold ``top_k + 1`` entries per prompt token).
         path: the completions path.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport for the client built here.
@@ -139,10 +161,16 @@ class OpenAICompatibleVerifier(CloudVerifier):
         backoff: float = 0.05,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        breaker_clock: Callable[[], float] = time.monotonic,
+        max_logprobs: int = 20,
+        clamp_top_k: bool = True,
+        max_response_bytes: int | None = None,
         path: str = "/v1/completions",
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if max_logprobs < 1:
+            raise ConfigurationError("max_logprobs must be >= 1 (vLLM's --max-logprobs)")
         self.channel = HttpChannel(
             base_url,
             token=token,
@@ -150,26 +178,57 @@ class OpenAICompatibleVerifier(CloudVerifier):
             connect_timeout=connect_timeout,
             retries=retries,
             backoff=backoff,
-            breaker=CircuitBreaker(breaker_threshold, breaker_cooldown),
+            max_response_bytes=max_response_bytes or MAX_RESPONSE_BYTES,
+            breaker=CircuitBreaker(breaker_threshold, breaker_cooldown, clock=breaker_clock),
             client=client,
             transport=transport,
         )
         self.model = model
         self.tokenizer = tokenizer
         self.path = path
+        self.max_logprobs = max_logprobs
+        self.clamp_top_k = clamp_top_k
+        self.scale_response_cap = max_response_bytes is None
         self.destination = self.channel.base_url
+        self._warned_clamp = False
 
     @property
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker guarding this server."""
         return self.channel.breaker
 
-    def completion_body(self, request: VerifyRequest) -> tuple[dict[str, Any], int]:
-        """The ``/v1/completions`` body for ``request`` and the index of the first draft token.
+    def n_logprobs(self, top_k: int) -> int:
+        """The ``logprobs`` N to ask for: ``top_k``, clamped to ``max_logprobs`` (or refused).
+
+        Raises:
+            ProtocolError: ``top_k`` is above ``max_logprobs`` and ``clamp_top_k`` is off.
+        """
+        if top_k <= self.max_logprobs:
+            return top_k
+        if not self.clamp_top_k:
+            raise ProtocolError(
+                f"top_k={top_k} is above the server's max_logprobs={self.max_logprobs}; use "
+                f"top_k <= {self.max_logprobs}, or start vLLM with --max-logprobs {top_k} and "
+                f"pass max_logprobs={top_k}"
+            )
+        if not self._warned_clamp:
+            self._warned_clamp = True
+            logger.warning(
+                "top_k=%d is above the server's max_logprobs=%d; asking for %d candidates "
+                "(pass max_logprobs=... to match vLLM's --max-logprobs)",
+                top_k,
+                self.max_logprobs,
+                self.max_logprobs,
+            )
+        return self.max_logprobs
+
+    def completion_body(self, request: VerifyRequest) -> dict[str, Any]:
+        """The ``/v1/completions`` body for ``request``.
 
         Raises:
             ProtocolError: the request cannot be verified this way (text mode, temperature,
-                repetition control, missing ``ctxfree_logprobs``).
+                repetition control, missing ``ctxfree_logprobs``, ``top_k`` above
+                ``max_logprobs`` without clamping).
         """
         if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
             raise ProtocolError(
@@ -194,37 +253,56 @@ class OpenAICompatibleVerifier(CloudVerifier):
                 "an OpenAI-compatible server hosts no copy of the device model; send "
                 "ctxfree_logprobs (ctxfree_source='device')"
             )
+        n = self.n_logprobs(params.top_k)
         prompt_ids = self.tokenizer.encode_chat([m.model_dump() for m in request.prompt])
-        start = len(prompt_ids) + len(request.prefix.ids)
-        if start == 0:
+        if not prompt_ids and not request.prefix.ids:
             raise ProtocolError("the prompt renders to no tokens")
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": [*prompt_ids, *request.prefix.ids, *request.draft.ids],
             "max_tokens": 1,
             "temperature": 0.0,
-            "logprobs": params.top_k,
+            "logprobs": n,
             "echo": False,
             "return_tokens_as_token_ids": True,
         }
         if request.draft.ids:
-            body["prompt_logprobs"] = params.top_k
-        return body, start
+            body["prompt_logprobs"] = n
+        return body
+
+    def encode(self, request: VerifyRequest) -> bytes:
+        return json.dumps(self.completion_body(request), separators=(",", ":")).encode()
+
+    def response_cap(self, body: dict[str, Any]) -> int | None:
+        """The answer size this body may need (``None``: the channel's fixed cap)."""
+        if not self.scale_response_cap:
+            return None
+        rows = len(body["prompt"]) if "prompt_logprobs" in body else 1
+        return 64 * 1024 + rows * (body["logprobs"] + 2) * BYTES_PER_LOGPROB
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
+        return self.transmit(request, self.encode(request))
+
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        # The answer is read against the body that was sent, not one rebuilt from the request.
+        body = json.loads(wire)
+        start = len(body["prompt"]) - request.n_draft
         t0 = time.perf_counter()
-        body, start = self.completion_body(request)
-        payload = json.dumps(body, separators=(",", ":")).encode()
 
         def parse(data: bytes) -> VerifyResponse:
-            return self._decide(request, data, start, time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            return self._decide(request, data, start, body["logprobs"], elapsed)
 
-        return self.channel.call(self.path, payload, parse)
+        return self.channel.call(self.path, wire, parse, max_response_bytes=self.response_cap(body))
 
     def _decide(
-        self, request: VerifyRequest, data: bytes, start: int, elapsed: float
+        self, request: VerifyRequest, data: bytes, start: int, n_top: int, elapsed: float
     ) -> VerifyResponse:
-        """Run the ratio test on the returned log-probabilities and build the response."""
+        """Run the ratio test on the returned log-probabilities and build the response.
+
+        ``n_top`` is the ``logprobs`` N that was asked for: the support is the top ``n_top``
+        (a draft token's own entry, returned beside them, is no candidate unless it ranks).
+        """
         assert isinstance(request.draft, TokenIds)
         try:
             completion = _Completion.model_validate_json(data)
@@ -272,7 +350,7 @@ class OpenAICompatibleVerifier(CloudVerifier):
             if not tops:
                 raise ProtocolError("the response carries no top log-probabilities after the draft")
             support = _parse_top(tops[0], "the position after the draft")
-        ids, lps = _top_k(support, params.top_k)
+        ids, lps = _top_k(support, n_top)
         vocab = self.tokenizer.vocab_size
         bad = next((i for i in ids if i >= vocab), None)
         if bad is not None:

@@ -6,11 +6,12 @@ Two steps, one object:
    it means to send (the query, the accepted prefix, the draft). It gets back the findings with
    their actions and a ``safe_text`` where blocked and pseudonymized spans are placeholders.
 2. :meth:`EgressGuard.send` takes the finished payload — only an allowed protocol type —
-   serializes it itself, scans the exact bytes again, refuses the payload if a blocked or
-   pseudonymized span is still there, writes and fsyncs the audit record, and only then hands the
-   bytes to the transport.
+   turns it into the exact bytes the transport will send (the adapter's ``encode``, default the
+   payload's JSON), scans those bytes again, refuses the payload if a blocked or pseudonymized
+   span is still there, writes and fsyncs the audit record of those bytes, and only then hands
+   the same bytes to the transport.
 
-The guard imports no adapter: the sdk passes ``allowed_types`` and a ``transmit`` callable.
+The guard imports no adapter: the sdk passes ``allowed_types``, ``encode`` and ``transmit``.
 """
 
 from __future__ import annotations
@@ -161,10 +162,6 @@ class EgressGuard:
             self._index.clear()
             self._index.add(texts)
 
-    def add_private_texts(self, texts: Iterable[str]) -> None:
-        """Add private texts without dropping the ones already set."""
-        self._index.add(texts)
-
     def register_names(self, names: Iterable[str]) -> None:
         """Pseudonymize these names (as ``PERSON``) from now on."""
         self._names.add(names)
@@ -241,26 +238,35 @@ class EgressGuard:
         views.append(("<joined>", "\n".join(leaves)))
         return views, fields, ids, words
 
-    def scan_payload(self, data: bytes) -> list[Finding]:
-        """Scan serialized payload bytes; every finding carries the field it was found in."""
-        views, _, _, _ = self._views(data)
-        out: list[Finding] = []
+    def _scan(self, data: bytes) -> tuple[list[Finding], set[str], int, int]:
+        """Findings in serialized payload bytes (each with its field), the fields, the id count
+        and the word count."""
+        views, fields, ids, words = self._views(data)
+        findings: list[Finding] = []
         for label, text in views:
-            out.extend(Finding(f.span, f.action, label) for f in self._find(text))
-        return out
+            findings.extend(Finding(f.span, f.action, label) for f in self._find(text))
+        return findings, fields, ids, words
 
     # -- the door --------------------------------------------------------------------------------
 
     def send(
-        self, payload: BaseModel, destination: str, transmit: Callable[[bytes], bytes]
+        self,
+        payload: BaseModel,
+        destination: str,
+        transmit: Callable[[bytes], bytes],
+        *,
+        encode: Callable[[Any], bytes] | None = None,
     ) -> bytes:
-        """Serialize, scan, audit, then transmit ``payload``.
+        """Encode, scan, audit, then transmit ``payload``.
 
         Args:
             payload: An instance of one of ``allowed_types`` (exact type).
             destination: Where it goes (URL or adapter name), recorded in the audit log.
             transmit: Sends the bytes and returns the response bytes; called only after the
                 audit record is on disk, and not at all if the payload is refused.
+            encode: Turns ``payload`` into the exact bytes the transport puts on the network
+                (e.g. a vLLM completions body); default its JSON. Those bytes, and no others,
+                are scanned, recorded and handed to ``transmit``.
 
         Returns:
             The response bytes from ``transmit``.
@@ -278,11 +284,8 @@ class EgressGuard:
                 f"only protocol types may leave the device ({allowed}); got "
                 f"{type(payload).__name__}. Build one of those instead"
             )
-        data = payload.model_dump_json().encode("utf-8")
-        views, fields, ids, words = self._views(data)
-        findings: list[Finding] = []
-        for label, text in views:
-            findings.extend(Finding(f.span, f.action, label) for f in self._find(text))
+        data = encode(payload) if encode is not None else payload.model_dump_json().encode()
+        findings, fields, ids, words = self._scan(data)
         fired = Counter(f.span.entity for f in findings if f.field != "<joined>")
         # A joined view repeats what the fields hold; count an entity from it only when no
         # single field had it (a span straddling fields).

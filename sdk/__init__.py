@@ -3,6 +3,7 @@
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
 from specsteer._demo import DEFAULT_CONFIG, DEFAULT_PAIR, PAIRS, default_assistant, default_models
+from specsteer._egress import PrivateEgress
 from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, Wire, build_prompt
 from specsteer._errors import (
     CloudError,
@@ -43,6 +44,7 @@ __all__ = [
     "ModelBackend",
     "ModelLoadError",
     "PrivacyViolation",
+    "PrivateEgress",
     "Prompt",
     "ProtocolError",
     "RoundStat",

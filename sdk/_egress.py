@@ -2,8 +2,13 @@
 
 ``PrivateEgress`` is the engine's one way out: the public prompt is screened (pseudonymized
 placeholders, blocked spans), each draft is screened together with the public prefix before it is
-offered to the cloud, and every request goes through :meth:`EgressGuard.send`, which scans the
-exact bytes, writes the audit record, and only then hands them to the verifier.
+offered to the cloud, and every request goes through :meth:`EgressGuard.send`, which takes the
+adapter's wire bytes (``CloudVerifier.encode``: a ``VerifyRequest``, or a vLLM completions body),
+scans them, writes them to the audit log, and only then hands those same bytes to the adapter
+(``CloudVerifier.transmit``).
+
+It is also where a user sets the policy: ``Assistant(..., privacy=PrivateEgress(
+policy=EgressPolicy(...), audit_log=AuditLog(path)))``.
 
 When a draft would carry a blocked span (private text from the user's memories, a card number,
 ...), the round stays on the device: the engine keeps its own draft tokens for the user and the
@@ -13,8 +18,9 @@ cloud's view of the accepted text gets a placeholder instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from specsteer._errors import ConfigurationError
 from specsteer.cloud_adapter import ChatMessage, CloudVerifier, VerifyRequest, VerifyResponse
 from specsteer.privacy import AuditLog, EgressGuard, EgressPolicy, PrivacyReport
 
@@ -26,11 +32,26 @@ logger = logging.getLogger(__name__)
 class PrivateEgress:
     """The engine's door to the cloud, backed by an :class:`EgressGuard`.
 
+    Pass either a ready ``guard`` or the parts to build one (``policy``, ``audit_log``), not
+    both.
+
     Args:
-        guard: the egress guard; built with ``policy`` and ``audit_log`` when not given.
-        policy: actions per detector (used only when ``guard`` is None).
-        audit_log: where payloads are recorded (used only when ``guard`` is None).
-        decode_ids: turns device token ids into text so token-id payloads are scanned too.
+        guard: the egress guard, configured by the caller.
+        policy: actions per detector; default :class:`EgressPolicy`.
+        audit_log: where payloads are recorded; default the log under ``$SPECSTEER_HOME``.
+        decode_ids: turns device token ids into text so token-id payloads are scanned too;
+            the :class:`Decoder` this door is given to sets it when it is not given here.
+
+    Raises:
+        ConfigurationError: ``guard`` together with ``policy``, ``audit_log`` or ``decode_ids``
+            (they would be ignored).
+
+    Example:
+        >>> from specsteer.privacy import DEFAULT_ACTIONS, EgressPolicy
+        >>> policy = EgressPolicy(actions={**DEFAULT_ACTIONS, "EMAIL_ADDRESS": "block"})
+        >>> door = PrivateEgress(policy=policy)
+        >>> door.guard.policy.action_for("EMAIL_ADDRESS")
+        'block'
     """
 
     def __init__(
@@ -39,16 +60,32 @@ class PrivateEgress:
         *,
         policy: EgressPolicy | None = None,
         audit_log: AuditLog | None = None,
-        decode_ids: object | None = None,
+        decode_ids: Callable[[Sequence[int]], str] | None = None,
     ) -> None:
+        if guard is not None and (policy, audit_log, decode_ids) != (None, None, None):
+            raise ConfigurationError(
+                "pass either guard=... or policy/audit_log/decode_ids to build one, not both; "
+                "a ready guard carries its own policy, audit log and id decoder"
+            )
+        self._decode = decode_ids
         if guard is None:
             guard = EgressGuard(
-                policy,
-                audit_log,
-                allowed_types=(VerifyRequest,),
-                decode_ids=decode_ids,  # type: ignore[arg-type]
+                policy, audit_log, allowed_types=(VerifyRequest,), decode_ids=self._decode_ids
             )
         self.guard = guard
+
+    def use_device(self, decode_ids: Callable[[Sequence[int]], str]) -> None:
+        """Decode token ids with the device tokenizer unless a decoder was given already."""
+        if self._decode is None:
+            self._decode = decode_ids
+
+    def _decode_ids(self, ids: Sequence[int]) -> str:
+        if self._decode is None:
+            raise ConfigurationError(
+                "this PrivateEgress cannot read token ids; pass decode_ids=device.decode, or "
+                "give it to a Decoder or Assistant, which sets it"
+            )
+        return self._decode(ids)
 
     # -- per generation ----------------------------------------------------------------------------
 
@@ -92,20 +129,24 @@ class PrivateEgress:
         return screened.safe_text
 
     def send(self, request: VerifyRequest, cloud: CloudVerifier) -> VerifyResponse:
-        """Carry ``request`` out through the guard (scan, audit, transmit) and parse the answer.
+        """Carry ``request`` out through the guard and return the cloud's answer.
+
+        The guard scans and audits ``cloud.encode(request)`` -- the adapter's own wire bytes --
+        and ``cloud.transmit`` sends exactly those bytes.
 
         Raises:
             PrivacyViolation: the payload still carried private text; nothing was sent.
+            ProtocolError: the adapter cannot carry this request; nothing was sent.
             CloudError: the verifier failed.
         """
+        answers: list[VerifyResponse] = []
 
-        def transmit(data: bytes) -> bytes:
-            # The verifier receives exactly the bytes that were scanned and audited.
-            response = cloud.verify(VerifyRequest.model_validate_json(data))
-            return response.model_dump_json().encode()
+        def transmit(wire: bytes) -> bytes:
+            answers.append(cloud.transmit(request, wire))
+            return answers[-1].model_dump_json().encode()
 
-        raw = self.guard.send(request, cloud.destination, transmit)
-        return VerifyResponse.model_validate_json(raw)
+        self.guard.send(request, cloud.destination, transmit, encode=cloud.encode)
+        return answers[-1]
 
     def restore(self, text: str) -> str:
         """Put pseudonymized values back before the user sees ``text``."""

@@ -156,6 +156,15 @@ def drip(conn: socket.socket, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def trickle_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """Answer with a status line, then header bytes one every 50 ms, never ending the headers."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-pad: ")
+    while not stop.is_set():
+        conn.sendall(b"a")
+        time.sleep(0.05)
+
+
 def hang_up(conn: socket.socket, stop: threading.Event) -> None:
     """Read the request and close the connection without a word."""
     conn.recv(65536)

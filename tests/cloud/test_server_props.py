@@ -276,11 +276,12 @@ def test_slow_model_gets_504_and_the_client_falls_back(llm, slm) -> None:
         t0 = time.monotonic()
         resp = c.post("/v1/verify", json=VALID_VERIFY, headers=AUTH)
         assert resp.status_code == 504 and "within 0.2 s" in resp.json()["error"]["message"]
-        assert time.monotonic() - t0 < 2
+        # The 504 came from the deadline, not from the model finishing (it waits 5 s).
+        assert time.monotonic() - t0 < 4.5
     release.set()
     release.clear()
     with BackgroundServer(app, limits=limits) as server:
-        verifier = HttpVerifier(server.url, token=TOKEN, retries=1, backoff=0.01, timeout=5)
+        verifier = HttpVerifier(server.url, token=TOKEN, retries=1, backoff=0.01, timeout=60)
         res = Decoder(slm, verifier).generate(
             build_prompt("what is my plan ?", "pasta"), GenerationConfig(max_new_tokens=5)
         )
