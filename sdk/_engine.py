@@ -172,7 +172,8 @@ class Decoder:
         cloud_backend: the cloud model itself, needed only for ``method='cloud_only'``; taken from
             an ``InProcessVerifier`` when not given.
         model: the cloud model name put in requests.
-        send: hook that carries each request out; default calls ``cloud.verify``.
+        send: hook that carries each request out when there is no ``egress``; default calls
+            ``cloud.verify``.
         egress: the privacy layer's door (screens the prompt and each draft, audits and sends
             every request); ``None`` sends requests unscreened.
         wire: ``'ids'`` sends token ids (device and cloud share a tokenizer), ``'text'`` sends
@@ -200,8 +201,15 @@ class Decoder:
             cloud_backend = cloud.backend
         self.cloud_backend = cloud_backend
         self.model = model
+        if send is not None and egress is not None:
+            raise ConfigurationError(
+                "pass send=... or egress=..., not both: with an egress every request goes out "
+                "through it. To watch requests, wrap the verifier (ForwardingVerifier) instead"
+            )
         self.send = send
         self.egress = egress
+        if egress is not None:
+            egress.use_device(device.decode)
         if wire == "auto":
             wire = "ids"
             if cloud_backend is not None:
