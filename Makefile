@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast demo demo-web bench lint clean
+.PHONY: install install-llamacpp test test-fast demo demo-web bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: the llama.cpp backend (docs/backends.md). pip builds llama-cpp-python from source
+# for this CPU (about 4 minutes on 2 cores) and keeps the wheel in its cache, so a second
+# install takes seconds. CMAKE_ARGS="-DGGML_NATIVE=OFF" builds one that runs on other CPUs.
+install-llamacpp: $(STAMP)
+	$(PIP) -e '.[llamacpp]'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
