@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from specsteer._errors import InvalidInputError
 from specsteer.privacy._detectors import Span
+from specsteer.privacy._nearcopy import is_near_copy, runs
 
 __all__ = ["OverlapIndex", "tokenize"]
 
@@ -37,6 +38,9 @@ _HAS_ALPHA = re.compile(r"[^\W\d_]")
 
 PRIVATE_TEXT = "PRIVATE_TEXT"
 PRIVATE_TOKEN = "PRIVATE_TOKEN"
+# Below the checksum detectors and emails (their spans stay theirs), above phone numbers and
+# addresses (a private one is kept local rather than pseudonymized).
+_NEAR_COPY_SCORE = 0.9
 
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
@@ -53,7 +57,8 @@ class OverlapIndex:
     Args:
         n: Words per n-gram (default 8).
         min_short: Private texts with ``min_short <= words < n`` are indexed whole; 0 disables.
-        min_token_chars: Minimum length of a distinctive token; 0 disables the token signal.
+        min_token_chars: Minimum length of a distinctive token and of a private identifier run
+            (:mod:`._nearcopy`); 0 disables both signals.
         rare_words: Count letters-only words missing from the English dictionary as
             distinctive tokens.
     """
@@ -73,6 +78,7 @@ class OverlapIndex:
         self._grams: set[int] = set()
         self._short: dict[int, set[int]] = {}  # length in words -> hashes of whole short texts
         self._tokens: set[str] = set()
+        self._runs: set[str] = set()  # compact identifier runs of private texts
         self._texts = 0
 
     def __len__(self) -> int:
@@ -85,6 +91,7 @@ class OverlapIndex:
             self._grams.clear()
             self._short.clear()
             self._tokens.clear()
+            self._runs.clear()
             self._texts = 0
 
     def _distinctive(self, text: str) -> Iterable[re.Match[str]]:
@@ -106,17 +113,31 @@ class OverlapIndex:
 
         return not all(is_dictionary_word(part) for part in re.split(r"[-_]", token) if part)
 
+    def _identifiers(self, text: str) -> set[str]:
+        if self.min_token_chars == 0:
+            return set()
+        return {r.compact for r in runs(text) if len(r.compact) >= self.min_token_chars}
+
+    def _near_copies(self, text: str, idents: set[str]) -> list[Span]:
+        return [
+            Span(r.start, r.end, PRIVATE_TOKEN, _NEAR_COPY_SCORE)
+            for r in runs(text)
+            if any(is_near_copy(r.compact, p, min_chars=self.min_token_chars) for p in idents)
+        ]
+
     def add(self, texts: Iterable[str]) -> None:
         """Index private texts (retrieved context, memories)."""
         for text in texts:
             words = [w for w, _, _ in tokenize(text)]
             grams = {hash(tuple(words[i : i + self.n])) for i in range(len(words) - self.n + 1)}
             tokens = {m.group(0).casefold() for m in self._distinctive(text)}
+            idents = self._identifiers(text)
             with self._lock:
                 self._grams.update(grams)
                 if self.min_short and self.min_short <= len(words) < self.n:
                     self._short.setdefault(len(words), set()).add(hash(tuple(words)))
                 self._tokens.update(tokens)
+                self._runs.update(idents)
                 self._texts += 1
 
     def find(self, text: str) -> list[Span]:
@@ -127,6 +148,7 @@ class OverlapIndex:
         """
         with self._lock:
             grams, short, tokens = self._grams, dict(self._short), self._tokens
+            idents = set(self._runs)
             hits: list[tuple[int, int]] = []  # (first word, last word) inclusive
             toks = tokenize(text)
             words = [w for w, _, _ in toks]
@@ -154,4 +176,8 @@ class OverlapIndex:
             else:
                 merged.append([first, last])
         spans = [Span(toks[a][1], toks[b][2], PRIVATE_TEXT, 1.0) for a, b in merged]
+        near = self._near_copies(text, idents) if idents else []
+        spans += [
+            n for n in near if not any(t.start <= n.start and n.end <= t.end for t in token_spans)
+        ]
         return sorted(spans + token_spans, key=lambda s: (s.start, s.end))

@@ -1,0 +1,132 @@
+"""Near-copies of private identifiers: account, phone and card numbers, booking codes.
+
+A device model that copies a number from the user's memory does not always copy it exactly: it
+drops a digit, regroups the digits, writes a phone number in its national form, or splits the
+number between the accepted prefix and the new draft. An exact, whole-token match misses all of
+these, so identifiers are compared here as *runs*: letters and digits with the separators between
+them removed, case-folded ("DE89 3704 0044" -> ``de8937040044``).
+
+A run of the outbound text is a near-copy of a private run when
+
+* they share a stretch of at least ``min_chars`` characters holding at least
+  ``min_shared_digits`` digits (an account number inside an IBAN, a number embedded in other
+  text), or
+* one lies inside the other within a few edits: none below 8 characters, 1 below 12, 2 from 12
+  on (digits dropped, changed or added; a trunk prefix instead of a country code).
+
+Only runs that hold a digit count, and only private runs of at least ``min_chars`` characters:
+years, times, prices and small counts are shorter than that, and ordinary words hold no digit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+__all__ = ["Run", "is_near_copy", "runs"]
+
+_CHUNK = re.compile(r"[^\W_]+")
+# Between two chunks that both hold digits: grouping ("3704 0044", "020-7946", "12,000",
+# "(020) 7946"), or a field edge in a joined payload view ("...00\n44..."); not a list's ", ".
+_DIGIT_GAP = re.compile(r"[\s\-./()+]{1,2}|,")
+# Inside one identifier whatever the chunks hold: "SKU-88213", "AB_12", "v1.2".
+_IDENT_GAP = re.compile(r"[-_./]")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Letters and digits of one identifier-like stretch of text, separators removed.
+
+    Attributes:
+        compact: The case-folded letters and digits.
+        start: Where the stretch starts in the text.
+        end: Where it ends.
+    """
+
+    compact: str
+    start: int
+    end: int
+
+    @property
+    def digits(self) -> int:
+        """How many digits the run holds."""
+        return sum(c.isdigit() for c in self.compact)
+
+
+def _joins(text: str, left: re.Match[str], right: re.Match[str]) -> bool:
+    gap = text[left.end() : right.start()]
+    if _IDENT_GAP.fullmatch(gap):
+        return True
+    return bool(_DIGIT_GAP.fullmatch(gap)) and _has_digit(left[0]) and _has_digit(right[0])
+
+
+def _has_digit(s: str) -> bool:
+    return any(c.isdigit() for c in s)
+
+
+def runs(text: str) -> Iterator[Run]:
+    """The runs of ``text`` that hold at least one digit, with their character spans."""
+    group: list[re.Match[str]] = []
+    for m in _CHUNK.finditer(text):
+        if group and not _joins(text, group[-1], m):
+            yield from _run(group)
+            group = []
+        group.append(m)
+    yield from _run(group)
+
+
+def _run(group: list[re.Match[str]]) -> Iterable[Run]:
+    compact = "".join(m[0] for m in group).casefold()
+    return (Run(compact, group[0].start(), group[-1].end()),) if _has_digit(compact) else ()
+
+
+def _edits_allowed(n: int) -> int:
+    return 0 if n < 8 else 1 if n < 12 else 2
+
+
+def _inside(a: str, b: str, k: int) -> bool:
+    """True when ``a`` matches some stretch of ``b`` with at most ``k`` edits (Sellers)."""
+    if len(a) - k > len(b):
+        return False
+    prev = [0] * (len(b) + 1)
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j - 1] + (ca != cb), prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return min(prev) <= k
+
+
+def _shares(a: str, b: str, min_chars: int, min_digits: int) -> bool:
+    """True when ``a`` and ``b`` share a stretch of ``min_chars``+ characters with
+    ``min_digits``+ digits."""
+    prev = [0] * (len(b) + 1)
+    for i in range(1, len(a) + 1):
+        cur = [0] * (len(b) + 1)
+        for j in range(1, len(b) + 1):
+            if a[i - 1] == b[j - 1]:
+                cur[j] = length = prev[j - 1] + 1
+                stretch = a[i - length : i]
+                if length >= min_chars and sum(c.isdigit() for c in stretch) >= min_digits:
+                    return True
+        prev = cur
+    return False
+
+
+def _trigrams(s: str) -> set[str]:
+    return {s[i : i + 3] for i in range(len(s) - 2)}
+
+
+def is_near_copy(out: str, private: str, *, min_chars: int = 6, min_shared_digits: int = 4) -> bool:
+    """True when the outbound run ``out`` nearly copies the private run ``private``.
+
+    Both are compact runs (see :func:`runs`); ``private`` is at least ``min_chars`` long.
+    """
+    if len(out) < min_chars or not _trigrams(out) & _trigrams(private):
+        return False  # within the allowed edits, a near-copy always keeps a shared trigram
+    if _shares(out, private, min_chars, min_shared_digits):
+        return True
+    return _inside(out, private, _edits_allowed(len(out))) or _inside(
+        private, out, _edits_allowed(len(private))
+    )
