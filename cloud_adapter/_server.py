@@ -9,8 +9,8 @@ Endpoints:
 * ``GET /healthz`` -- liveness (no token needed, reveals nothing);
 * ``GET /metrics`` -- Prometheus text format.
 
-Every error is JSON, ``{"error": {"type": ..., "message": ...}}``, and bad input always gets a
-4xx with a message. Request bodies are never logged.
+Every error is JSON in vLLM's shape, ``{"error": {"message", "type", "param", "code"}}``, and bad
+input always gets a 4xx with a message. Request bodies are never logged.
 """
 
 from __future__ import annotations
@@ -59,15 +59,23 @@ _PUBLIC_PATHS = frozenset({"/healthz"})
 #: Paths with their own metric label; anything else is counted as "other".
 _KNOWN_PATHS = frozenset({"/v1/verify", "/v1/completions", "/healthz", "/metrics"})
 _ENDPOINTS = "POST /v1/verify, POST /v1/completions, GET /healthz, GET /metrics"
+#: Error types as vLLM names them (its ``ErrorResponse``: message, type, param, code).
 _ERROR_TYPES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    503: "overloaded",
-    504: "timeout",
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    413: "RequestTooLargeError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+    504: "TimeoutError",
 }
+
+
+def _error_body(status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+    """vLLM's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    kind = kind or _ERROR_TYPES.get(status, "error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": status}}
 
 
 class ApiError(Exception):
@@ -81,17 +89,12 @@ class ApiError(Exception):
 
 
 def _error(status: int, message: str, kind: str | None = None) -> JSONResponse:
-    kind = kind or _ERROR_TYPES.get(status, "error")
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(
-        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
-    )
+    return JSONResponse(_error_body(status, message, kind), status_code=status, headers=headers)
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
-    body = json.dumps(
-        {"error": {"type": _ERROR_TYPES.get(status, "error"), "message": message}}
-    ).encode()
+    body = json.dumps(_error_body(status, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
@@ -248,9 +251,13 @@ class _Guard:
 
 
 class CompletionRequest(BaseModel):
-    """The subset of vLLM's ``/v1/completions`` request this server implements."""
+    """The subset of vLLM's ``/v1/completions`` request this server implements.
 
-    model_config = ConfigDict(extra="forbid")
+    As in vLLM, fields it does not know are accepted and ignored, and ``-1`` log-probabilities
+    mean the whole vocabulary (refused unless ``max_logprobs`` allows that many).
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     model: str | None = Field(default=None, max_length=256)
     prompt: str | list[Annotated[int, Field(ge=0)]] = Field(
@@ -258,13 +265,18 @@ class CompletionRequest(BaseModel):
     )
     max_tokens: int = Field(default=16, ge=0)
     echo: bool = False
-    logprobs: int | None = Field(default=None, ge=0)
-    prompt_logprobs: int | None = Field(default=None, ge=0)
+    logprobs: int | None = Field(default=None, ge=-1)
+    prompt_logprobs: int | None = Field(default=None, ge=-1)
     temperature: float = Field(default=1.0, ge=0.0, le=100.0)
     seed: int | None = Field(default=None, ge=0, lt=2**63)
     n: Literal[1] = 1
     stream: Literal[False] = False
     return_tokens_as_token_ids: bool = False
+    add_special_tokens: bool = Field(
+        default=True,
+        description="vLLM's flag; this server never adds special tokens to a text prompt, as "
+        "vLLM with add_special_tokens=false (the adapter sends false).",
+    )
 
     @field_validator("temperature")
     @classmethod
@@ -297,9 +309,15 @@ class _Completions:
                 f"model {req.model!r} is not served here; use {self.model_name!r}",
                 "model_not_found",
             )
+        vocab = self.llm.vocab_size
         for name, value in (("logprobs", req.logprobs), ("prompt_logprobs", req.prompt_logprobs)):
-            if value is not None and value > lim.max_logprobs:
-                raise ApiError(400, f"{name} must be <= {lim.max_logprobs}")
+            n = vocab if value == -1 else value
+            if n is not None and n > lim.max_logprobs:
+                raise ApiError(
+                    400,
+                    f"Requested {name} of {n}, which is greater than max allowed: "
+                    f"{lim.max_logprobs}",
+                )
         if req.max_tokens > lim.max_completion_tokens:
             raise ApiError(400, f"max_tokens must be <= {lim.max_completion_tokens}")
         if isinstance(req.prompt, str):
@@ -308,7 +326,6 @@ class _Completions:
             ids = self.llm.encode(req.prompt)
         else:
             ids = list(req.prompt)
-            vocab = self.llm.vocab_size
             bad = next((i for i in ids if i >= vocab), None)
             if bad is not None:
                 raise ApiError(400, f"prompt token id {bad} is outside the vocabulary ({vocab})")
@@ -360,8 +377,9 @@ class _Completions:
         prompt_lp = None
         if req.prompt_logprobs is not None:
             assert rows is not None
+            n_prompt = self._count(req.prompt_logprobs)
             prompt_lp = [None] + [
-                self._entry(rows[j - 1], ids[j], req.prompt_logprobs) for j in range(1, len(ids))
+                self._entry(rows[j - 1], ids[j], n_prompt) for j in range(1, len(ids))
             ]
         logprobs = None
         if req.logprobs is not None:
@@ -371,10 +389,11 @@ class _Completions:
                 steps: list[torch.Tensor | None] = [None, *rows[:-1], *out_rows]
             else:
                 toks, steps = out, list(out_rows)
-            logprobs = self._logprobs(toks, steps, req.logprobs, req.return_tokens_as_token_ids)
+            n_top = self._count(req.logprobs)
+            logprobs = self._logprobs(toks, steps, n_top, req.return_tokens_as_token_ids)
         text = self.llm.decode(out)
-        if req.echo:
-            text = self.llm.decode(ids) + text
+        if req.echo:  # vLLM echoes a text prompt as sent, and token ids decoded
+            text = (req.prompt if isinstance(req.prompt, str) else self.llm.decode(ids)) + text
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -392,10 +411,15 @@ class _Completions:
             ],
             "usage": {
                 "prompt_tokens": len(ids),
-                "completion_tokens": len(out),
                 "total_tokens": len(ids) + len(out),
+                "completion_tokens": len(out),
+                "prompt_tokens_details": None,
             },
         }
+
+    def _count(self, n: int) -> int:
+        """A requested log-probability count; ``-1`` is the whole vocabulary, as in vLLM."""
+        return self.llm.vocab_size if n == -1 else n
 
     def _token_str(self, tok: int, as_id: bool) -> str:
         return f"token_id:{tok}" if as_id else self.llm.decode([tok], skip_special_tokens=False)

@@ -191,3 +191,75 @@ def test_server_errors_surface_as_cloud_errors(slm, live_server) -> None:
     )
     with pytest.raises(CloudError, match="not served"):
         v.verify(request([20], [-1.0]))
+
+
+def test_top_k_above_max_logprobs_is_clamped_or_refused(slm) -> None:
+    fake = FakeVllm([entry(20, -0.5, 1, {20: -0.5, 21: -1.5})])
+    v = verifier(slm, fake)  # max_logprobs=20, vLLM's default
+    resp = v.verify(request([20], [-0.6], top_k=50))
+    assert fake.last["logprobs"] == fake.last["prompt_logprobs"] == 20
+    assert len(resp.top_k.ids or []) <= 20
+    strict = OpenAICompatibleVerifier(
+        "http://127.0.0.1:9",
+        "m",
+        tokenizer=slm,
+        transport=httpx.MockTransport(fake),
+        max_logprobs=5,
+        clamp_top_k=False,
+    )
+    fake.last = {}
+    with pytest.raises(ProtocolError, match="--max-logprobs 50"):
+        strict.verify(request([20], [-0.6], top_k=50))
+    assert fake.last == {}  # refused before anything was sent
+    strict.verify(request([20], [-0.6], top_k=5))
+    assert fake.last["logprobs"] == 5
+
+
+def test_a_base_url_ending_in_v1_reaches_v1_completions(slm) -> None:
+    paths: list[str] = []
+    fake = FakeVllm([entry(20, -0.5, 1, {20: -0.5})])
+
+    def record(req: httpx.Request) -> httpx.Response:
+        paths.append(req.url.path)
+        return fake(req)
+
+    for base in (
+        "http://gpu:8000",
+        "http://gpu:8000/",
+        "http://gpu:8000/v1",
+        "http://gpu:8000/v1/",
+    ):
+        OpenAICompatibleVerifier(
+            base, "m", tokenizer=slm, transport=httpx.MockTransport(record)
+        ).verify(request([20], [-0.6]))
+    assert paths == ["/v1/completions"] * 4
+
+
+def test_the_response_cap_grows_with_the_prompt(slm) -> None:
+    """prompt_logprobs hold k + 1 entries per prompt token: a long prompt needs a larger cap."""
+    big = {
+        "prompt": list(range(6000)),
+        "logprobs": 20,
+        "prompt_logprobs": 20,
+    }
+    v = verifier(slm, FakeVllm([]))
+    assert v.response_cap(big) > 8 * 1024 * 1024  # above the old fixed 8 MiB
+    assert v.response_cap({"prompt": [1], "logprobs": 20}) < v.channel.max_response_bytes
+    fixed = OpenAICompatibleVerifier(
+        "http://127.0.0.1:9", "m", tokenizer=slm, max_response_bytes=4096
+    )
+    assert fixed.response_cap(big) is None  # a configured cap is used as it is
+
+    def huge(_req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b" " * 8192)
+
+    small = OpenAICompatibleVerifier(
+        "http://127.0.0.1:9",
+        "m",
+        tokenizer=slm,
+        max_response_bytes=4096,
+        transport=httpx.MockTransport(huge),
+        retries=0,
+    )
+    with pytest.raises(ProtocolError, match="max_response_bytes"):
+        small.verify(request([20], [-0.6]))

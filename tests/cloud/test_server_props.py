@@ -209,7 +209,7 @@ def test_token_limits_get_400(client) -> None:
     resp = client.post("/v1/completions", json=long, headers=AUTH)
     assert resp.status_code == 400 and "exceeds 512" in resp.json()["error"]["message"]
     resp = client.post("/v1/completions", json=dict(VALID_COMPLETION, logprobs=50), headers=AUTH)
-    assert resp.status_code == 400 and "logprobs must be <= 20" in resp.text
+    assert resp.status_code == 400 and "greater than max allowed: 20" in resp.text
 
 
 def test_unservable_verify_requests_get_400(client) -> None:
@@ -288,3 +288,39 @@ def test_slow_model_gets_504_and_the_client_falls_back(llm, slm) -> None:
         release.set()
     assert res.stats.fallback is not None and "answered 504" in res.stats.fallback
     assert res.stats.new_tokens == 5 or res.finish_reason == "eos"
+
+
+def test_completions_follow_vllm_where_a_client_sees_it(client, llm) -> None:
+    """Unknown fields ignored, -1 as the whole vocabulary, echo of a text prompt as sent,
+    usage and error bodies in vLLM's shape."""
+    extra = dict(VALID_COMPLETION, user="someone", stream_options=None)
+    ok = client.post("/v1/completions", json=extra, headers=AUTH).json()
+    assert ok["usage"] == {
+        "prompt_tokens": 4,
+        "total_tokens": 5,
+        "completion_tokens": 1,
+        "prompt_tokens_details": None,
+    }
+    refused = client.post("/v1/completions", json=dict(VALID_COMPLETION, logprobs=-1), headers=AUTH)
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": {
+            "message": f"Requested logprobs of {llm.vocab_size}, which is greater than max "
+            f"allowed: {LIMITS.max_logprobs}",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+    text = "what is my plan for friday ?"
+    echoed = client.post(
+        "/v1/completions",
+        json={"prompt": text, "max_tokens": 1, "echo": True, "add_special_tokens": False},
+        headers=AUTH,
+    ).json()
+    assert echoed["choices"][0]["text"].startswith(text)
+    wide = create_app(VerifierCore(llm), token=TOKEN, limits=ServerLimits(max_logprobs=1000))
+    with TestClient(wide) as c:
+        body = dict(VALID_COMPLETION, prompt_logprobs=-1)
+        entries = c.post("/v1/completions", json=body, headers=AUTH).json()["choices"][0]
+    assert len(entries["prompt_logprobs"][1]) == llm.vocab_size
