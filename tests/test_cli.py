@@ -44,6 +44,7 @@ HELP = [
     (("demo",), "Run the embedded demo"),
     (("bench",), "Benchmark every method side by side"),
     (("serve",), "Serve a cloud model for verification"),
+    (("web",), "Open the web app"),
     (("memory",), "Manage a user's private, encrypted memories"),
     (("memory", "add"), "Store memories"),
     (("memory", "search"), "Search a user's memories by meaning"),
@@ -70,7 +71,7 @@ def test_help_names_the_purpose(command: tuple[str, ...], purpose: str) -> None:
 @pytest.mark.parametrize(
     ("group", "commands"),
     [
-        ((), ("generate", "chat", "demo", "bench", "serve", "memory", "audit")),
+        ((), ("generate", "chat", "demo", "bench", "serve", "web", "memory", "audit")),
         (("memory",), ("add", "search", "list", "forget", "export", "import")),
         (("audit",), ("show", "verify", "export")),
     ],
@@ -397,3 +398,10 @@ def test_generate_against_a_served_cloud_matches_the_in_process_run(
     assert remote_models == {"tiny-1"} and local_models == {"default"}
     assert wrong.exit_code == 2 and "serves 'tiny-1', not 'qwen'" in flat(wrong.output)
     assert_no_traceback(wrong)
+
+
+def test_web_refuses_a_public_address_without_allow_remote() -> None:
+    result = invoke("web", "--tiny", "--host", "0.0.0.0")
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0" in flat(result.output)
+    assert_no_traceback(result)

@@ -150,13 +150,21 @@ def test_memory_chat_egress_and_forget(
     shot("4-egress")
 
     find(browser, "#tab-memory").click()
+    find(browser, "#memories li button").click()  # Edit
+    field = find(browser, "#memories li input")
+    field.send_keys(" She plays piano.", Keys.ENTER)
+    wait_for(browser, lambda d: "She plays piano." in find(d, "#memories").text, "the edit")
+    find(browser, "#search-q").send_keys("piano", Keys.ENTER)
+    wait_for(browser, lambda d: find(d, "#memory-count").text.startswith("1 match of"), "search")
+    shot("5-edited-and-searched")
+
     find(browser, "#forget summary").click()
     find(browser, "#forget-user").send_keys(USER)
     find(browser, "#forget-form button[type=submit]").click()
     wait_for(browser, lambda d: find(d, "#memory-count").text == f"0 memories of {USER}", "forget")
     assert browser.find_elements(By.CSS_SELECTOR, "#memories li") == []
     assert alert_text(browser) == ""
-    shot("5-forgotten")
+    shot("6-forgotten")
 
 
 def test_bad_input_is_a_clear_message_and_nothing_is_lost(

@@ -131,7 +131,8 @@ def _add_guard(app: FastAPI, hosts: set[str]) -> None:
             origin = request.headers.get("origin")
             if origin is not None and origin != f"http://{host}":
                 return _error(403, "requests from other sites are refused")
-            if not request.headers.get("content-type", "").startswith("application/json"):
+            json_body = request.headers.get("content-type", "").startswith("application/json")
+            if request.method in ("POST", "PUT") and not json_body:
                 return _error(415, "send a JSON body (content-type: application/json)")
         return await call_next(request)
 

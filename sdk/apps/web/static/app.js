@@ -237,7 +237,7 @@ async function searchMemories(event) {
     const q = $("search-q").value;
     if (!q.trim()) throw new Error("search: it is empty; write what to look for");
     const data = await api("GET", `/api/memories/search?q=${encodeURIComponent(q)}`);
-    showMemories(data.hits, "matches");
+    showMemories(data.hits, data.hits.length === 1 ? "match" : "matches");
   });
 }
 

@@ -1,0 +1,62 @@
+"""The web app's JSON API without a browser: validation, the request guard, forgetting."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from specsteer.apps.web._egress import payload_fields
+
+
+@pytest.fixture
+def client() -> TestClient:
+    from specsteer.apps._assistants import CloudChoice, build_assistant
+    from specsteer.apps.web import ChatSession, create_app
+
+    assistant = build_assistant(cloud=CloudChoice(), tiny=True, user_id="maya")
+    app = create_app(ChatSession(assistant, "tiny"), hosts={"testserver"})
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"message": "  "}, "message: it is empty; write something first"),
+        ({"message": "hi", "max_new_tokens": "lots"}, "answer length (tokens): Input should be"),
+        ({"message": "hi", "max_new_tokens": 0}, "answer length (tokens): Input should be greater"),
+        ({"message": "hi", "method": "magic"}, "method: choose one of specsteer"),
+        ({"message": "hi", "context": "x"}, "context: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_chat_input_is_one_sentence(client: TestClient, body: dict, message: str) -> None:
+    reply = client.post("/api/chat", json=body)
+    assert reply.status_code == 422
+    assert reply.json()["error"].startswith(message)
+
+
+def test_guard_refuses_other_hosts_origins_and_forms(client: TestClient) -> None:
+    assert client.get("/api/info", headers={"host": "evil.example"}).status_code == 421
+    other = client.post("/api/memories", json={"text": "x"}, headers={"origin": "http://evil"})
+    assert other.status_code == 403
+    form = client.post("/api/memories", content="text=x")
+    assert form.status_code == 415 and "JSON" in form.json()["error"]
+
+
+def test_forget_needs_the_name_then_a_forgotten_user_needs_reinstate(client: TestClient) -> None:
+    added = client.post("/api/memories", json={"text": "i love pizza"}).json()
+    edited = client.put(f"/api/memories/{added['id']}", json={"text": "i love pasta"})
+    assert edited.json()["text"] == "i love pasta"
+    assert client.post("/api/forget", json={"user": "bob"}).status_code == 400
+    assert client.post("/api/forget", json={"user": "maya"}).json() == {"forgotten": "maya"}
+    assert client.get("/api/memories").json()["memories"] == []
+    refused = client.post("/api/memories", json={"text": "again"})
+    assert refused.status_code == 409 and "Store again" in refused.json()["error"]
+    assert (
+        client.post("/api/memories", json={"text": "again", "reinstate": True}).status_code == 201
+    )
+    assert client.delete("/api/memories/" + "0" * 32).json() == {"deleted": False}
+
+
+def test_payload_fields_name_the_paths_that_carry_data() -> None:
+    payload = {"a": 1, "b": "", "c": [{"d": "x"}], "ids": [1, 2, 3], "e": None, "f": {"g": []}}
+    assert payload_fields(payload) == ["a", "c[0].d", "ids[3]"]
