@@ -52,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def cloud_models(
+    args: argparse.Namespace,
+) -> tuple[str | ModelBackend, str | ModelBackend | None]:
+    """The models to serve: tiny test models, ``--llm``, or the embedded default cloud model
+    from the very loader the in-process path uses (same weights, same chat template)."""
+    if args.tiny:
+        from specsteer.testing import tiny_backend
+
+        return tiny_backend(1), tiny_backend(0, name="tiny-0-copy")
+    if args.llm is not None:
+        return args.llm, args.slm
+    from specsteer._models import load_qwen_coder_1_5b
+
+    return load_qwen_coder_1_5b(), args.slm
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, load the models, serve until interrupted; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -65,23 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    llm: str | ModelBackend
-    slm: str | ModelBackend | None = args.slm
-    if args.tiny:
-        from specsteer.testing import tiny_backend
-
-        llm = tiny_backend(1)
-        slm = tiny_backend(0, name="tiny-0-copy")
-    elif args.llm is not None:
-        llm = args.llm
-    else:
-        from specsteer._models import load_qwen_coder_1_5b
-
-        try:
-            llm = load_qwen_coder_1_5b()
-        except SpecSteerError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:
+        llm, slm = cloud_models(args)
+    except SpecSteerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)
