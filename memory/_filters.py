@@ -109,7 +109,7 @@ def matches(where: Mapping[str, Any], metadata: Mapping[str, MetadataValue]) -> 
     return True
 
 
-def _holds(cond: object, value: MetadataValue | None) -> bool:
+def _holds(cond: Any, value: MetadataValue | None) -> bool:
     op, arg = next(iter(cond.items())) if isinstance(cond, Mapping) else ("$eq", cond)
     have = None if value is None else canonical_value(value)
     wanted = {canonical_value(v) for v in (arg if op in ("$in", "$nin") else [arg])}
