@@ -11,6 +11,9 @@ from specsteer.fusion import Processing
 
 __all__ = ["GenerationConfig", "Method"]
 
+#: The longest draft a round may carry: the protocol's 64 less room to complete a character.
+MAX_K = 56
+
 Method = Literal["specsteer", "device_only", "cloud_only", "token_fusion", "speculative"]
 
 
@@ -32,7 +35,28 @@ class GenerationConfig(BaseSettings):
     )
     max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Output length limit.")
     draft_tokens: int = Field(
-        default=4, ge=1, le=64, description="K: tokens drafted on the device per round."
+        default=4,
+        ge=1,
+        le=MAX_K,
+        description="K: tokens drafted on the device per round (the first round's, when adaptive).",
+    )
+    adaptive_draft: bool = Field(
+        default=True,
+        description=(
+            "Grow K by 2 after a fully accepted round and shrink it by 1 after a rejection, "
+            "within [1, max_draft_tokens]; False keeps K = draft_tokens."
+        ),
+    )
+    max_draft_tokens: int = Field(
+        default=12, ge=1, le=MAX_K, description="Upper bound of an adaptive K."
+    )
+    pipeline: bool = Field(
+        default=True,
+        description=(
+            "Draft the next round on the device while the cloud verifies this one (same tokens "
+            "as the sequential loop; the speculative draft is dropped when the round is not "
+            "accepted whole)."
+        ),
     )
     lam: float = Field(
         default=0.5,

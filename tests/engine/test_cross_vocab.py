@@ -176,7 +176,7 @@ def test_ignore_eos_runs_to_the_length(method: str) -> None:
     device, llm = tiny_backend(0), tiny_backend(1)
     decoder = Decoder(device, InProcessVerifier(llm))
     ended_early = 0
-    for seed in range(6):
+    for seed in range(12):
         cfg = GenerationConfig(method=method, max_new_tokens=50, greedy=False, seed=seed)
         ended_early += decoder.generate(PROMPT, cfg).finish_reason == "eos"
         result = decoder.generate(PROMPT, cfg.model_copy(update={"ignore_eos": True}))

@@ -1,0 +1,123 @@
+"""The round loop: pipelined drafting gives the sequential loop's tokens, adaptive K follows its
+rule, and text decoding by new tokens only equals decoding the whole answer."""
+
+from __future__ import annotations
+
+import functools
+import random
+
+import pytest
+
+from specsteer import Decoder, GenerationConfig, build_prompt
+from specsteer._rounds import DraftSchedule
+from specsteer._wire import IncrementalText
+from specsteer.cloud_adapter import InProcessVerifier
+from specsteer.testing import tiny_backend
+
+PROMPT = build_prompt("what is my plan for friday ?", context="dinner in rome with my sister")
+
+
+@functools.cache
+def _pair(family: str = "words"):  # type: ignore[no-untyped-def]
+    return tiny_backend(0), tiny_backend(1, family=family)
+
+
+@functools.cache
+def _twins():  # type: ignore[no-untyped-def]
+    """Two instances with the same weights: every draft passes."""
+    return tiny_backend(0), tiny_backend(0)
+
+
+@pytest.mark.parametrize(
+    ("method", "greedy", "family", "lam"),
+    [
+        ("specsteer", True, "words", 0.5),
+        ("specsteer", False, "words", 0.02),
+        ("specsteer", True, "pieces", 0.02),
+        ("specsteer", False, "pieces", 0.5),
+        ("speculative", True, "words", 1.0),
+        ("speculative", False, "pieces", 1.0),
+        ("token_fusion", False, "words", 0.5),
+        ("device_only", False, "words", 0.5),
+    ],
+)
+def test_pipelined_and_sequential_loops_give_identical_tokens(
+    method: str, greedy: bool, family: str, lam: float
+) -> None:
+    device, llm = _pair(family)
+    for seed in (0, 1):
+        cfg = GenerationConfig(
+            method=method, max_new_tokens=32, greedy=greedy, seed=seed, lam=lam, top_k=50
+        )
+        runs = [
+            Decoder(device, InProcessVerifier(llm)).generate(
+                PROMPT, cfg.model_copy(update={"pipeline": pipe})
+            )
+            for pipe in (False, True)
+        ]
+        sequential, pipelined = runs
+        assert pipelined.token_ids == sequential.token_ids
+        assert pipelined.stats.rounds == sequential.stats.rounds
+        assert pipelined.stats.cloud_calls == sequential.stats.cloud_calls
+
+
+def test_pipelining_uses_its_speculative_drafts() -> None:
+    """With identical models every draft passes, so the speculative next block is always used:
+    the device never drafts a position twice (re-feeds only the tokens it had to)."""
+    device, copy = _twins()
+    cfg = GenerationConfig(max_new_tokens=40, lam=0.5, adaptive_draft=False, draft_tokens=4)
+    computed = {}
+    for pipe in (False, True):
+        decoder = Decoder(device, InProcessVerifier(copy))
+        res = decoder.generate(build_prompt("hello", ""), cfg.model_copy(update={"pipeline": pipe}))
+        assert all(r.accepted == r.drafted for r in res.stats.rounds)
+        computed[pipe] = decoder._private.tokens_computed
+    assert computed[True] == computed[False]
+
+
+def test_adaptive_k_grows_after_full_rounds_and_shrinks_after_rejections() -> None:
+    schedule = DraftSchedule(k=4, adaptive=True, k_max=9)
+    seen = []
+    for full in (True, True, True, False, False, False, False, False):
+        schedule.k = schedule.after(full)
+        seen.append(schedule.k)
+    assert seen == [6, 8, 9, 8, 7, 6, 5, 4]
+    schedule.k = 1
+    assert schedule.after(False) == 1
+    fixed = DraftSchedule(k=4, adaptive=False, k_max=4)
+    assert fixed.after(True) == fixed.after(False) == 4
+
+
+def test_adaptive_k_in_a_run() -> None:
+    """Draft sizes in a real run follow the rule from the round before (within the room left)."""
+    device, copy = _twins()
+    cfg = GenerationConfig(max_new_tokens=60, draft_tokens=2, max_draft_tokens=7, ignore_eos=True)
+    res = Decoder(device, InProcessVerifier(copy)).generate(build_prompt("hello", ""), cfg)
+    sizes = [r.drafted for r in res.stats.rounds]
+    assert sizes[:4] == [2, 4, 6, 7]  # identical models: every round passes whole
+    fixed = Decoder(device, InProcessVerifier(copy)).generate(
+        build_prompt("hello", ""), cfg.model_copy(update={"adaptive_draft": False})
+    )
+    assert {r.drafted for r in fixed.stats.rounds[:-1]} == {2}
+    assert len(res.stats.rounds) < len(fixed.stats.rounds)
+
+
+def test_adaptive_k_shrinks_when_drafts_fail() -> None:
+    device, llm = _pair()
+    cfg = GenerationConfig(max_new_tokens=40, draft_tokens=6, lam=1e6, ignore_eos=True)
+    res = Decoder(device, InProcessVerifier(llm)).generate(PROMPT, cfg)
+    sizes = [r.drafted for r in res.stats.rounds]
+    assert sizes[:6] == [6, 5, 4, 3, 2, 1]  # lam this large rejects every first token
+
+
+@pytest.mark.parametrize("family", ["words", "pieces"])
+def test_incremental_text_equals_decoding_the_whole_sequence(family: str) -> None:
+    backend = tiny_backend(0, family=family)
+    rng = random.Random(0)
+    text_of = IncrementalText(backend.decode)
+    ids: list[int] = []
+    for _ in range(400):
+        if ids and rng.random() < 0.3:
+            ids = ids[: rng.randrange(len(ids))]  # a rejection: the sequence shrinks
+        ids = ids + [rng.randrange(backend.vocab_size) for _ in range(rng.randrange(1, 6))]
+        assert text_of(ids) == backend.decode(ids)
