@@ -332,7 +332,25 @@ def _error_message(data: bytes) -> str:
     return text or "(empty body)"
 
 
-class HttpVerifier(CloudVerifier):
+class HttpAdapter(CloudVerifier):
+    """What the HTTP adapters share: one :class:`HttpChannel`, its breaker, ``verify`` as
+    ``transmit(encode(...))``, and closing the channel."""
+
+    channel: HttpChannel
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this server."""
+        return self.channel.breaker
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        return self.transmit(request, self.encode(request))
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class HttpVerifier(HttpAdapter):
     """Verifies drafts with the reference server (``POST /v1/verify``) over HTTP.
 
     Args:
@@ -385,14 +403,6 @@ class HttpVerifier(CloudVerifier):
         self.vocab_size = vocab_size
         self.destination = self.channel.base_url
 
-    @property
-    def breaker(self) -> CircuitBreaker:
-        """The circuit breaker guarding this server."""
-        return self.channel.breaker
-
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
-        return self.transmit(request, self.encode(request))
-
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         def parse(data: bytes) -> VerifyResponse:
             try:
@@ -402,6 +412,3 @@ class HttpVerifier(CloudVerifier):
             return check_response(request, response, self.vocab_size)
 
         return self.channel.call(self.path, wire, parse)
-
-    def close(self) -> None:
-        self.channel.close()

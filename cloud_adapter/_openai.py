@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from specsteer import fusion
 from specsteer._errors import ConfigurationError, ProtocolError
 from specsteer.backends._base import ModelBackend
-from specsteer.cloud_adapter._base import CloudVerifier, check_response
+from specsteer.cloud_adapter._base import check_response
 from specsteer.cloud_adapter._http import (
     MAX_RESPONSE_BYTES,
     CircuitBreaker,
+    HttpAdapter,
     HttpChannel,
     summarize_validation,
 )
@@ -115,7 +116,7 @@ def _top_k(candidates: dict[int, float], k: int) -> tuple[list[int], list[float]
     return [i for i, _ in ranked], [lp for _, lp in ranked]
 
 
-class OpenAICompatibleVerifier(CloudVerifier):
+class OpenAICompatibleVerifier(HttpAdapter):
     """Verifies drafts with any OpenAI-compatible server that has vLLM's ``prompt_logprobs``.
 
     Token-id mode only: the server must use the device's tokenizer (the same model family), since
@@ -191,11 +192,6 @@ class OpenAICompatibleVerifier(CloudVerifier):
         self.scale_response_cap = max_response_bytes is None
         self.destination = self.channel.base_url
         self._warned_clamp = False
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        """The circuit breaker guarding this server."""
-        return self.channel.breaker
 
     def n_logprobs(self, top_k: int) -> int:
         """The ``logprobs`` N to ask for: ``top_k``, clamped to ``max_logprobs`` (or refused).
@@ -280,9 +276,6 @@ class OpenAICompatibleVerifier(CloudVerifier):
         rows = len(body["prompt"]) if "prompt_logprobs" in body else 1
         return 64 * 1024 + rows * (body["logprobs"] + 2) * BYTES_PER_LOGPROB
 
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
-        return self.transmit(request, self.encode(request))
-
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         # The answer is read against the body that was sent, not one rebuilt from the request.
         body = json.loads(wire)
@@ -365,6 +358,3 @@ class OpenAICompatibleVerifier(CloudVerifier):
         except ValidationError as e:
             raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
         return check_response(request, response, vocab)
-
-    def close(self) -> None:
-        self.channel.close()

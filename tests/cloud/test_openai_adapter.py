@@ -67,9 +67,13 @@ class FakeVllm:
         return httpx.Response(200, content=json.dumps(doc).encode())
 
 
-def verifier(slm, fake) -> OpenAICompatibleVerifier:
+def verifier(slm, fake, **kw) -> OpenAICompatibleVerifier:
     return OpenAICompatibleVerifier(
-        "http://127.0.0.1:9", "m", tokenizer=slm, transport=httpx.MockTransport(fake), retries=0
+        "http://127.0.0.1:9",
+        "m",
+        tokenizer=slm,
+        transport=httpx.MockTransport(fake),
+        **{"retries": 0, **kw},
     )
 
 
@@ -148,13 +152,7 @@ def test_bad_completion_responses_are_protocol_errors(slm, entries, bonus, messa
             doc["choices"][0]["prompt_logprobs"] = doc["choices"][0]["prompt_logprobs"][:-2]
             return httpx.Response(200, json=doc)
 
-        v = OpenAICompatibleVerifier(
-            "http://127.0.0.1:9",
-            "m",
-            tokenizer=slm,
-            transport=httpx.MockTransport(short),
-            retries=0,
-        )
+        v = verifier(slm, short)
     else:
         v = verifier(slm, fake)
     with pytest.raises(ProtocolError, match=message):
@@ -199,14 +197,7 @@ def test_top_k_above_max_logprobs_is_clamped_or_refused(slm) -> None:
     resp = v.verify(request([20], [-0.6], top_k=50))
     assert fake.last["logprobs"] == fake.last["prompt_logprobs"] == 20
     assert len(resp.top_k.ids or []) <= 20
-    strict = OpenAICompatibleVerifier(
-        "http://127.0.0.1:9",
-        "m",
-        tokenizer=slm,
-        transport=httpx.MockTransport(fake),
-        max_logprobs=5,
-        clamp_top_k=False,
-    )
+    strict = verifier(slm, fake, max_logprobs=5, clamp_top_k=False)
     fake.last = {}
     with pytest.raises(ProtocolError, match="--max-logprobs 50"):
         strict.verify(request([20], [-0.6], top_k=50))
@@ -253,13 +244,6 @@ def test_the_response_cap_grows_with_the_prompt(slm) -> None:
     def huge(_req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b" " * 8192)
 
-    small = OpenAICompatibleVerifier(
-        "http://127.0.0.1:9",
-        "m",
-        tokenizer=slm,
-        max_response_bytes=4096,
-        transport=httpx.MockTransport(huge),
-        retries=0,
-    )
+    small = verifier(slm, huge, max_response_bytes=4096)
     with pytest.raises(ProtocolError, match="max_response_bytes"):
         small.verify(request([20], [-0.6]))
