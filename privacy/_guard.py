@@ -44,6 +44,9 @@ from specsteer.privacy._report import PrivacyReport, ReportAccumulator
 __all__ = ["EgressGuard", "Finding", "ScreenResult"]
 
 _WORDS = re.compile(r"\w+")
+# Request ids and vocabulary digests: hex written in the letters a-p, so no digit for a detector
+# to read and no room for a word of user text. Anything else in those fields is scanned.
+_GENERATED_ID = re.compile(r"[a-p]{16,128}")
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,7 @@ class EgressGuard:
         views: list[tuple[str, str]] = []
         fields: set[str] = set()
         ids = words = 0
+        generated = set(self.policy.generated_fields)
 
         def walk(node: Any, path: tuple[str | int, ...]) -> None:
             nonlocal ids, words
@@ -215,15 +219,19 @@ class EgressGuard:
                     walk(v, (*path, str(k)))
             elif isinstance(node, list):
                 if node and all(isinstance(x, int) and not isinstance(x, bool) for x in node):
-                    ids += len(node)
                     fields.add(_path_label(path))
+                    if _path_label(path) in generated:
+                        return  # offsets the protocol computed, not token ids
+                    ids += len(node)
                     if self._decode_ids is not None:
                         views.append((_path_label(path), self._decode_ids(node)))
                     return
                 for i, v in enumerate(node):
                     walk(v, (*path, i))
             elif isinstance(node, str):
-                if node:
+                if _path_label(path) in generated and _GENERATED_ID.fullmatch(node):
+                    fields.add(_path_label(path))  # an id the protocol generated: no user text
+                elif node:
                     views.append((_path_label(path), node))
                     fields.add(_path_label(path))
                     words += len(_WORDS.findall(node))

@@ -44,9 +44,9 @@ class Spy(InProcessVerifier):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.received: list[bytes] = []
 
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
-        self.received.append(request.model_dump_json().encode())
-        return super().verify(request)
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        self.received.append(wire)
+        return super().transmit(request, wire)
 
 
 def check_no_leak(received: list[bytes], decode: object, private: tuple[str, ...]) -> None:
