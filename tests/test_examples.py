@@ -46,8 +46,8 @@ def test_own_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         backend.model.save_pretrained(tmp_path / name)
         backend.tokenizer.save_pretrained(tmp_path / name)
     text = load("own_models").main(str(tmp_path / "device"), str(tmp_path / "cloud"))
-    assert "acceptance_rate" in capsys.readouterr().out
-    assert isinstance(text, str)
+    out = capsys.readouterr().out
+    assert text and out.startswith(text + "\n") and "acceptance_rate" in out
 
 
 def test_audit_egress(capsys: pytest.CaptureFixture[str]) -> None:

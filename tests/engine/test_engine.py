@@ -136,17 +136,24 @@ def test_ctxfree_from_cloud_needs_a_hosted_copy(slm, llm) -> None:
 
 
 def test_private_context_never_in_requests(slm, llm) -> None:
-    seen: list[bytes] = []
+    """The prompt on the wire holds none of the context; the token ids of the accepted text and
+    the draft, decoded, hold no run of it (the drafts are written with it: that is the method)."""
+    seen: list[VerifyRequest] = []
 
     class Spy(InProcessVerifier):
-        def verify(self, request: VerifyRequest) -> VerifyResponse:
-            seen.append(request.model_dump_json().encode())
-            return super().verify(request)
+        def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+            seen.append(VerifyRequest.model_validate_json(wire))
+            return super().transmit(request, wire)
 
     generate(slm, Spy(llm))
-    assert seen
-    for wire in seen:
-        assert b"rome" not in wire and b"sister" not in wire and b"pasta" not in wire
+    assert seen and all(r.prefix.kind == r.draft.kind == "ids" for r in seen)
+    context = CONTEXT.split()
+    runs = {" ".join(context[i : i + 4]) for i in range(len(context) - 3)}
+    for request in seen:
+        prompt = " ".join(m.content for m in request.prompt)
+        assert QUERY in prompt and not {"rome", "sister", "pasta"} & set(prompt.split())
+        answer = slm.decode([*request.prefix.ids, *request.draft.ids])  # type: ignore[union-attr]
+        assert not any(run in answer for run in runs)
 
 
 def test_cost_per_token_stays_flat(slm, llm) -> None:
@@ -221,7 +228,9 @@ def test_assistant_facade(slm, llm) -> None:
         assistant.generate([{"role": "user"}])
     with pytest.raises(ConfigurationError):
         Assistant(slm).generate(QUERY)  # specsteer needs a cloud
-    assert Assistant(slm).generate(QUERY, method="device_only", max_new_tokens=4).text is not None
+    local = Assistant(slm).generate(QUERY, method="device_only", max_new_tokens=4)
+    assert local.stats.method == "device_only" and local.stats.cloud_calls == 0
+    assert 0 < len(local.token_ids) <= 4 and local.text == slm.decode(local.token_ids)
 
 
 def test_chat_history_and_system_prompt() -> None:
