@@ -2,6 +2,10 @@
 
 Speed figures on a shared machine are noisy, so every comparison here is made inside one run,
 methods interleaved prompt by prompt, and reported as ratios next to the raw numbers.
+
+The device and the cloud model run in one process. To model two machines, each side computes on
+its own thread with ``threads`` torch threads (one by default): the cloud's verification runs on
+the decoder's exchange thread while the device drafts on the caller's.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import torch
 from rich.console import Console
 
 from specsteer._config import GenerationConfig, Method
-from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
+from specsteer._demo import DEFAULT_CONFIG, DEFAULT_PAIR, DEMO_HISTORY
 from specsteer._engine import Decoder, Wire, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
@@ -26,10 +30,10 @@ from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
 __all__ = [
     "BENCH_PROMPTS",
+    "BenchPlan",
     "EngineBench",
     "LengthBench",
-    "render_engine",
-    "render_lengths",
+    "MethodRow",
     "run_all",
     "run_engine_bench",
     "run_length_bench",
@@ -48,14 +52,44 @@ BENCH_PROMPTS: tuple[str, ...] = (
     "Write a short birthday message for my sister.",
     "Plan my Saturday morning.",
     "What should I pack for a weekend trip to Lisbon?",
+    "Recommend a book for my next flight.",
+    "Draft a note to my landlord about the heating.",
+    "What could I do this evening to relax?",
+    "Write a toast for my best friend's wedding.",
 )
+
+#: The cross-vocabulary pair: the cost-per-token target is judged in text mode.
+TEXT_PAIR = "smollm2-qwen1.5b"
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What one ``specsteer bench`` run measures."""
+
+    pair: str = DEFAULT_PAIR
+    lams: tuple[float, ...] = (0.1, 0.5, 1.0)
+    rtts_ms: tuple[float, ...] = (20.0,)
+    draft_tokens: int = DEFAULT_CONFIG.draft_tokens
+    prompts: int = 4
+    max_new_tokens: int = 64
+    lengths: tuple[int, ...] = (64, 512)
+    length_pair: str = TEXT_PAIR
+    threads: int = 1
+    subsystems: bool = True
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchPlan:
+        """A short run (tests, a first look)."""
+        plan = cls(lams=(0.1,), prompts=2, max_new_tokens=24, lengths=(16, 48), subsystems=False)
+        return replace(plan, **changes)
 
 
 @dataclass
 class MethodRow:
-    """Totals of one method over all prompts."""
+    """Totals of one method (at one ``lam``) over all prompts."""
 
     method: str
+    lam: float | None = None
     tokens: int = 0
     wall: float = 0.0
     rounds: int = 0
@@ -63,6 +97,10 @@ class MethodRow:
     accepted: int = 0
     cloud_calls: int = 0
     bytes_total: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.method if self.lam is None else f"{self.method} λ={self.lam:g}"
 
     def add(self, result: GenerationResult, extra_wall: float = 0.0) -> None:
         s = result.stats
@@ -78,6 +116,9 @@ class MethodRow:
     def tokens_per_second(self) -> float:
         return self.tokens / self.wall if self.wall else 0.0
 
+    def per_token(self, value: float) -> float:
+        return value / self.tokens if self.tokens else float("nan")
+
 
 @dataclass
 class EngineBench:
@@ -89,6 +130,20 @@ class EngineBench:
     prompts: int
     config: dict[str, Any]
     rows: dict[str, MethodRow] = field(default_factory=dict)
+
+    def row(self, method: str, lam: float | None = None) -> MethodRow | None:
+        """The row of ``method`` (at ``lam``, or its first ``lam``)."""
+        for row in self.rows.values():
+            if row.method == method and (lam is None or row.lam == lam):
+                return row
+        return None
+
+    def ratio(self, row: MethodRow, method: str) -> float:
+        """``row``'s tokens/s over ``method``'s."""
+        ref = self.row(method)
+        if ref is None or not ref.tokens_per_second:
+            return float("nan")
+        return row.tokens_per_second / ref.tokens_per_second
 
 
 @dataclass
@@ -109,16 +164,27 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
     return SimulatedNetwork(inner, rtt_ms=rtt_ms, seed=0)
 
 
+def _rows(methods: Sequence[Method], lams: Sequence[float] | None) -> list[MethodRow]:
+    rows = []
+    for method in methods:
+        if method == "specsteer" and lams:
+            rows.extend(MethodRow(method, lam) for lam in lams)
+        else:
+            rows.append(MethodRow(method))
+    return rows
+
+
 def run_engine_bench(
     device: ModelBackend,
     cloud: ModelBackend | CloudVerifier,
     *,
     pair: str,
-    prompts: Sequence[str] = BENCH_PROMPTS,
+    prompts: Sequence[str] = BENCH_PROMPTS[:4],
     context: str = "",
     max_new_tokens: int = 64,
-    rtt_ms: float = 50.0,
+    rtt_ms: float = 20.0,
     methods: Sequence[Method] = METHODS,
+    lams: Sequence[float] | None = None,
     config: GenerationConfig | None = None,
     progress: Callable[[str], None] | None = None,
     wire: Wire = "auto",
@@ -127,7 +193,8 @@ def run_engine_bench(
 
     ``cloud_only`` runs the cloud model where it lives and pays one round trip per request.
     With a verifier for ``cloud`` (a server over real HTTP) no delay is simulated and
-    ``cloud_only``, which needs the model in this process, is left out.
+    ``cloud_only``, which needs the model in this process, is left out. ``lams`` gives
+    SpecSteer one row per threshold (default: the config's).
     """
     base = config or GenerationConfig()
     if isinstance(cloud, CloudVerifier):
@@ -141,19 +208,20 @@ def run_engine_bench(
         max_new_tokens=max_new_tokens,
         prompts=len(prompts),
         config={"K": base.draft_tokens, "lam": base.lam, "beta": base.beta, "top_k": base.top_k},
-        rows={m: MethodRow(m) for m in methods},
+        rows={r.label: r for r in _rows(methods, lams)},
     )
     warm = build_prompt(prompts[0], context)
     decoder.generate(warm, base.model_copy(update={"max_new_tokens": 4}))
     for i, text in enumerate(prompts):
         prompt = build_prompt(text, context)
-        for method in methods:
+        for row in bench.rows.values():
             if progress:
-                progress(f"{pair}: prompt {i + 1}/{len(prompts)}, {method}")
-            cfg = base.model_copy(update={"method": method, "max_new_tokens": max_new_tokens})
-            result = decoder.generate(prompt, cfg)
-            extra = rtt_ms / 1000 if method == "cloud_only" else 0.0
-            bench.rows[method].add(result, extra)
+                progress(f"{pair}: prompt {i + 1}/{len(prompts)}, {row.label}")
+            update: dict[str, Any] = {"method": row.method, "max_new_tokens": max_new_tokens}
+            if row.lam is not None:
+                update["lam"] = row.lam
+            result = decoder.generate(prompt, base.model_copy(update=update))
+            row.add(result, rtt_ms / 1000 if row.method == "cloud_only" else 0.0)
     return bench
 
 
@@ -185,127 +253,86 @@ def run_length_bench(
     return out
 
 
-def render_engine(bench: EngineBench) -> str:
-    """A markdown section for one engine benchmark."""
-    ref = bench.rows.get("token_fusion")
-    lines = [
-        f"### Methods side by side: {bench.pair}",
-        "",
-        f"{bench.prompts} prompts, up to {bench.max_new_tokens} new tokens each, greedy, simulated "
-        f"round trip {bench.rtt_ms:g} ms per cloud call; settings {bench.config}.",
-        "",
-        "| method | tokens | tokens/s | vs token fusion | acceptance | tokens/round | round trips | bytes/token |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in bench.rows.values():
-        speed = row.tokens_per_second
-        ratio = speed / ref.tokens_per_second if ref and ref.tokens_per_second else float("nan")
-        acc = f"{row.accepted / row.drafted:.0%}" if row.drafted else "-"
-        tpr = f"{row.tokens / row.rounds:.2f}" if row.rounds else "-"
-        bpt = f"{row.bytes_total / row.tokens:.0f}" if row.tokens and row.bytes_total else "-"
-        lines.append(
-            f"| {row.method} | {row.tokens} | {speed:.1f} | {ratio:.2f}x | {acc} | {tpr} | "
-            f"{row.cloud_calls} | {bpt} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def render_lengths(bench: LengthBench) -> str:
-    """A markdown section for the per-token cost at several lengths."""
-    lengths = sorted({n for d in bench.ms_per_token.values() for n in d})
-    head = " | ".join(f"ms/token @ {n}" for n in lengths)
-    lines = [
-        f"### Cost per output token vs output length: {bench.pair}",
-        "",
-        "End-of-sequence ignored so every run reaches its length; no network delay.",
-        "",
-        f"| method | {head} | ratio last/first |",
-        "|---|" + "---:|" * (len(lengths) + 1),
-    ]
-    for method, per in bench.ms_per_token.items():
-        vals = [per[n] for n in lengths]
-        cells = " | ".join(f"{v:.1f}" for v in vals)
-        lines.append(f"| {method} | {cells} | {vals[-1] / vals[0]:.2f} |")
-    return "\n".join(lines) + "\n"
-
-
-def _machine() -> str:
+def _machine(threads: int) -> str:
     return (
-        f"{platform.machine()}, {torch.get_num_threads()} torch threads, Python "
-        f"{platform.python_version()}, torch {torch.__version__}"
+        f"{platform.machine()}, {platform.system()}, device and cloud on one thread each with "
+        f"{threads} torch thread(s), Python {platform.python_version()}, torch {torch.__version__}"
     )
 
 
 def run_all(
-    console: Console, *, output: Path | None = None, quick: bool = False, command: str = ""
+    console: Console,
+    *,
+    plan: BenchPlan | None = None,
+    output: Path | None = None,
+    command: str = "",
+    models: Callable[[str], tuple[ModelBackend, ModelBackend]] | None = None,
 ) -> str:
-    """Run every benchmark, print the tables, and write them to ``output`` as markdown."""
-    from specsteer._demo import default_models
-    from specsteer._models import load_qwen_coder_0_5b
+    """Run the plan, print the tables, and write them (and plots beside them) to ``output``.
 
-    sections: list[str] = []
+    Args:
+        models: loads a pair by name (default: the embedded pairs).
+    """
+    plan = plan or BenchPlan()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        return _run_plan(console, plan, output, command, models)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_plan(
+    console: Console,
+    plan: BenchPlan,
+    output: Path | None,
+    command: str,
+    models: Callable[[str], tuple[ModelBackend, ModelBackend]] | None,
+) -> str:
+    from specsteer import _bench_report as report
+    from specsteer._demo import default_models
+
+    load = models or (lambda name: default_models(progress=False, pair=name))
     started = time.perf_counter()
 
     def note(msg: str) -> None:
         console.print(f"[dim]{msg}[/]")
 
     context = "\n".join(f"- {line}" for line in DEMO_HISTORY)
-    smol, qwen15 = default_models(progress=False)
-    qwen05 = load_qwen_coder_0_5b()
-    n_tokens = 32 if quick else 64
-    prompts = BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS
-    pairs = (
-        (
-            "SmolLM2-135M (device) + Qwen2.5-Coder-1.5B (cloud), text mode",
-            smol,
-            qwen15,
-            DEFAULT_CONFIG,
-        ),
-        (
-            "Qwen2.5-Coder-0.5B (device) + Qwen2.5-Coder-1.5B (cloud), token ids",
-            qwen05,
-            qwen15,
-            DEFAULT_CONFIG,
-        ),
-    )
-    for pair, dev, cld, cfg in pairs:
-        eb = run_engine_bench(
-            dev,
-            cld,
-            pair=pair,
-            prompts=prompts,
+    base = DEFAULT_CONFIG.model_copy(update={"draft_tokens": plan.draft_tokens})
+    device, cloud = load(plan.pair)
+    engines = [
+        run_engine_bench(
+            device,
+            cloud,
+            pair=plan.pair,
+            prompts=BENCH_PROMPTS[: plan.prompts],
             context=context,
-            max_new_tokens=n_tokens,
-            config=cfg,
+            max_new_tokens=plan.max_new_tokens,
+            rtt_ms=rtt,
+            lams=plan.lams,
+            config=base,
             progress=note,
         )
-        sections.append(render_engine(eb))
-        console.print(render_engine(eb))
-    lengths = (64, 256) if quick else (64, 512)
-    for pair, dev, cld, cfg in pairs:
-        note(f"{pair}: cost per token at {lengths}")
-        lb = run_length_bench(dev, cld, pair=pair, lengths=lengths, context=context, config=cfg)
-        sections.append(render_lengths(lb))
-        console.print(render_lengths(lb))
-
-    for title, runner in _subsystem_benches(quick):
-        note(f"running {title}")
-        try:
-            sections.append(runner())
-        except Exception as e:  # a missing optional part must not lose the other results
-            sections.append(f"### {title}\n\nnot run: {type(e).__name__}: {e}\n")
-        console.print(sections[-1])
-
-    doc = "\n".join(
-        [
-            "# Benchmarks",
-            "",
-            f"Produced by `{command or 'make bench'}` on {datetime.now(UTC):%Y-%m-%d} "
-            f"({_machine()}), in {time.perf_counter() - started:.0f} s. Figures from one run; "
-            "compare ratios within a table, not across machines.",
-            "",
-            *sections,
-        ]
+        for rtt in plan.rtts_ms
+    ]
+    if plan.length_pair != plan.pair:
+        device, cloud = load(plan.length_pair)
+    note(f"{plan.length_pair}: cost per token at {plan.lengths}")
+    lengths = run_length_bench(
+        device, cloud, pair=plan.length_pair, lengths=plan.lengths, context=context, config=base
+    )
+    sections = report.engine_sections(engines, lengths, output)
+    if plan.subsystems:
+        sections.extend(_subsystem_sections(note))
+    for section in sections:
+        console.print(section, markup=False, highlight=False, soft_wrap=True)
+    doc = report.document(
+        sections,
+        command=command or "make bench",
+        when=f"{datetime.now(UTC):%Y-%m-%d}",
+        machine=_machine(plan.threads),
+        seconds=time.perf_counter() - started,
     )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -314,20 +341,26 @@ def run_all(
     return doc
 
 
-def _subsystem_benches(quick: bool) -> list[tuple[str, Callable[[], str]]]:
-    benches: list[tuple[str, Callable[[], str]]] = []
+def _subsystem_sections(note: Callable[[str], None]) -> list[str]:
+    sections = []
+    for title, runner in _subsystem_benches():
+        note(f"running {title}")
+        try:
+            sections.append(runner())
+        except Exception as e:  # a missing optional part must not lose the other results
+            sections.append(f"### {title}\n\nnot run: {type(e).__name__}: {e}\n")
+    return sections
 
+
+def _subsystem_benches() -> list[tuple[str, Callable[[], str]]]:
     def memory() -> str:
         from specsteer.memory import _bench as mb
 
-        sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
-        return str(mb.render_markdown(mb.run_memory_bench(sizes=sizes)))
+        return str(mb.render_markdown(mb.run_memory_bench(sizes=(1_000, 10_000, 100_000))))
 
     def server() -> str:
         from specsteer.cloud_adapter import _bench as cb
 
         return str(cb.render_markdown(cb.run_server_bench()))
 
-    benches.append(("memory store", memory))
-    benches.append(("cloud verify server", server))
-    return benches
+    return [("memory store", memory), ("cloud verify server", server)]

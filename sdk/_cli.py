@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -224,6 +225,25 @@ def bench(
         Path | None, typer.Option(help="Write the results into this markdown file.")
     ] = None,
     quick: Annotated[bool, typer.Option(help="Fewer prompts and shorter outputs.")] = False,
+    lam: Annotated[
+        list[float] | None,
+        typer.Option(help="SpecSteer's threshold; repeat for a grid (default 0.1, 0.5, 1.0)."),
+    ] = None,
+    rtt: Annotated[
+        list[float] | None,
+        typer.Option(help="Simulated round trip in ms; repeat for several (default 20)."),
+    ] = None,
+    draft_tokens: Annotated[
+        int | None,
+        typer.Option("--draft-tokens", "-k", min=1, max=56, help="K of the first round."),
+    ] = None,
+    prompts: Annotated[
+        int | None, typer.Option(min=1, max=8, help="How many prompts each method answers.")
+    ] = None,
+    length: Annotated[
+        list[int] | None,
+        typer.Option(help="Output lengths for the cost-per-token table; repeat (default 64, 512)."),
+    ] = None,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
@@ -237,17 +257,57 @@ def bench(
     try:
         if cloud is not None:
             _bench_remote(_cloud(cloud, cloud_model, wire), pair, tiny, quick, output, command)
-        else:
-            run_all(console, output=output, quick=quick, command=command)
+            return
+        plan = _bench_plan(quick, pair, tiny, lam, rtt, draft_tokens, prompts, length)
+        run_all(console, plan=plan, output=output, command=command, models=_bench_models(tiny))
     except SpecSteerError as e:
         _fail(e)
+
+
+def _bench_plan(
+    quick: bool,
+    pair: str | None,
+    tiny: bool,
+    lams: list[float] | None,
+    rtts: list[float] | None,
+    k: int | None,
+    prompts: int | None,
+    lengths: list[int] | None,
+) -> Any:
+    from specsteer._bench import BenchPlan
+
+    if any(x <= 0 for x in lams or []) or any(x < 0 for x in rtts or []):
+        _fail("--lam must be > 0 and --rtt >= 0")
+    if any(n < 2 for n in lengths or []):
+        _fail("--length must be at least 2 tokens")
+    plan = BenchPlan.quick() if quick else BenchPlan()
+    changes: dict[str, Any] = {"lams": lams, "rtts_ms": rtts, "lengths": lengths}
+    changes = {key: tuple(sorted(set(v))) for key, v in changes.items() if v}
+    if pair is not None or tiny:
+        changes["pair"] = changes["length_pair"] = "tiny" if tiny else pair
+    if tiny:
+        changes["subsystems"] = False
+    if k is not None:
+        changes["draft_tokens"] = k
+    if prompts is not None:
+        changes["prompts"] = prompts
+    return replace(plan, **changes)
+
+
+def _bench_models(tiny: bool) -> Any:
+    if not tiny:
+        return None
+    from specsteer.testing import tiny_backend
+
+    return lambda _name: (tiny_backend(0), tiny_backend(1))
 
 
 def _bench_remote(
     where: Any, pair: str | None, tiny: bool, quick: bool, output: Path | None, command: str
 ) -> None:
     """The methods side by side against a real server (no simulated delay; no cloud_only)."""
-    from specsteer._bench import BENCH_PROMPTS, render_engine, run_engine_bench
+    from specsteer._bench import BENCH_PROMPTS, run_engine_bench
+    from specsteer._bench_report import render_engine
     from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
     from specsteer.apps._assistants import describe, device_model, http_verifier
 
@@ -257,7 +317,7 @@ def _bench_remote(
         device,
         http_verifier(where.url, device),
         pair=describe(where, pair, tiny),
-        prompts=BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS,
+        prompts=BENCH_PROMPTS[:2] if quick else BENCH_PROMPTS[:4],
         context="\n".join(f"- {line}" for line in DEMO_HISTORY),
         max_new_tokens=32 if quick else 64,
         rtt_ms=0.0,

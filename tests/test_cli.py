@@ -405,3 +405,36 @@ def test_web_refuses_a_public_address_without_allow_remote() -> None:
     assert result.exit_code == 2
     assert "refusing to listen on 0.0.0.0" in flat(result.output)
     assert_no_traceback(result)
+
+
+# -- bench -----------------------------------------------------------------------------------
+
+
+def test_bench_quick_writes_its_tables_and_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "bench.md"
+    args = ("bench", "--quick", "--tiny", "--rtt", "0", "--lam", "0.1", "--output", str(out))
+    args += ("--length", "8", "--length", "12", "-k", "3")
+    monkeypatch.setattr("sys.argv", ["specsteer", *args])  # the command line the doc records
+    result = invoke(*args)
+    assert_no_traceback(result)
+    assert result.exit_code == 0, result.output
+    doc = out.read_text()
+    assert "specsteer bench --quick --tiny" in doc
+    assert "| specsteer λ=0.1 |" in doc and "ms/token @ 12" in doc
+    assert "'K': 3" in doc
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--lam", "-1"), "--lam must be > 0"),
+        (("--length", "1"), "--length must be at least 2"),
+    ],
+)
+def test_bench_refuses_bad_grids_with_a_message(args: tuple[str, ...], message: str) -> None:
+    result = invoke("bench", "--quick", "--tiny", *args)
+    assert_no_traceback(result)
+    assert result.exit_code != 0
+    assert message in flat(result.output)
