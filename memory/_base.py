@@ -283,6 +283,7 @@ class BaseMemoryStore(ABC):
         new_text = check_text(text, self._max_chars) if text is not None else None
         new_meta = check_metadata(metadata) if metadata is not None else None
         new_ttl = check_ttl(ttl) if not isinstance(ttl, _Keep) else None
+        vectors = self._embed([new_text]) if new_text is not None else None
         with self._lock:  # read, change and write back as one step
             old = self.get(user_id, memory_id)
             now = self._clock()
@@ -293,7 +294,9 @@ class BaseMemoryStore(ABC):
                 expires_at=old.expires_at if isinstance(ttl, _Keep) else _expiry(new_ttl, now),
                 updated_at=max(now, old.updated_at),
             )
-            self._put(user_id, [updated], self._embed([updated.text]))
+            if vectors is None:  # metadata or expiry only: the unchanged text, embedded again
+                vectors = self._embed([updated.text])
+            self._put(user_id, [updated], vectors)
         return updated
 
     def delete(self, user_id: str, memory_id: str) -> bool:
