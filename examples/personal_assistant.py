@@ -1,4 +1,6 @@
-"""A personal assistant in a dozen lines: private memories steer the answer, the cloud never sees them.
+"""A personal assistant in a dozen lines: private memories steer the answer.
+
+The cloud never sees the memories; it sees drafts written with them, screened by the egress guard.
 
 Run: python examples/personal_assistant.py
 """
