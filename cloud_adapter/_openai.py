@@ -27,7 +27,6 @@ import httpx
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from specsteer import fusion
 from specsteer._errors import ConfigurationError, ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._base import check_response
@@ -243,8 +242,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
                 "control cannot apply to the cloud's side; use repetition_penalty=1.0 and "
                 "no_repeat_ngram_size=0 with this adapter"
             )
-        exact = params.target == "llm" and params.greedy
-        if request.draft.ids and request.ctxfree_logprobs is None and not exact:
+        if request.draft.ids and request.ctxfree_logprobs is None and not params.uses_argmax:
             raise ProtocolError(
                 "an OpenAI-compatible server hosts no copy of the device model; send "
                 "ctxfree_logprobs (ctxfree_source='device')"
@@ -326,16 +324,15 @@ class OpenAICompatibleVerifier(HttpAdapter):
         lp_llm = torch.tensor(
             [e[t] for e, t in zip(entries, draft, strict=True)], dtype=torch.float64
         )
-        if params.target == "llm" and params.greedy:
-            # Greedy standard speculative decoding: accept while the draft is the argmax.
-            argmax = [_top_k(e, 1)[0][0] for e in entries]
-            n = next((i for i, (a, t) in enumerate(zip(argmax, draft, strict=True)) if a != t), k)
-        else:
-            assert request.ctxfree_logprobs is not None or k == 0
-            lp0 = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)  # [K]
-            lam = 1.0 if params.target == "llm" else params.lam
-            gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-            n = fusion.verify_draft(lp_llm, lp0, lam, params.greedy, gen)
+        argmax = [_top_k(e, 1)[0][0] for e in entries]
+        lp0 = request.ctxfree_logprobs
+        n = params.ratio_test(
+            lp_llm,
+            None if lp0 is None else torch.tensor(lp0, dtype=torch.float64),  # [K]
+            argmax_matches=torch.tensor(
+                [a == t for a, t in zip(argmax, draft, strict=True)], dtype=torch.bool
+            ),
+        )
         if n < k:
             support = entries[n]
         else:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
+from specsteer.cloud_adapter.protocol import VerifyParams
 
 __all__ = [
     "Segment",
@@ -179,17 +179,28 @@ def candidate_strings(
 
 
 def accept_segments(
-    lp_llm: torch.Tensor,
+    segs: list[Segment],
+    lp_tok: torch.Tensor,
     lp_ctxfree: torch.Tensor,
-    n_units: list[int],
-    lam: float,
-    greedy: bool,
-    generator: torch.Generator | None,
+    argmax_matches: list[bool],
+    params: VerifyParams,
 ) -> int:
-    """Number of segments accepted before the first rejection; ``lam`` counts once per unit."""
-    if not n_units:
-        return 0
-    extra = torch.tensor([(n - 1) for n in n_units], dtype=torch.float64)
-    if lam > 0 and math.isfinite(lam):
-        lp_ctxfree = lp_ctxfree.double() + extra * math.log(lam)
-    return fusion.verify_draft(lp_llm.double(), lp_ctxfree, lam, greedy, generator)
+    """Number of segments accepted before the first rejection (the ratio test per segment).
+
+    Args:
+        segs: the draft's segments (see :func:`segments`).
+        lp_tok: ``[T]`` log P_L of each cloud token of the block.
+        lp_ctxfree: ``[U]`` log P_S0 of each draft unit (device token).
+        argmax_matches: ``[T]`` whether each cloud token of the block is the cloud's argmax
+            (a segment matches when all of its tokens do).
+        params: the request's parameters; ``lam`` counts once per device unit.
+    """
+    seg_matches = torch.tensor(
+        [all(argmax_matches[s.tok_lo : s.tok_hi]) for s in segs], dtype=torch.bool
+    )
+    return params.ratio_test(
+        span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs]),
+        span_sums(lp_ctxfree, [(s.unit_lo, s.unit_hi) for s in segs]),
+        argmax_matches=seg_matches,
+        units=[s.unit_hi - s.unit_lo for s in segs],
+    )

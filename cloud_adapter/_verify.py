@@ -118,14 +118,14 @@ class VerifierCore:
             lp_llm = fusion.processed_log_probs(rows, prefix, params.processing, draft)
             k = len(draft)
             draft_t = torch.tensor(draft, dtype=torch.long)
-            gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-            if params.target == "llm" and params.greedy:
-                n = fusion.verify_draft_exact(draft_t, rows[:k])
-            else:
+            lp_ctxfree = None
+            if not params.uses_argmax:
                 lp_ctxfree = self._ctxfree(request, prompt, prefix, draft)
-                lam = 1.0 if params.target == "llm" else params.lam
-                lp_llm_draft = lp_llm[torch.arange(k), draft_t]  # [K]
-                n = fusion.verify_draft(lp_llm_draft, lp_ctxfree, lam, params.greedy, gen)
+            n = params.ratio_test(
+                lp_llm[torch.arange(k), draft_t],  # [K]
+                lp_ctxfree,
+                argmax_matches=rows[:k].argmax(dim=-1) == draft_t,  # [K]
+            )
         _check_finite(lp_llm[n])
         values, ids = torch.topk(lp_llm[n], min(params.top_k, lp_llm.shape[-1]))
         keep = torch.isfinite(values)  # -inf: tokens the model rules out are no candidates
@@ -178,24 +178,13 @@ class VerifierCore:
             ].double()
             if eos_seg:  # P_L(end of answer): every end token counts
                 lp_tok[-1] = torch.logsumexp(lp_llm[len(block) - 1, eos_ids].double(), 0)
-            gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-            if params.target == "llm" and params.greedy:
-                argmax = lp_llm[: len(block)].argmax(dim=-1).tolist()
-                passed = [
-                    all(
-                        argmax[t] == block[t] or (argmax[t] in eos_ids and block[t] in eos_ids)
-                        for t in range(s.tok_lo, s.tok_hi)
-                    )
-                    for s in segs
-                ]
-                n_seg = passed.index(False) if False in passed else len(passed)
-            else:
-                ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
-                lp_seg = _text.span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs])
-                lp0_seg = _text.span_sums(ctxfree, [(s.unit_lo, s.unit_hi) for s in segs])
-                lam = 1.0 if params.target == "llm" else params.lam
-                n_units = [s.unit_hi - s.unit_lo for s in segs]
-                n_seg = _text.accept_segments(lp_seg, lp0_seg, n_units, lam, params.greedy, gen)
+            argmax = lp_llm[: len(block)].argmax(dim=-1).tolist()
+            matches = [
+                a == b or (a in eos_ids and b in eos_ids)
+                for a, b in zip(argmax, block, strict=True)
+            ]
+            ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
+            n_seg = _text.accept_segments(segs, lp_tok, ctxfree, matches, params)
             n_accepted = segs[n_seg - 1].unit_hi if n_seg else 0
             tok_pos = segs[n_seg - 1].tok_hi if n_seg else 0
             char_pos = segs[n_seg - 1].end if n_seg else len(p_text)

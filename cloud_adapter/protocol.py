@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from specsteer import fusion
 from specsteer.fusion import Processing
 
 __all__ = [
@@ -117,6 +119,35 @@ class VerifyParams(_Wire):
             temperature=self.temperature,
             repetition_penalty=self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
+
+    @property
+    def uses_argmax(self) -> bool:
+        """Greedy standard speculative decoding: decided by the cloud's argmax, no ``P_S0``."""
+        return fusion.uses_argmax(self.target, self.greedy)
+
+    def generator(self) -> torch.Generator | None:
+        """The source of the ``u_i`` draws: seeded from ``seed``, or ``None`` (unseeded)."""
+        return torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+
+    def ratio_test(
+        self,
+        lp_llm: torch.Tensor,
+        lp_ctxfree: torch.Tensor | None,
+        *,
+        argmax_matches: torch.Tensor | None = None,
+        units: list[int] | None = None,
+    ) -> int:
+        """:func:`specsteer.fusion.ratio_test` with these parameters (``[K]`` tensors)."""
+        return fusion.ratio_test(
+            lp_llm,
+            lp_ctxfree,
+            lam=self.lam,
+            greedy=self.greedy,
+            target=self.target,
+            argmax_matches=argmax_matches,
+            units=units,
+            generator=self.generator(),
         )
 
     @field_validator("lam", "temperature", "repetition_penalty")

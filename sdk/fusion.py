@@ -32,12 +32,14 @@ __all__ = [
     "fused_scores",
     "log_probs",
     "processed_log_probs",
+    "ratio_test",
     "recover",
     "recover_index",
     "recover_residual",
     "recover_residual_index",
     "sample_or_argmax",
     "top_p_filter",
+    "uses_argmax",
     "verify_draft",
     "verify_draft_exact",
 ]
@@ -269,6 +271,63 @@ def verify_draft_exact(draft: torch.Tensor, llm_logits: torch.Tensor) -> int:
     ok = torch.argmax(llm_logits, dim=-1) == draft
     rejected = torch.nonzero(~ok)
     return int(rejected[0].item()) if rejected.numel() else int(draft.shape[0])
+
+
+def uses_argmax(target: str, greedy: bool) -> bool:
+    """Whether :func:`ratio_test` decides by the cloud's argmax instead of by ``P_S0``.
+
+    Greedy standard speculative decoding (``target='llm'``) accepts a draft token iff it is the
+    cloud's own choice; it needs no ``P_S0``, so a verifier may skip computing it.
+    """
+    return target == "llm" and greedy
+
+
+def ratio_test(
+    lp_llm: torch.Tensor,
+    lp_ctxfree: torch.Tensor | None,
+    *,
+    lam: float,
+    greedy: bool,
+    target: str = "fused",
+    argmax_matches: torch.Tensor | None = None,
+    units: Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> int:
+    """The verify step's one decision: draft items accepted before the first rejection.
+
+    * ``target='fused'`` (SpecSteer): :func:`verify_draft` at ``lam``;
+    * ``target='llm'``, sampled (standard speculative decoding): :func:`verify_draft` at
+      ``lam = 1``;
+    * ``target='llm'``, greedy: accept while the draft is the cloud's argmax
+      (``argmax_matches``); see :func:`uses_argmax`.
+
+    Args:
+        lp_llm: ``[K]`` log P_L of each draft item.
+        lp_ctxfree: ``[K]`` log P_S0 of each draft item; unused (may be ``None``) when
+            :func:`uses_argmax`.
+        lam: acceptance threshold of the fused target.
+        greedy: deterministic acceptance.
+        target: ``'fused'`` or ``'llm'``.
+        argmax_matches: ``[K]`` bool, item ``i`` is the cloud's argmax; needed when
+            :func:`uses_argmax`.
+        units: ``[K]`` device tokens per item (cross-vocabulary segments, whose scores are
+            sums over their tokens): ``lam`` counts once per device token. ``None``: one each.
+        generator: source of the ``u_i`` draws.
+    """
+    if target not in ("fused", "llm"):
+        raise ValueError(f"target must be 'fused' or 'llm', not {target!r}")
+    k = lp_llm.shape[0]
+    if uses_argmax(target, greedy):
+        assert argmax_matches is not None and argmax_matches.shape == (k,), "need [K] matches"
+        rejected = torch.nonzero(~argmax_matches.bool())
+        return int(rejected[0].item()) if rejected.numel() else k
+    assert lp_ctxfree is not None and lp_ctxfree.shape == (k,), "need [K] log P_S0"
+    lam = 1.0 if target == "llm" else lam
+    lp_ctxfree = lp_ctxfree.double()
+    if units is not None and lam > 0 and math.isfinite(lam):
+        extra = torch.tensor([n - 1 for n in units], dtype=torch.float64)  # [K]
+        lp_ctxfree = lp_ctxfree + extra * math.log(lam)
+    return verify_draft(lp_llm.double(), lp_ctxfree, lam, greedy, generator)
 
 
 def fused_scores(
