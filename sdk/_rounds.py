@@ -4,8 +4,9 @@ A round drafts a block on the device, sends it for verification, and takes the a
 plus one token chosen on the device (a recovery, or the bonus token after a fully accepted draft).
 
 **Pipelining.** While the cloud verifies round r, the device drafts round r+1 as if every token
-were accepted and the bonus token were its own guess. If the round comes back that way the
-speculative block is used as it is; otherwise it is dropped. Drafts draw from a generator seeded
+were accepted and the bonus token were its own guess; it stops drafting as soon as the answer
+is in. If the round came back that way the speculative draft is used (and finished); otherwise
+it is dropped. Drafts draw from a generator seeded
 by the answer position, so a speculative block is token for token the block the sequential loop
 would draft: pipelined and sequential runs give identical answers.
 
@@ -19,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,7 +37,7 @@ from specsteer.cloud_adapter import ChatMessage, VerifyParams, VerifyRequest, Ve
 if TYPE_CHECKING:
     from specsteer._engine import Decoder, _Run
 
-__all__ = ["DraftSchedule", "Rounds", "no_eos", "request_id"]
+__all__ = ["DraftSchedule", "Drafting", "Rounds", "no_eos", "request_id"]
 
 #: Mixes the answer position into a draft seed (a 64-bit odd constant).
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -65,11 +66,29 @@ class DraftSchedule:
 
 
 @dataclass
+class Drafting:
+    """A draft in progress: drafted a token at a time, so it can stop and go on later."""
+
+    out: list[int]  # the user's answer before the draft
+    pub_out: list[int]  # the cloud's view of it
+    k: int
+    room: int  # tokens left before max_new_tokens
+    limit: int  # k, grown while a text-mode draft ends inside a character
+    tokens: list[int] = field(default_factory=list)
+    rows: list[torch.Tensor] = field(default_factory=list)
+    block: Block | None = None  # set once finished
+
+    @property
+    def done(self) -> bool:
+        return len(self.tokens) >= self.limit
+
+
+@dataclass
 class _Guess:
-    """A speculative next round: the continuation it assumes and its block."""
+    """A speculative next round: the continuation it assumes and its draft."""
 
     assumed: list[int]
-    block: Block | None
+    draft: Drafting | None
 
 
 class Rounds:
@@ -114,18 +133,17 @@ class Rounds:
 
     def loop(self, emit: Callable[[list[int]], None]) -> None:
         run, cfg = self.run, self.cfg
-        pending: Block | None = None
+        pending: Drafting | None = None
         while not run.finished and len(run.out) < cfg.max_new_tokens:
             if run.fallback is not None or self.device_only:
                 self.device_step(emit)
                 continue
             t = time.perf_counter()
-            block = pending or self.draft_block(run.out, run.pub_out, self.schedule.k)
+            block = self.finish(pending or self.start(run.out, run.pub_out, self.schedule.k))
             pending = None
             if block.tokens and self.decoder._keep_local(run, block.tokens, self.eos, emit):
                 run.device_s += time.perf_counter() - t
                 continue
-            self.strategy.score_ctxfree(self, block)
             run.device_s += time.perf_counter() - t
             request = self.request(block)
             response, guess = self.exchange(request, block)
@@ -134,8 +152,8 @@ class Rounds:
                     self.decoder._keep_local(run, block.tokens, self.eos, emit, force=True)
                 continue  # or the cloud failed: device-only from here on
             new = self.take(block, response, emit)
-            if guess is not None and guess.block is not None and new == guess.assumed:
-                pending = guess.block
+            if guess is not None and guess.draft is not None and new == guess.assumed:
+                pending = guess.draft
 
     def exchange(
         self, request: VerifyRequest, block: Block
@@ -146,7 +164,7 @@ class Rounds:
         future = self.pool.submit(self.decoder._exchange, request, self.run)
         t = time.perf_counter()
         try:
-            guess = self.speculate(block)
+            guess = self.speculate(block, future.done)
         finally:
             self.run.device_s += time.perf_counter() - t
             response = future.result()
@@ -184,33 +202,45 @@ class Rounds:
 
     # -- drafting ----------------------------------------------------------------------------
 
-    def draft_block(self, out: list[int], pub_out: list[int], k: int) -> Block:
-        """Draft up to ``k`` tokens after ``out`` (the cloud sees ``pub_out``)."""
-        stream, prompt_ids = self.strategy.drafter(self)
+    def start(self, out: list[int], pub_out: list[int], k: int) -> Drafting:
+        """A draft of up to ``k`` tokens after ``out``, not yet drafted."""
         room = self.cfg.max_new_tokens - len(out)
         k = min(self.strategy.draft_size(k), room)
-        draft: list[int] = []
-        rows: list[torch.Tensor] = []
-        limit = k
-        while len(draft) < limit:
-            lp = self.row(stream, prompt_ids, out + draft)
-            tok = self.draw(lp, len(out) + len(draft))
-            rows.append(lp)
-            draft.append(tok)
-            if tok in self.eos:
-                break
-            if (
-                len(draft) == limit
-                and limit < min(k + MAX_COMPLETION, room)
-                and self.wire.incomplete(pub_out, draft)
-            ):
-                limit += 1
-        wire = self.wire.cut(pub_out, draft, self.eos)
-        stacked = torch.stack(rows) if rows else torch.zeros(0, self.decoder.device.vocab_size)
-        return Block(out=out, pub_out=pub_out, wire=wire, rows=stacked[: len(wire.tokens)])
+        return Drafting(out=out, pub_out=pub_out, k=k, room=room, limit=k)
 
-    def speculate(self, block: Block) -> _Guess | None:
-        """The next round's block, assuming ``block`` passes whole with the device's bonus guess."""
+    def step(self, d: Drafting) -> None:
+        """Draft one more token of ``d``."""
+        stream, prompt_ids = self.strategy.drafter(self)
+        lp = self.row(stream, prompt_ids, d.out + d.tokens)
+        tok = self.draw(lp, len(d.out) + len(d.tokens))
+        d.rows.append(lp)
+        d.tokens.append(tok)
+        if tok in self.eos:
+            d.limit = len(d.tokens)
+        elif (
+            len(d.tokens) == d.limit
+            and d.limit < min(d.k + MAX_COMPLETION, d.room)
+            and self.wire.incomplete(d.pub_out, d.tokens)
+        ):
+            d.limit += 1
+
+    def finish(self, d: Drafting) -> Block:
+        """Draft what is left of ``d``, cut it for the wire and score it context-free."""
+        if d.block is not None:
+            return d.block
+        while not d.done:
+            self.step(d)
+        wire = self.wire.cut(d.pub_out, d.tokens, self.eos)
+        rows = torch.stack(d.rows) if d.rows else torch.zeros(0, self.decoder.device.vocab_size)
+        d.block = Block(out=d.out, pub_out=d.pub_out, wire=wire, rows=rows[: len(wire.tokens)])
+        self.strategy.score_ctxfree(self, d.block)
+        return d.block
+
+    def speculate(self, block: Block, answered: Callable[[], bool]) -> _Guess | None:
+        """The next round's draft, assuming ``block`` passes whole with the device's bonus guess.
+
+        Drafting stops as soon as ``answered()``: the draft is finished only if it is used.
+        """
         cfg, tokens = self.cfg, block.tokens
         if not tokens or tokens[-1] in self.eos or self.strategy.draft_size(1) == 0:
             return None
@@ -224,7 +254,11 @@ class Rounds:
         out, pub_out = block.out + assumed, block.pub_out + assumed
         if len(out) >= cfg.max_new_tokens:
             return _Guess(assumed, None)
-        nxt = self.draft_block(out, pub_out, self.schedule.after(True))
+        nxt = self.start(out, pub_out, self.schedule.after(True))
+        while not nxt.done and not answered():
+            self.step(nxt)
+        if not answered():
+            self.finish(nxt)
         return _Guess(assumed, nxt)
 
     def drafter_row(self, block: Block, n: int) -> torch.Tensor:

@@ -150,10 +150,10 @@ class FlakyCloud(InProcessVerifier):
         super().__init__(llm)
         self.query = query
 
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         if any(m.content == self.query for m in request.prompt):
             raise RuntimeError("the process died here")
-        return super().verify(request)
+        return super().transmit(request, wire)
 
 
 METHODS = ["device_only", "cloud_only", "specsteer"]

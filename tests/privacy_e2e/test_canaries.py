@@ -83,7 +83,11 @@ def test_copying_device_leaks_nothing_and_user_still_gets_the_text(
     cloud = Spy(tiny_backend(1, words=WORDS, family=family))  # type: ignore[arg-type]
     assistant = Assistant(device, cloud, memory=store, user_id="maya", context_tokens=512)
     assert assistant.decoder.wire == ("ids" if family == "words" else "text")
-    result = assistant.generate("what is my locker code ?", max_new_tokens=48, lam=0.05)
+    # Fixed four-token drafts: the copied notes then come in drafts long enough to carry a
+    # canary, so the rounds the guard keeps local are the ones under test.
+    result = assistant.generate(
+        "what is my locker code ?", max_new_tokens=48, lam=0.05, adaptive_draft=False
+    )
 
     check_no_leak(cloud.received, base.decode, PRIVATE)
     # The user sees the private text the device wrote, canaries included.
