@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from specsteer.cloud_adapter._base import CloudVerifier, ForwardingVerifier, check_response
+from specsteer.cloud_adapter._base import (
+    CloudVerifier,
+    ForwardingVerifier,
+    check_generate_response,
+    check_response,
+)
 from specsteer.cloud_adapter._http import CircuitBreaker, HttpVerifier
 from specsteer.cloud_adapter._inprocess import InProcessVerifier
 from specsteer.cloud_adapter._limits import ServerLimits
@@ -18,6 +23,10 @@ from specsteer.cloud_adapter._verify import StreamPool, VerifierCore
 from specsteer.cloud_adapter.protocol import (
     PROTOCOL_VERSION,
     ChatMessage,
+    GenerateParams,
+    GenerateRequest,
+    GenerateResponse,
+    GenerateUsage,
     Text,
     TokenIds,
     TopK,
@@ -34,6 +43,10 @@ __all__ = [
     "CircuitBreaker",
     "CloudVerifier",
     "ForwardingVerifier",
+    "GenerateParams",
+    "GenerateRequest",
+    "GenerateResponse",
+    "GenerateUsage",
     "HttpVerifier",
     "InProcessVerifier",
     "OpenAICompatibleVerifier",
@@ -49,6 +62,7 @@ __all__ = [
     "VerifyParams",
     "VerifyRequest",
     "VerifyResponse",
+    "check_generate_response",
     "check_response",
     "create_app",
     "load_backend",

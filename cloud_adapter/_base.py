@@ -1,6 +1,8 @@
 """The cloud seam: one abstract method, ``verify``, and the two steps the egress guard sees.
 
-``verify(request)`` is ``transmit(request, encode(request))``. The egress guard calls the two
+``verify(request)`` is ``transmit(request, encode(request))``; ``generate(request)`` (the cloud
+model answering alone, for ``cloud_only``) is ``transmit_generate(request,
+encode_generate(request))`` on adapters whose cloud can generate. The egress guard calls the two
 halves itself: it scans and audits the bytes ``encode`` returns -- the exact bytes the adapter
 puts on the network, whatever their shape (a ``VerifyRequest``, a vLLM completions body) -- and
 only then hands those same bytes to ``transmit``.
@@ -11,10 +13,16 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-from specsteer._errors import ProtocolError
-from specsteer.cloud_adapter.protocol import TokenIds, VerifyRequest, VerifyResponse
+from specsteer._errors import ConfigurationError, ProtocolError
+from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
+    TokenIds,
+    VerifyRequest,
+    VerifyResponse,
+)
 
-__all__ = ["CloudVerifier", "ForwardingVerifier", "check_response"]
+__all__ = ["CloudVerifier", "ForwardingVerifier", "check_generate_response", "check_response"]
 
 
 class CloudVerifier(ABC):
@@ -53,6 +61,43 @@ class CloudVerifier(ABC):
         """
         return self.verify(VerifyRequest.model_validate_json(wire))
 
+    #: Whether the cloud behind this adapter can write an answer alone (:meth:`generate`).
+    can_generate: bool = False
+
+    def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """The cloud model's own answer to ``request.prompt`` (``method='cloud_only'``).
+
+        Raises:
+            ConfigurationError: this cloud cannot generate (nothing was sent).
+            CloudError: the cloud could not be reached or answered badly.
+        """
+        return self.transmit_generate(request, self.encode_generate(request))
+
+    def encode_generate(self, request: GenerateRequest) -> bytes:
+        """The exact bytes this adapter sends for a generate request.
+
+        Raises:
+            ConfigurationError: this cloud cannot generate (nothing was sent).
+        """
+        if not self.can_generate:
+            raise ConfigurationError(
+                f"this cloud ({type(self).__name__}) cannot generate an answer on its own, so "
+                "method='cloud_only' cannot use it; use an InProcessVerifier, an HttpVerifier "
+                "(reference server) or an OpenAICompatibleVerifier, or another method"
+            )
+        return request.model_dump_json().encode()
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        """Send ``wire`` -- ``encode_generate(request)``, unchanged -- and return the answer.
+
+        Raises:
+            ConfigurationError: this cloud cannot generate.
+            CloudError: the cloud could not be reached or answered badly.
+        """
+        raise ConfigurationError(
+            f"this cloud ({type(self).__name__}) cannot generate an answer on its own"
+        )
+
     def close(self) -> None:
         """Release connections or models held by the adapter."""
 
@@ -84,6 +129,16 @@ class ForwardingVerifier(CloudVerifier):
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
         return self.transmit(request, self.encode(request))
+
+    @property  # type: ignore[override]
+    def can_generate(self) -> bool:
+        return self.inner.can_generate
+
+    def encode_generate(self, request: GenerateRequest) -> bytes:
+        return self.inner.encode_generate(request)
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        return self.inner.transmit_generate(request, wire)
 
     def close(self) -> None:
         self.inner.close()
@@ -129,4 +184,30 @@ def check_response(
     strings = response.top_k.strings
     if strings is not None and len(set(strings)) != len(strings):
         raise ProtocolError("top-k strings repeat")
+    return response
+
+
+def check_generate_response(
+    request: GenerateRequest, response: GenerateResponse, vocab_size: int | None = None
+) -> GenerateResponse:
+    """Check a generate answer against its request before the engine uses it.
+
+    Raises:
+        ProtocolError: wrong request id, more tokens than asked for, token ids the request did
+            not ask for, or ids outside ``vocab_size``.
+    """
+    if response.request_id != request.request_id:
+        raise ProtocolError(
+            f"response answers request {response.request_id!r}, expected {request.request_id!r}"
+        )
+    ids = response.token_ids
+    if ids is None:
+        return response
+    if request.tokenizer is None:
+        raise ProtocolError("the cloud sent token ids the request did not ask for")
+    if len(ids) > request.max_new_tokens:
+        raise ProtocolError(f"{len(ids)} tokens answer a request for {request.max_new_tokens}")
+    bad = next((i for i in ids if vocab_size is not None and i >= vocab_size), None)
+    if bad is not None:
+        raise ProtocolError(f"token id {bad} is outside the vocabulary ({vocab_size})")
     return response

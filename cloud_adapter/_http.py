@@ -25,9 +25,14 @@ import httpx
 from pydantic import ValidationError
 
 from specsteer._errors import CloudError, ConfigurationError, ProtocolError
-from specsteer.cloud_adapter._base import CloudVerifier, check_response
+from specsteer.cloud_adapter._base import CloudVerifier, check_generate_response, check_response
 from specsteer.cloud_adapter._deadline import attempt_deadline, deadline_client
-from specsteer.cloud_adapter.protocol import VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["CircuitBreaker", "HttpVerifier"]
 
@@ -208,11 +213,13 @@ class HttpChannel:
         parse: Callable[[bytes], T],
         *,
         max_response_bytes: int | None = None,
+        timeout: float | None = None,
     ) -> T:
         """POST ``body`` to ``path``, retrying as configured, and ``parse`` the 200 response.
 
         Args:
             max_response_bytes: a larger cap for this call's answer (never a smaller one).
+            timeout: this call's per-attempt deadline in seconds (default the channel's).
 
         Raises:
             CloudError: unreachable, timed out, refused, circuit open, or a non-200 answer.
@@ -221,18 +228,18 @@ class HttpChannel:
         cap = max(self.max_response_bytes, max_response_bytes or 0)
         self.breaker.before_call()
         try:
-            result = parse(self._post_with_retries(path, body, cap))
+            result = parse(self._post_with_retries(path, body, cap, timeout or self.timeout))
         except CloudError:
             self.breaker.record_failure()
             raise
         self.breaker.record_success()
         return result
 
-    def _post_with_retries(self, path: str, body: bytes, cap: int) -> bytes:
+    def _post_with_retries(self, path: str, body: bytes, cap: int, timeout: float) -> bytes:
         attempt = 0
         while True:
             try:
-                return self._post_once(path, body, cap)
+                return self._post_once(path, body, cap, timeout)
             except _Retryable as e:
                 if attempt >= self.retries:
                     raise CloudError(f"{e} (after {attempt + 1} attempts)") from e
@@ -244,16 +251,16 @@ class HttpChannel:
                 self._sleep(delay)
                 attempt += 1
 
-    def _post_once(self, path: str, body: bytes, cap: int) -> bytes:
+    def _post_once(self, path: str, body: bytes, cap: int, timeout: float) -> bytes:
         self.attempts += 1
         url = self.url(path)
-        with attempt_deadline(self.timeout) as deadline:
+        with attempt_deadline(timeout) as deadline:
             try:
-                status, data = self._exchange(url, body, deadline, cap)
+                status, data = self._exchange(url, body, deadline, cap, timeout)
             except httpx.TimeoutException as e:
                 if time.monotonic() >= deadline:
                     raise _Retryable(
-                        f"{url} timed out: no complete answer within {self.timeout} s"
+                        f"{url} timed out: no complete answer within {timeout} s"
                     ) from e
                 raise _Retryable(f"{url} timed out ({type(e).__name__})") from e
             except httpx.TransportError as e:  # connect refused, reset, closed mid-response, ...
@@ -262,9 +269,11 @@ class HttpChannel:
                 raise CloudError(f"HTTP request to {url} failed: {type(e).__name__}: {e}") from e
         return _answer(url, status, data)
 
-    def _exchange(self, url: str, body: bytes, deadline: float, cap: int) -> tuple[int, bytes]:
+    def _exchange(
+        self, url: str, body: bytes, deadline: float, cap: int, seconds: float
+    ) -> tuple[int, bytes]:
         """One POST: the status and the whole body, within ``deadline`` and ``cap`` bytes."""
-        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        timeout = httpx.Timeout(seconds, connect=self.connect_timeout)
         with self._client.stream(
             "POST", url, content=body, headers=self._headers, timeout=timeout
         ) as resp:
@@ -353,10 +362,13 @@ class HttpAdapter(CloudVerifier):
 class HttpVerifier(HttpAdapter):
     """Verifies drafts with the reference server (``POST /v1/verify``) over HTTP.
 
+    Generation (``cloud_only``) goes to ``POST /v1/generate``.
+
     Args:
         base_url: the server root, e.g. ``http://127.0.0.1:8000`` (``.../v1`` works too).
         token: the server's bearer token.
         timeout: seconds one attempt may take, from connecting to the last byte of the answer.
+        generate_timeout: the same for a generate call, which writes a whole answer.
         connect_timeout: seconds to establish a connection.
         retries: extra attempts after a connect error, timeout or 502/503/504.
         backoff: base backoff delay in seconds (doubled per attempt, jittered).
@@ -372,6 +384,8 @@ class HttpVerifier(HttpAdapter):
     """
 
     path = "/v1/verify"
+    generate_path = "/v1/generate"
+    can_generate = True
 
     def __init__(
         self,
@@ -379,6 +393,7 @@ class HttpVerifier(HttpAdapter):
         *,
         token: str | None = None,
         timeout: float = 10.0,
+        generate_timeout: float = 300.0,
         connect_timeout: float = 3.0,
         retries: int = 2,
         backoff: float = 0.05,
@@ -400,6 +415,9 @@ class HttpVerifier(HttpAdapter):
             client=client,
             transport=transport,
         )
+        if not generate_timeout > 0:
+            raise ConfigurationError("generate_timeout must be > 0 seconds")
+        self.generate_timeout = generate_timeout
         self.vocab_size = vocab_size
         self.destination = self.channel.base_url
 
@@ -412,3 +430,15 @@ class HttpVerifier(HttpAdapter):
             return check_response(request, response, self.vocab_size)
 
         return self.channel.call(self.path, wire, parse)
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        def parse(data: bytes) -> GenerateResponse:
+            try:
+                response = GenerateResponse.model_validate_json(data)
+            except ValidationError as e:
+                raise ProtocolError(
+                    f"malformed generate response: {summarize_validation(e)}"
+                ) from e
+            return check_generate_response(request, response, self.vocab_size)
+
+        return self.channel.call(self.generate_path, wire, parse, timeout=self.generate_timeout)

@@ -6,7 +6,12 @@ from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._base import CloudVerifier
 from specsteer.cloud_adapter._verify import VerifierCore
-from specsteer.cloud_adapter.protocol import VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["InProcessVerifier"]
 
@@ -23,6 +28,7 @@ class InProcessVerifier(CloudVerifier):
     """
 
     destination = "in-process"
+    can_generate = True
 
     def __init__(self, llm: ModelBackend, slm: ModelBackend | None = None) -> None:
         self.core = VerifierCore(llm, slm)
@@ -41,3 +47,10 @@ class InProcessVerifier(CloudVerifier):
         except ValueError as e:
             raise ProtocolError(f"the verifier rejected the request: {e}") from e
         return VerifyResponse.model_validate_json(response.model_dump_json().encode())
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        try:
+            response = self.core.generate(GenerateRequest.model_validate_json(wire))
+        except ValueError as e:
+            raise ProtocolError(f"the cloud model could not generate: {e}") from e
+        return GenerateResponse.model_validate_json(response.model_dump_json().encode())

@@ -26,6 +26,12 @@ class ServerLimits(BaseModel):
     max_completion_tokens: int = Field(
         default=16, ge=0, le=4096, description="Largest max_tokens on /v1/completions."
     )
+    max_new_tokens: int = Field(
+        default=4096, ge=1, le=32_768, description="Largest max_new_tokens on /v1/generate."
+    )
+    generate_timeout_s: float = Field(
+        default=600.0, gt=0, le=3600, description="Seconds a /v1/generate request may take."
+    )
     request_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="Seconds a request may wait and run (504 after)."
     )

@@ -6,12 +6,22 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from specsteer._errors import ConfigurationError
 from specsteer.cloud_adapter._base import CloudVerifier, ForwardingVerifier
-from specsteer.cloud_adapter.protocol import VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["SimulatedNetwork"]
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class SimulatedNetwork(ForwardingVerifier):
@@ -67,13 +77,19 @@ class SimulatedNetwork(ForwardingVerifier):
         return seconds
 
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
-        sent = len(wire)
+        return self._round_trip(wire, lambda: self.inner.transmit(request, wire))
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        return self._round_trip(wire, lambda: self.inner.transmit_generate(request, wire))
+
+    def _round_trip(self, wire: bytes, call: Callable[[], R]) -> R:
+        """One call: its answer, after the delay its bytes both ways take."""
         try:
-            response = self.inner.transmit(request, wire)
+            response = call()
         except Exception:
-            self._account(sent, 0)
+            self._account(len(wire), 0)
             raise
-        self._account(sent, len(response.model_dump_json().encode()))
+        self._account(len(wire), len(response.model_dump_json().encode()))
         return response
 
     def _account(self, sent: int, received: int) -> None:

@@ -3,6 +3,8 @@
 Endpoints:
 
 * ``POST /v1/verify`` -- the wire protocol (stateless; KV caches are reused by token prefix);
+* ``POST /v1/generate`` -- the cloud model's own answer (``cloud_only``), within
+  ``ServerLimits.max_new_tokens`` and ``generate_timeout_s``;
 * ``POST /v1/completions`` -- the subset of vLLM's completions API the OpenAI-compatible adapter
   uses (``prompt`` as text or token ids, ``max_tokens``, ``echo``, ``logprobs``,
   ``prompt_logprobs``, ``return_tokens_as_token_ids``), in vLLM's response shape;
@@ -42,7 +44,7 @@ from specsteer.cloud_adapter._base import check_response
 from specsteer.cloud_adapter._http import summarize_validation
 from specsteer.cloud_adapter._limits import ServerLimits
 from specsteer.cloud_adapter._verify import StreamPool, VerifierCore
-from specsteer.cloud_adapter.protocol import TokenIds, VerifyRequest
+from specsteer.cloud_adapter.protocol import GenerateRequest, TokenIds, VerifyRequest
 
 __all__ = ["ServerLimits", "create_app", "load_backend", "run_server", "serve"]
 
@@ -57,8 +59,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Paths that need the bearer token (``/healthz`` stays open for liveness probes).
 _PUBLIC_PATHS = frozenset({"/healthz"})
 #: Paths with their own metric label; anything else is counted as "other".
-_KNOWN_PATHS = frozenset({"/v1/verify", "/v1/completions", "/healthz", "/metrics"})
-_ENDPOINTS = "POST /v1/verify, POST /v1/completions, GET /healthz, GET /metrics"
+_KNOWN_PATHS = frozenset({"/v1/verify", "/v1/generate", "/v1/completions", "/healthz", "/metrics"})
+_ENDPOINTS = "POST /v1/verify, POST /v1/generate, POST /v1/completions, GET /healthz, GET /metrics"
 #: Error types as vLLM names them (its ``ErrorResponse``: message, type, param, code).
 _ERROR_TYPES = {
     400: "BadRequestError",
@@ -489,23 +491,24 @@ class _ModelRunner:
         self.timeout = timeout
         self._lock = threading.Lock()
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + self.timeout
+    async def run(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        seconds = timeout or self.timeout
+        deadline = time.monotonic() + seconds
 
         def guarded() -> Any:
             # Wait for the model no longer than the request's own deadline.
             if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise ApiError(504, f"the server is busy; no model slot within {self.timeout} s")
+                raise ApiError(504, f"the server is busy; no model slot within {seconds} s")
             try:
                 return fn()
             finally:
                 self._lock.release()
 
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(seconds):
                 return await anyio.to_thread.run_sync(guarded, abandon_on_cancel=True)
         except TimeoutError as e:
-            raise ApiError(504, f"the request did not finish within {self.timeout} s") from e
+            raise ApiError(504, f"the request did not finish within {seconds} s") from e
 
 
 def create_app(
@@ -594,6 +597,17 @@ def create_app(
         body = await runner.run(work)
         return Response(body, media_type="application/json")
 
+    @app.post("/v1/generate")
+    async def generate(request: Request) -> Response:
+        req: GenerateRequest = parse(GenerateRequest, await request.body())
+
+        def work() -> str:
+            _check_generate_size(core.llm, req, lim)
+            return core.generate(req).model_dump_json()
+
+        body = await runner.run(work, lim.generate_timeout_s)
+        return Response(body, media_type="application/json")
+
     @app.post("/v1/completions")
     async def complete(request: Request) -> JSONResponse:
         req: CompletionRequest = parse(CompletionRequest, await request.body())
@@ -622,6 +636,20 @@ def _short(e: Exception) -> str:
     if isinstance(e, ValidationError):
         return summarize_validation(e)
     return str(e)[:300]
+
+
+def _check_generate_size(llm: ModelBackend, req: GenerateRequest, lim: ServerLimits) -> None:
+    """Refuse generate requests beyond ``max_new_tokens`` or ``max_tokens`` in all."""
+    if req.max_new_tokens > lim.max_new_tokens:
+        raise ApiError(400, f"max_new_tokens must be <= {lim.max_new_tokens}")
+    if sum(len(m.content) for m in req.prompt) > lim.max_tokens * 64:
+        raise ApiError(400, f"the prompt exceeds the server's limit of {lim.max_tokens} tokens")
+    n = len(llm.encode_chat([m.model_dump() for m in req.prompt])) + req.max_new_tokens
+    if n > lim.max_tokens:
+        raise ApiError(
+            400,
+            f"prompt + max_new_tokens hold {n} tokens, over the server's limit of {lim.max_tokens}",
+        )
 
 
 def _check_verify_size(llm: ModelBackend, req: VerifyRequest, max_tokens: int) -> None:

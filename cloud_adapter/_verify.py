@@ -1,4 +1,5 @@
-"""The cloud's side of the ratio test, shared by ``InProcessVerifier`` and the reference server."""
+"""The cloud's side of the ratio test (and of ``cloud_only`` generation), shared by
+``InProcessVerifier`` and the reference server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import KVStream, ModelBackend
 from specsteer.cloud_adapter import _text
+from specsteer.cloud_adapter._generate import generate_answer
 from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
     Text,
     TokenIds,
     TopK,
@@ -136,6 +140,11 @@ class VerifierCore:
             top_k=TopK(ids=ids.tolist(), logprobs=[min(0.0, v) for v in values.tolist()]),
             usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=k + 1),
         )
+
+    def generate(self, request: GenerateRequest) -> GenerateResponse:
+        """The cloud model's own answer to the public prompt (``cloud_only``)."""
+        with self._lock:
+            return generate_answer(self.llm, request)
 
     def _verify_text(
         self, request: VerifyRequest, prefix: Text, draft: Text, t0: float

@@ -26,6 +26,10 @@ from specsteer.fusion import Processing
 __all__ = [
     "PROTOCOL_VERSION",
     "ChatMessage",
+    "GenerateParams",
+    "GenerateRequest",
+    "GenerateResponse",
+    "GenerateUsage",
     "Text",
     "TokenIds",
     "TopK",
@@ -41,6 +45,8 @@ PROTOCOL_VERSION: Literal[1] = 1
 MAX_DRAFT = 64
 #: Largest top-k the cloud returns.
 MAX_TOP_K = 1000
+#: Most tokens one generate request may ask for.
+MAX_NEW_TOKENS = 32_768
 
 
 class _Wire(BaseModel):
@@ -238,3 +244,78 @@ class VerifyResponse(_Wire):
     n_accepted: int = Field(ge=0, le=MAX_DRAFT)
     top_k: TopK
     usage: Usage = Field(default_factory=Usage)
+
+
+class GenerateParams(_Wire):
+    """How the cloud samples its own answer (``cloud_only``): the device's decoding settings."""
+
+    greedy: bool = Field(default=True, description="Argmax at every step.")
+    temperature: float = Field(default=1.0, gt=0.0, le=100.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus size for draws.")
+    repetition_penalty: float = Field(
+        default=1.0, ge=1.0, le=10.0, description="Penalty on tokens already in the answer."
+    )
+    no_repeat_ngram_size: int = Field(
+        default=0, ge=0, le=16, description="Rule out tokens that repeat an n-gram of the answer."
+    )
+    seed: int | None = Field(default=None, ge=0, lt=2**63, description="Seed for the draws.")
+    ignore_eos: bool = Field(
+        default=False, description="Rule out the end tokens: the answer runs to max_new_tokens."
+    )
+
+    @property
+    def processing(self) -> Processing:
+        """The logit processing applied to the cloud model's distribution at every step."""
+        return Processing(
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
+
+    @field_validator("temperature", "repetition_penalty")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+
+class GenerateRequest(_Wire):
+    """Device -> cloud: write an answer to the public prompt with the cloud model alone."""
+
+    protocol_version: Literal[1] = PROTOCOL_VERSION
+    request_id: str = Field(min_length=1, max_length=128)
+    model: str = Field(default="default", max_length=256)
+    prompt: list[ChatMessage] = Field(min_length=1, max_length=256)
+    max_new_tokens: int = Field(ge=1, le=MAX_NEW_TOKENS)
+    params: GenerateParams = Field(default_factory=GenerateParams)
+    tokenizer: str | None = Field(
+        default=None,
+        pattern=r"^[a-p]{16,64}$",
+        description="A vocabulary digest the device can read: the answer carries token ids "
+        "only when it names the cloud model's own vocabulary.",
+    )
+
+
+class GenerateUsage(_Wire):
+    """What the cloud spent on a generate request."""
+
+    server_ms: float = Field(default=0.0, ge=0.0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+
+class GenerateResponse(_Wire):
+    """Cloud -> device: the cloud model's answer."""
+
+    protocol_version: Literal[1] = PROTOCOL_VERSION
+    request_id: str = Field(min_length=1, max_length=128)
+    text: str = Field(max_length=4_000_000, description="The answer, without the end token.")
+    token_ids: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        max_length=MAX_NEW_TOKENS,
+        description="The answer's token ids (ending with the end token when finish_reason is "
+        "'eos'), when the request's tokenizer digest named the cloud model's vocabulary.",
+    )
+    finish_reason: Literal["eos", "length"]
+    usage: GenerateUsage = Field(default_factory=GenerateUsage)

@@ -2,10 +2,11 @@
 
 ``PrivateEgress`` is the engine's one way out: the public prompt is screened (pseudonymized
 placeholders, blocked spans), each draft is screened together with the public prefix before it is
-offered to the cloud, and every request goes through :meth:`EgressGuard.send`, which takes the
-adapter's wire bytes (``CloudVerifier.encode``: a ``VerifyRequest``, or a vLLM completions body),
-scans them, writes them to the audit log, and only then hands those same bytes to the adapter
-(``CloudVerifier.transmit``).
+offered to the cloud, and every request -- a draft to verify, or (``cloud_only``) a prompt to
+answer -- goes through :meth:`EgressGuard.send`, which takes the adapter's wire bytes
+(``CloudVerifier.encode`` / ``encode_generate``: protocol JSON, or a vLLM completions body), scans
+them, writes them to the audit log, and only then hands those same bytes to the adapter
+(``CloudVerifier.transmit`` / ``transmit_generate``).
 
 It is also where a user sets the policy: ``Assistant(..., privacy=PrivateEgress(
 policy=EgressPolicy(...), audit_log=AuditLog(path)))``.
@@ -21,7 +22,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from specsteer._errors import ConfigurationError
-from specsteer.cloud_adapter import ChatMessage, CloudVerifier, VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter import (
+    ChatMessage,
+    CloudVerifier,
+    GenerateRequest,
+    GenerateResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
 from specsteer.privacy import AuditLog, EgressGuard, EgressPolicy, PrivacyReport
 
 __all__ = ["PrivateEgress"]
@@ -70,7 +78,10 @@ class PrivateEgress:
         self._decode = decode_ids
         if guard is None:
             guard = EgressGuard(
-                policy, audit_log, allowed_types=(VerifyRequest,), decode_ids=self._decode_ids
+                policy,
+                audit_log,
+                allowed_types=(VerifyRequest, GenerateRequest),
+                decode_ids=self._decode_ids,
             )
         self.guard = guard
 
@@ -146,6 +157,26 @@ class PrivateEgress:
             return answers[-1].model_dump_json().encode()
 
         self.guard.send(request, cloud.destination, transmit, encode=cloud.encode)
+        return answers[-1]
+
+    def generate(self, request: GenerateRequest, cloud: CloudVerifier) -> GenerateResponse:
+        """Carry a generate request out through the guard, as :meth:`send` does a verify one.
+
+        Build ``request.prompt`` from :meth:`public_prompt`. The guard scans and audits
+        ``cloud.encode_generate(request)`` and ``cloud.transmit_generate`` sends those bytes.
+
+        Raises:
+            PrivacyViolation: the prompt still carried private text; nothing was sent.
+            ConfigurationError: this cloud cannot generate; nothing was sent.
+            CloudError: the cloud failed.
+        """
+        answers: list[GenerateResponse] = []
+
+        def transmit(wire: bytes) -> bytes:
+            answers.append(cloud.transmit_generate(request, wire))
+            return answers[-1].model_dump_json().encode()
+
+        self.guard.send(request, cloud.destination, transmit, encode=cloud.encode_generate)
         return answers[-1]
 
     def restore(self, text: str) -> str:

@@ -24,7 +24,6 @@ from typing import Literal
 
 import torch
 
-from specsteer import fusion
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
 from specsteer._errors import (
@@ -35,16 +34,19 @@ from specsteer._errors import (
 )
 from specsteer._methods import strategy_for
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
-from specsteer._rounds import Rounds, no_eos
-from specsteer._rounds import request_id as _request_id  # noqa: F401  (tests import it here)
+from specsteer._rounds import Rounds
+from specsteer._rounds import request_id as _request_id
 from specsteer._wire import IdsWire, IncrementalText, TextWire
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import (
     ChatMessage,
     CloudVerifier,
+    GenerateParams,
+    GenerateRequest,
     InProcessVerifier,
     VerifyRequest,
     VerifyResponse,
+    check_generate_response,
     check_response,
 )
 
@@ -234,10 +236,11 @@ class Decoder:
                 f"method {cfg.method!r} needs a cloud verifier; pass cloud=... or use "
                 "method='device_only'"
             )
-        if cfg.method == "cloud_only" and self.cloud_backend is None:
+        can_generate = self.cloud is not None and self.cloud.can_generate
+        if cfg.method == "cloud_only" and self.cloud_backend is None and not can_generate:
             raise ConfigurationError(
-                "method 'cloud_only' needs the cloud model in this process "
-                "(an InProcessVerifier, or cloud_backend=...)"
+                "method 'cloud_only' needs a cloud that can generate (an InProcessVerifier, "
+                "an HttpVerifier or an OpenAICompatibleVerifier), or cloud_backend=..."
             )
         seed = cfg.seed if cfg.seed is not None else secrets.randbits(62)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
@@ -368,20 +371,54 @@ class Decoder:
         gen: torch.Generator,
         emit: Callable[[list[int]], None],
     ) -> None:
-        llm = self.cloud_backend
-        assert llm is not None
+        """The cloud model answers alone: one generate request through the seam (and the
+        egress), sampled as the engine samples, with ``gen``'s seed."""
+        cloud = self.cloud
+        if cloud is None or not cloud.can_generate:
+            assert self.cloud_backend is not None
+            cloud = InProcessVerifier(self.cloud_backend)
         cfg = run.config
+        public = prompt.public if self.egress is None else self.egress.public_prompt(prompt.public)
+        # Token ids come back in the vocabulary of the model that decodes the result.
+        reader = self.cloud_backend or self.device
+        request = GenerateRequest(
+            request_id=_request_id(),
+            model=self.model,
+            prompt=list(public),
+            max_new_tokens=cfg.max_new_tokens,
+            params=GenerateParams(
+                greedy=cfg.greedy,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                repetition_penalty=cfg.repetition_penalty,
+                no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+                seed=gen.initial_seed(),
+                ignore_eos=cfg.ignore_eos,
+            ),
+            tokenizer=reader.tokenizer_fingerprint(),
+        )
         t = time.perf_counter()
-        ids = llm.encode_chat(prompt.public_dicts())
-        stream = llm.stream()
-        eos = llm.eos_token_ids
-        while not run.finished and len(run.out) < cfg.max_new_tokens:
-            logits = stream.logits(ids + run.out)[0]
-            lp = no_eos(fusion.processed_log_probs(logits, run.out, cfg.processing), eos, cfg)
-            tok = fusion.draft_token(lp, cfg.greedy, gen, cfg.top_p)
-            self._append(run, [tok], eos, emit)
-        run.cloud_s += time.perf_counter() - t
         run.cloud_calls = 1
+        run.bytes_sent = len(request.model_dump_json().encode())
+        try:
+            if self.egress is not None:
+                response = self.egress.generate(request, cloud)
+            else:
+                response = cloud.generate(request)
+            check_generate_response(request, response, reader.vocab_size)
+        except (CloudError, PrivacyViolation) as e:
+            run.cloud_s += time.perf_counter() - t
+            run.fallback = f"{type(e).__name__}: {e}"
+            logger.warning("the cloud could not answer; nothing was generated: %s", e)
+            return
+        run.cloud_s += time.perf_counter() - t
+        run.bytes_received = len(response.model_dump_json().encode())
+        eos = reader.eos_token_ids
+        ids = response.token_ids
+        if ids is None:  # another vocabulary: the reader's tokens of the text
+            end = [min(eos)] if response.finish_reason == "eos" and eos else []
+            ids = reader.encode(response.text) + end
+        self._append(run, list(ids), eos, emit)
 
     def _result(self, run: _Run, wall: float, decoder: ModelBackend | None) -> GenerationResult:
         model = decoder or self.device

@@ -317,6 +317,8 @@ def ratio_test(
     if target not in ("fused", "llm"):
         raise ValueError(f"target must be 'fused' or 'llm', not {target!r}")
     k = lp_llm.shape[0]
+    if k == 0:  # an empty draft (token-level fusion): nothing to accept
+        return 0
     if uses_argmax(target, greedy):
         assert argmax_matches is not None and argmax_matches.shape == (k,), "need [K] matches"
         rejected = torch.nonzero(~argmax_matches.bool())

@@ -88,6 +88,8 @@ def test_units_count_lam_once_per_device_token() -> None:
 def test_limits_of_lam() -> None:
     assert fusion.ratio_test(lp(1e-6), lp(0.99), lam=0.0, greedy=True) == 1
     assert fusion.ratio_test(lp(0.99), lp(1e-6), lam=math.inf, greedy=True) == 0
+    empty = torch.zeros(0, dtype=torch.float64)  # token-level fusion drafts nothing
+    assert fusion.ratio_test(empty, None, lam=0.5, greedy=False) == 0
     with pytest.raises(ValueError, match="target"):
         fusion.ratio_test(LP_LLM, LP_CTXFREE, lam=0.5, greedy=True, target="other")
 
