@@ -17,28 +17,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from specsteer.cloud_adapter import CloudVerifier, Text, VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter import (
+    CloudVerifier,
+    ForwardingVerifier,
+    Text,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["RoundTap", "TokenMarker"]
 
 Piece = dict[str, str]
 
 
-class RoundTap(CloudVerifier):
-    """A verifier that passes each call to ``inner`` and keeps the (request, response) pairs."""
+class RoundTap(ForwardingVerifier):
+    """Passes each call to ``inner`` and keeps the (request, response) pairs.
+
+    It observes :meth:`transmit`, the step the egress guard calls with the adapter's own wire
+    bytes, so wrapping an adapter (a vLLM completions body, say) changes nothing on the wire or
+    in the audit log.
+    """
 
     def __init__(self, inner: CloudVerifier) -> None:
-        self.inner = inner
-        self.destination = inner.destination
+        super().__init__(inner)
         self.exchanges: list[tuple[VerifyRequest, VerifyResponse]] = []
 
-    def verify(self, request: VerifyRequest) -> VerifyResponse:
-        response = self.inner.verify(request)
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        response = super().transmit(request, wire)
         self.exchanges.append((request, response))
         return response
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class TokenMarker:
