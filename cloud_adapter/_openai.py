@@ -37,7 +37,14 @@ from specsteer.cloud_adapter._http import (
     HttpChannel,
     summarize_validation,
 )
-from specsteer.cloud_adapter.protocol import TokenIds, TopK, Usage, VerifyRequest, VerifyResponse
+from specsteer.cloud_adapter.protocol import (
+    Text,
+    TokenIds,
+    TopK,
+    Usage,
+    VerifyRequest,
+    VerifyResponse,
+)
 
 __all__ = ["OpenAICompatibleVerifier"]
 
@@ -57,6 +64,7 @@ class _Logprob(BaseModel):
 class _LogProbs(BaseModel):
     model_config = ConfigDict(extra="ignore")
     top_logprobs: list[dict[str, float] | None] | None = None
+    tokens: list[str] | None = None
 
 
 class _Choice(BaseModel):
@@ -118,16 +126,18 @@ def _top_k(candidates: dict[int, float], k: int) -> tuple[list[int], list[float]
 class OpenAICompatibleVerifier(HttpAdapter):
     """Verifies drafts with any OpenAI-compatible server that has vLLM's ``prompt_logprobs``.
 
-    Token-id mode only: the server must use the device's tokenizer (the same model family), since
-    draft token ids are sent as the prompt. The server returns log-probabilities at temperature 1
-    (vLLM's default ``raw_logprobs``), so requests must use ``temperature=1``.
+    Token ids are sent when the device shares the served model's tokenizer; text requests
+    (cross-vocabulary mode) are sent as text and aligned with the echoed token ids
+    (:mod:`._openai_text`). The server returns log-probabilities at temperature 1 (vLLM's
+    default ``raw_logprobs``), so requests must use ``temperature=1``.
 
     Args:
         base_url: the server root, e.g. ``http://gpu-host:8000`` or ``http://gpu-host:8000/v1``
             (both reach ``/v1/completions``).
         model: the model name the server serves.
-        tokenizer: a backend with the shared tokenizer (usually the device model itself); used
-            to render the public chat with the chat template and for its vocabulary size.
+        tokenizer: a backend with the served model's tokenizer (for token ids, usually the
+            device model itself); it renders the public chat with the chat template, finds
+            token boundaries in text mode, and gives the vocabulary size.
         token: the server's API key, sent as a bearer token.
         timeout: seconds one attempt may take, from connecting to the last byte of the answer.
         connect_timeout: seconds to establish a connection.
@@ -221,15 +231,10 @@ class OpenAICompatibleVerifier(HttpAdapter):
         """The ``/v1/completions`` body for ``request``.
 
         Raises:
-            ProtocolError: the request cannot be verified this way (text mode, temperature,
+            ProtocolError: the request cannot be verified this way (temperature,
                 repetition control, missing ``ctxfree_logprobs``, ``top_k`` above
                 ``max_logprobs`` without clamping).
         """
-        if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
-            raise ProtocolError(
-                "an OpenAI-compatible server verifies token ids only; the device and the server "
-                "must share a tokenizer"
-            )
         params = request.params
         if params.temperature != 1.0:
             raise ProtocolError(
@@ -242,12 +247,16 @@ class OpenAICompatibleVerifier(HttpAdapter):
                 "control cannot apply to the cloud's side; use repetition_penalty=1.0 and "
                 "no_repeat_ngram_size=0 with this adapter"
             )
-        if request.draft.ids and request.ctxfree_logprobs is None and not params.uses_argmax:
+        needs_ctxfree = isinstance(request.draft, Text) or not params.uses_argmax
+        if request.n_draft and request.ctxfree_logprobs is None and needs_ctxfree:
             raise ProtocolError(
                 "an OpenAI-compatible server hosts no copy of the device model; send "
                 "ctxfree_logprobs (ctxfree_source='device')"
             )
         n = self.n_logprobs(params.top_k)
+        if isinstance(request.draft, Text):
+            return self._text_body(request, n)
+        assert isinstance(request.prefix, TokenIds) and isinstance(request.draft, TokenIds)
         prompt_ids = self.tokenizer.encode_chat([m.model_dump() for m in request.prompt])
         if not prompt_ids and not request.prefix.ids:
             raise ProtocolError("the prompt renders to no tokens")
@@ -263,6 +272,22 @@ class OpenAICompatibleVerifier(HttpAdapter):
         if request.draft.ids:
             body["prompt_logprobs"] = n
         return body
+
+    def _text_body(self, request: VerifyRequest, n: int) -> dict[str, Any]:
+        """Cross-vocabulary mode: the text itself, every prompt token echoed back as an id."""
+        from specsteer.cloud_adapter import _openai_text
+
+        return {
+            "model": self.model,
+            "prompt": _openai_text.prompts(self.tokenizer, request),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": n,
+            "prompt_logprobs": n,
+            "echo": True,
+            "add_special_tokens": False,
+            "return_tokens_as_token_ids": True,
+        }
 
     def encode(self, request: VerifyRequest) -> bytes:
         return json.dumps(self.completion_body(request), separators=(",", ":")).encode()
@@ -282,6 +307,8 @@ class OpenAICompatibleVerifier(HttpAdapter):
 
         def parse(data: bytes) -> VerifyResponse:
             elapsed = time.perf_counter() - t0
+            if isinstance(request.draft, Text):
+                return self._decide_text(request, data, body, elapsed)
             return self._decide(request, data, start, body["logprobs"], elapsed)
 
         return self.channel.call(self.path, wire, parse, max_response_bytes=self.response_cap(body))
@@ -295,13 +322,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
         (a draft token's own entry, returned beside them, is no candidate unless it ranks).
         """
         assert isinstance(request.draft, TokenIds)
-        try:
-            completion = _Completion.model_validate_json(data)
-        except ValidationError as e:
-            raise ProtocolError(f"malformed completion response: {summarize_validation(e)}") from e
-        if len(completion.choices) != 1:
-            raise ProtocolError(f"expected one choice, got {len(completion.choices)}")
-        choice = completion.choices[0]
+        choice = _one_choice(data)
         draft = list(request.draft.ids)
         k = len(draft)
         params = request.params
@@ -345,13 +366,58 @@ class OpenAICompatibleVerifier(HttpAdapter):
         bad = next((i for i in ids if i >= vocab), None)
         if bad is not None:
             raise ProtocolError(f"top-k id {bad} is outside the vocabulary ({vocab})")
+        return self._respond(request, n, lambda: TopK(ids=ids, logprobs=lps), k + 1, elapsed, vocab)
+
+    def _decide_text(
+        self, request: VerifyRequest, data: bytes, body: dict[str, Any], elapsed: float
+    ) -> VerifyResponse:
+        """Cross-vocabulary mode: align the echoed tokens with the draft, then the ratio test."""
+        from specsteer.cloud_adapter import _openai_text
+
+        sent = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        lay = _openai_text.layout(self.tokenizer, request, sent[0])
+        choices = _choices(data)
+        try:
+            n, top = _openai_text.judge(
+                self.tokenizer, request, choices, lay, sent, body["logprobs"]
+            )
+        except ValidationError as e:
+            raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
+        scored = len(lay.ids) - lay.j0 + 1
+        return self._respond(request, n, lambda: top, scored, elapsed, None)
+
+    def _respond(
+        self,
+        request: VerifyRequest,
+        n: int,
+        top: Callable[[], TopK],
+        scored: int,
+        elapsed: float,
+        vocab: int | None,
+    ) -> VerifyResponse:
         try:
             response = VerifyResponse(
                 request_id=request.request_id,
                 n_accepted=n,
-                top_k=TopK(ids=ids, logprobs=lps),
-                usage=Usage(server_ms=elapsed * 1000, tokens_scored=k + 1),
+                top_k=top(),
+                usage=Usage(server_ms=elapsed * 1000, tokens_scored=scored),
             )
         except ValidationError as e:
             raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
         return check_response(request, response, vocab)
+
+
+def _choices(data: bytes) -> list[_Choice]:
+    """The choices of a completions answer, validated."""
+    try:
+        return _Completion.model_validate_json(data).choices
+    except ValidationError as e:
+        raise ProtocolError(f"malformed completion response: {summarize_validation(e)}") from e
+
+
+def _one_choice(data: bytes) -> _Choice:
+    """The single choice of a completions answer."""
+    choices = _choices(data)
+    if len(choices) != 1:
+        raise ProtocolError(f"expected one choice, got {len(choices)}")
+    return choices[0]

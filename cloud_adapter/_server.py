@@ -262,8 +262,9 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = Field(default=None, max_length=256)
-    prompt: str | list[Annotated[int, Field(ge=0)]] = Field(
-        description="Text, or token ids of the served tokenizer."
+    prompt: str | list[Annotated[int, Field(ge=0)]] | list[str] = Field(
+        description="Text, token ids of the served tokenizer, or a batch of texts (one choice "
+        "each, as vLLM answers)."
     )
     max_tokens: int = Field(default=16, ge=0)
     echo: bool = False
@@ -613,7 +614,10 @@ def create_app(
         req: CompletionRequest = parse(CompletionRequest, await request.body())
 
         def work() -> dict[str, Any]:
-            return completions.run(req, completions.check(req))
+            if not (isinstance(req.prompt, list) and req.prompt and isinstance(req.prompt[0], str)):
+                return completions.run(req, completions.check(req))
+            parts = [req.model_copy(update={"prompt": p}) for p in req.prompt]
+            return _batch([completions.run(r, completions.check(r)) for r in parts])
 
         return JSONResponse(await runner.run(work))
 
@@ -630,6 +634,18 @@ def create_app(
     # Outermost user middleware: runs before routing and body parsing.
     app.add_middleware(_Guard, token=token, max_body=lim.max_body_bytes, metrics=metrics)
     return app
+
+
+def _batch(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One answer for a batch of prompts: their choices in order, usage summed (as vLLM)."""
+    out = dict(answers[0])
+    out["choices"] = [{**a["choices"][0], "index": i} for i, a in enumerate(answers)]
+    keys = ("prompt_tokens", "total_tokens", "completion_tokens")
+    out["usage"] = {
+        **answers[0]["usage"],
+        **{k: sum(a["usage"][k] for a in answers) for k in keys},
+    }
+    return out
 
 
 def _short(e: Exception) -> str:
