@@ -269,3 +269,21 @@ def test_from_gguf_checks_the_file(tmp_path, tf) -> None:
     (tmp_path / "bad.gguf").write_bytes(b"nope")
     with pytest.raises(InvalidInputError, match="magic"):
         LlamaCppBackend.from_gguf(tmp_path / "bad.gguf", tokenizer=tf.tokenizer)
+
+
+def test_docs_example_names_exist() -> None:
+    """docs/backends.md's example needs the real models; check that it compiles and that every
+    name it imports exists, so it cannot rot."""
+    import ast
+    import importlib
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "backends.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert blocks
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
