@@ -120,6 +120,7 @@ class ForwardingVerifier(CloudVerifier):
     def __init__(self, inner: CloudVerifier) -> None:
         self.inner = inner
         self.destination = inner.destination
+        self.can_generate = inner.can_generate
 
     def encode(self, request: VerifyRequest) -> bytes:
         return self.inner.encode(request)
@@ -129,10 +130,6 @@ class ForwardingVerifier(CloudVerifier):
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
         return self.transmit(request, self.encode(request))
-
-    @property  # type: ignore[override]
-    def can_generate(self) -> bool:
-        return self.inner.can_generate
 
     def encode_generate(self, request: GenerateRequest) -> bytes:
         return self.inner.encode_generate(request)

@@ -296,8 +296,13 @@ class OpenAICompatibleVerifier(HttpAdapter):
         """The answer size this body may need (``None``: the channel's fixed cap)."""
         if not self.scale_response_cap:
             return None
-        rows = len(body["prompt"]) if "prompt_logprobs" in body else 1
-        return 64 * 1024 + rows * (body["logprobs"] + 2) * BYTES_PER_LOGPROB
+        prompt = body["prompt"]
+        texts = [prompt] if isinstance(prompt, str) else prompt
+        # Text prompts: at most one token per character; echo returns each position twice.
+        rows = sum(len(p) for p in texts) if isinstance(texts[0], str) else len(prompt)
+        rows = rows * (2 if body.get("echo") else 1) if "prompt_logprobs" in body else 1
+        n_top: int = body["logprobs"]
+        return 64 * 1024 + rows * (n_top + 2) * BYTES_PER_LOGPROB
 
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         # The answer is read against the body that was sent, not one rebuilt from the request.

@@ -328,7 +328,7 @@ class _Completions:
                 raise ApiError(400, f"the prompt is longer than {lim.max_tokens} tokens")
             ids = self.llm.encode(req.prompt)
         else:
-            ids = list(req.prompt)
+            ids = [int(i) for i in req.prompt]  # a batch of texts is split before this
             bad = next((i for i in ids if i >= vocab), None)
             if bad is not None:
                 raise ApiError(400, f"prompt token id {bad} is outside the vocabulary ({vocab})")

@@ -15,7 +15,7 @@ Two modes share one shape:
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -96,7 +96,32 @@ class Text(_Wire):
 Span = Annotated[TokenIds | Text, Field(discriminator="kind")]
 
 
-class VerifyParams(_Wire):
+class _Sampling(_Wire):
+    """What both kinds of parameters share: the logit processing, finite numbers."""
+
+    if TYPE_CHECKING:  # declared by each subclass, in its own field order
+        temperature: float
+        repetition_penalty: float
+        no_repeat_ngram_size: int
+
+    @property
+    def processing(self) -> Processing:
+        """The logit processing the device asked for, applied to the cloud model's scores."""
+        return Processing(
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
+
+    @field_validator("lam", "temperature", "repetition_penalty", check_fields=False)
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+
+class VerifyParams(_Sampling):
     """How the cloud runs the ratio test. All public; none depends on the private context."""
 
     lam: float = Field(default=0.5, ge=0.0, le=1e30, description="Acceptance threshold lambda.")
@@ -117,15 +142,6 @@ class VerifyParams(_Wire):
         default="fused",
         description="'fused': SpecSteer ratio test; 'llm': standard speculative decoding.",
     )
-
-    @property
-    def processing(self) -> Processing:
-        """The logit processing the device asked for, applied to ``P_L`` here."""
-        return Processing(
-            temperature=self.temperature,
-            repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-        )
 
     @property
     def uses_argmax(self) -> bool:
@@ -155,13 +171,6 @@ class VerifyParams(_Wire):
             units=units,
             generator=self.generator(),
         )
-
-    @field_validator("lam", "temperature", "repetition_penalty")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be finite")
-        return v
 
 
 class VerifyRequest(_Wire):
@@ -246,7 +255,7 @@ class VerifyResponse(_Wire):
     usage: Usage = Field(default_factory=Usage)
 
 
-class GenerateParams(_Wire):
+class GenerateParams(_Sampling):
     """How the cloud samples its own answer (``cloud_only``): the device's decoding settings."""
 
     greedy: bool = Field(default=True, description="Argmax at every step.")
@@ -262,22 +271,6 @@ class GenerateParams(_Wire):
     ignore_eos: bool = Field(
         default=False, description="Rule out the end tokens: the answer runs to max_new_tokens."
     )
-
-    @property
-    def processing(self) -> Processing:
-        """The logit processing applied to the cloud model's distribution at every step."""
-        return Processing(
-            temperature=self.temperature,
-            repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-        )
-
-    @field_validator("temperature", "repetition_penalty")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be finite")
-        return v
 
 
 class GenerateRequest(_Wire):

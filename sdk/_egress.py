@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from specsteer._errors import ConfigurationError
 from specsteer.cloud_adapter import (
@@ -33,6 +36,9 @@ from specsteer.cloud_adapter import (
 from specsteer.privacy import AuditLog, EgressGuard, EgressPolicy, PrivacyReport
 
 __all__ = ["PrivateEgress"]
+
+Q = TypeVar("Q", bound=BaseModel)
+A = TypeVar("A", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
@@ -150,14 +156,7 @@ class PrivateEgress:
             ProtocolError: the adapter cannot carry this request; nothing was sent.
             CloudError: the verifier failed.
         """
-        answers: list[VerifyResponse] = []
-
-        def transmit(wire: bytes) -> bytes:
-            answers.append(cloud.transmit(request, wire))
-            return answers[-1].model_dump_json().encode()
-
-        self.guard.send(request, cloud.destination, transmit, encode=cloud.encode)
-        return answers[-1]
+        return self._through(request, cloud.destination, cloud.encode, cloud.transmit)
 
     def generate(self, request: GenerateRequest, cloud: CloudVerifier) -> GenerateResponse:
         """Carry a generate request out through the guard, as :meth:`send` does a verify one.
@@ -170,13 +169,25 @@ class PrivateEgress:
             ConfigurationError: this cloud cannot generate; nothing was sent.
             CloudError: the cloud failed.
         """
-        answers: list[GenerateResponse] = []
+        return self._through(
+            request, cloud.destination, cloud.encode_generate, cloud.transmit_generate
+        )
 
-        def transmit(wire: bytes) -> bytes:
-            answers.append(cloud.transmit_generate(request, wire))
+    def _through(
+        self,
+        request: Q,
+        destination: str,
+        encode: Callable[[Q], bytes],
+        transmit: Callable[[Q, bytes], A],
+    ) -> A:
+        """The guard scans and audits ``encode(request)``; ``transmit`` sends those bytes."""
+        answers: list[A] = []
+
+        def send(wire: bytes) -> bytes:
+            answers.append(transmit(request, wire))
             return answers[-1].model_dump_json().encode()
 
-        self.guard.send(request, cloud.destination, transmit, encode=cloud.encode_generate)
+        self.guard.send(request, destination, send, encode=encode)
         return answers[-1]
 
     def restore(self, text: str) -> str:
