@@ -102,10 +102,10 @@ class MethodRow:
     def label(self) -> str:
         return self.method if self.lam is None else f"{self.method} λ={self.lam:g}"
 
-    def add(self, result: GenerationResult, extra_wall: float = 0.0) -> None:
+    def add(self, result: GenerationResult) -> None:
         s = result.stats
         self.tokens += s.new_tokens
-        self.wall += s.wall_seconds + extra_wall
+        self.wall += s.wall_seconds
         self.rounds += len(s.rounds)
         self.drafted += s.drafted_tokens
         self.accepted += s.accepted_tokens
@@ -165,7 +165,7 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
 
 
 def _rows(methods: Sequence[Method], lams: Sequence[float] | None) -> list[MethodRow]:
-    rows = []
+    rows: list[MethodRow] = []
     for method in methods:
         if method == "specsteer" and lams:
             rows.extend(MethodRow(method, lam) for lam in lams)
@@ -191,14 +191,12 @@ def run_engine_bench(
 ) -> EngineBench:
     """Run every method on the same prompts, interleaved, with a simulated network round trip.
 
-    ``cloud_only`` runs the cloud model where it lives and pays one round trip per request.
-    With a verifier for ``cloud`` (a server over real HTTP) no delay is simulated and
-    ``cloud_only``, which needs the model in this process, is left out. ``lams`` gives
-    SpecSteer one row per threshold (default: the config's).
+    ``cloud_only`` sends one generate request and pays one round trip. With a verifier for
+    ``cloud`` (a server over real HTTP) no delay is simulated. ``lams`` gives SpecSteer one row
+    per threshold (default: the config's).
     """
     base = config or GenerationConfig()
     if isinstance(cloud, CloudVerifier):
-        methods = [m for m in methods if m != "cloud_only"]
         decoder = Decoder(device, cloud, wire=wire)
     else:
         decoder = Decoder(device, _network(cloud, rtt_ms), cloud_backend=cloud)
@@ -221,7 +219,7 @@ def run_engine_bench(
             if row.lam is not None:
                 update["lam"] = row.lam
             result = decoder.generate(prompt, base.model_copy(update=update))
-            row.add(result, rtt_ms / 1000 if row.method == "cloud_only" else 0.0)
+            row.add(result)
     return bench
 
 

@@ -244,6 +244,12 @@ def bench(
         list[int] | None,
         typer.Option(help="Output lengths for the cost-per-token table; repeat (default 64, 512)."),
     ] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(min=1, max=2048, help="Tokens each answer runs to.")
+    ] = None,
+    subsystems: Annotated[
+        bool, typer.Option(help="Also benchmark the memory store and the verify server.")
+    ] = True,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
@@ -259,6 +265,10 @@ def bench(
             _bench_remote(_cloud(cloud, cloud_model, wire), pair, tiny, quick, output, command)
             return
         plan = _bench_plan(quick, pair, tiny, lam, rtt, draft_tokens, prompts, length)
+        changes: dict[str, Any] = {"subsystems": plan.subsystems and subsystems}
+        if max_new_tokens is not None:
+            changes["max_new_tokens"] = max_new_tokens
+        plan = replace(plan, **changes)
         run_all(console, plan=plan, output=output, command=command, models=_bench_models(tiny))
     except SpecSteerError as e:
         _fail(e)
@@ -305,7 +315,7 @@ def _bench_models(tiny: bool) -> Any:
 def _bench_remote(
     where: Any, pair: str | None, tiny: bool, quick: bool, output: Path | None, command: str
 ) -> None:
-    """The methods side by side against a real server (no simulated delay; no cloud_only)."""
+    """The methods side by side against a real server (no simulated delay)."""
     from specsteer._bench import BENCH_PROMPTS, run_engine_bench
     from specsteer._bench_report import render_engine
     from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
@@ -703,9 +713,6 @@ def eval_(
     from specsteer._eval import load_examples, run_eval
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    if cloud is not None and "cloud_only" in chosen:
-        err.print("[dim]cloud_only needs the cloud model in this process; left out with --cloud[/]")
-        chosen.remove("cloud_only")
 
     try:
         lams = [float(x) for item in (lam or ["0.1,0.5"]) for x in item.split(",") if x.strip()]

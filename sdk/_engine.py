@@ -160,8 +160,9 @@ class Decoder:
     Args:
         device: the small model on the device.
         cloud: the cloud verifier (``InProcessVerifier`` for the embedded default).
-        cloud_backend: the cloud model itself, needed only for ``method='cloud_only'``; taken from
-            an ``InProcessVerifier`` when not given.
+        cloud_backend: the cloud model itself, when it is in this process (taken from an
+            ``InProcessVerifier`` when not given): it picks the wire mode and reads
+            ``cloud_only`` answers; ``cloud_only`` itself is one generate request to ``cloud``.
         model: the cloud model name put in requests.
         send: hook that carries each request out when there is no ``egress``; default calls
             ``cloud.verify``.

@@ -477,10 +477,10 @@ def run_eval(
     chosen = _select(examples, limit)
     base = _base_config(config, max_new_tokens=max_new_tokens, seed=seed, greedy=greedy)
     verifier = cloud if isinstance(cloud, CloudVerifier) else InProcessVerifier(cloud)
-    if "cloud_only" in methods and not isinstance(verifier, InProcessVerifier):
+    if "cloud_only" in methods and not verifier.can_generate:
         raise ConfigurationError(
-            "cloud_only runs the cloud model in this process: pass cloud=<model backend> (or an "
-            "InProcessVerifier), or leave cloud_only out of methods"
+            "cloud_only needs a cloud that can generate (the model in this process or a "
+            "`specsteer serve` server); leave cloud_only out of methods for this one"
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

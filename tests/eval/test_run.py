@@ -180,7 +180,7 @@ def test_resume_after_a_crash(tmp_path: Path, tiny_pair: tuple[ModelBackend, Mod
     out = tmp_path / "run"
     first, second = load_examples()[:2]
     # The second example's first verify request kills the run: after the first example's three
-    # pairs and the second's device_only and cloud_only ones, which send no verify request.
+    # pairs and the second's device_only and cloud_only ones (a generate request is no verify).
     with pytest.raises(RuntimeError, match="died"):
         small_run(out, tiny_pair, cloud=FlakyCloud(tiny_pair[1], second.input))
     finished = lines(out / "results.jsonl")
@@ -324,13 +324,13 @@ def test_summary_without_baselines_says_so() -> None:
     assert "| specsteer@0.5 | 1 |" in text
 
 
-def test_cloud_only_needs_the_cloud_model_here(
+def test_cloud_only_needs_a_cloud_that_can_generate(
     tmp_path: Path, tiny_pair: tuple[ModelBackend, ModelBackend]
 ) -> None:
-    class Remote(CloudVerifier):
+    class VerifyOnly(CloudVerifier):
         def verify(self, request: VerifyRequest) -> VerifyResponse:
             raise AssertionError("nothing may be sent")
 
-    with pytest.raises(ConfigurationError, match="cloud_only runs the cloud model in this"):
-        small_run(tmp_path / "run", tiny_pair, cloud=Remote())
+    with pytest.raises(ConfigurationError, match="cloud_only needs a cloud that can generate"):
+        small_run(tmp_path / "run", tiny_pair, cloud=VerifyOnly())
     assert not (tmp_path / "run").exists()
