@@ -152,7 +152,10 @@ class Rounds:
                     self.decoder._keep_local(run, block.tokens, self.eos, emit, force=True)
                 continue  # or the cloud failed: device-only from here on
             new = self.take(block, response, emit)
-            if guess is not None and guess.draft is not None and new == guess.assumed:
+            # The guess holds only if the whole draft passed (a recovered candidate can spell the
+            # draft and the guess too, in text mode, but K then shrinks) and the bonus matched.
+            whole = bool(run.rounds) and run.rounds[-1].accepted == len(block.tokens)
+            if guess is not None and guess.draft is not None and whole and new == guess.assumed:
                 pending = guess.draft
 
     def exchange(

@@ -11,7 +11,15 @@ import pytest
 from specsteer import Decoder, GenerationConfig, build_prompt
 from specsteer._rounds import DraftSchedule
 from specsteer._wire import IncrementalText
-from specsteer.cloud_adapter import InProcessVerifier
+from specsteer.backends import ModelBackend
+from specsteer.cloud_adapter import (
+    CloudVerifier,
+    InProcessVerifier,
+    Text,
+    TopK,
+    VerifyRequest,
+    VerifyResponse,
+)
 from specsteer.testing import tiny_backend
 
 PROMPT = build_prompt("what is my plan for friday ?", context="dinner in rome with my sister")
@@ -121,3 +129,41 @@ def test_incremental_text_equals_decoding_the_whole_sequence(family: str) -> Non
             ids = ids[: rng.randrange(len(ids))]  # a rejection: the sequence shrinks
         ids = ids + [rng.randrange(backend.vocab_size) for _ in range(rng.randrange(1, 6))]
         assert text_of(ids) == backend.decode(ids)
+
+
+class _SpellsTheGuess(CloudVerifier):
+    """A text-mode cloud that rejects every draft at its first unit and offers, as its top
+    candidate, the draft's text followed by the device's own next token: the recovered tokens
+    then equal the draft plus the device's bonus guess, though the round did not pass whole."""
+
+    def __init__(self, device: ModelBackend) -> None:
+        self.device = device
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        assert isinstance(request.prefix, Text) and isinstance(request.draft, Text)
+        dev = self.device
+        text = request.prefix.text + request.draft.text
+        ids = dev.encode_chat([m.model_dump() for m in request.prompt]) + dev.encode(text)
+        logits, _ = dev.forward(ids, None)
+        guess = dev.decode([int(logits[-1].argmax())])
+        strings = [request.draft.text + " " + guess.strip(), " tell", " plan"]
+        return VerifyResponse(
+            request_id=request.request_id,
+            n_accepted=0,
+            top_k=TopK(strings=strings, logprobs=[-0.1, -3.0, -4.0]),
+        )
+
+
+def test_a_recovery_that_spells_the_guess_does_not_reuse_the_speculative_draft() -> None:
+    device = _twins()[0]
+    prompt = build_prompt("what is my plan for friday ?", "")
+    cfg = GenerationConfig(max_new_tokens=24, draft_tokens=3, lam=0.5)
+    runs = [
+        Decoder(device, _SpellsTheGuess(device), wire="text").generate(
+            prompt, cfg.model_copy(update={"pipeline": pipe})
+        )
+        for pipe in (False, True)
+    ]
+    assert runs[1].token_ids == runs[0].token_ids
+    assert [r.drafted for r in runs[1].stats.rounds] == [r.drafted for r in runs[0].stats.rounds]
+    assert any(r.drafted > 1 for r in runs[0].stats.rounds[:1])
