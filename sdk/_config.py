@@ -50,6 +50,15 @@ class GenerationConfig(BaseSettings):
     max_draft_tokens: int = Field(
         default=12, ge=1, le=MAX_K, description="Upper bound of an adaptive K."
     )
+    draft_confidence: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "End a draft early after a token the device drew with less than this probability "
+            "(the rest would likely be rejected); 0 drafts K tokens every round."
+        ),
+    )
     pipeline: bool = Field(
         default=True,
         description=(

@@ -218,7 +218,7 @@ class Rounds:
         tok = self.draw(lp, len(d.out) + len(d.tokens))
         d.rows.append(lp)
         d.tokens.append(tok)
-        if tok in self.eos:
+        if tok in self.eos or float(lp[tok].exp()) < self.cfg.draft_confidence:
             d.limit = len(d.tokens)
         elif (
             len(d.tokens) == d.limit

@@ -60,6 +60,18 @@ class ModelBackend(ABC):
             the token after ``ids[i]``.
         """
 
+    def forward_tail(
+        self, ids: Sequence[int], cache: Any | None, rows: int
+    ) -> tuple[torch.Tensor, Any]:
+        """:meth:`forward`, when only the logits of the last ``rows`` positions are needed.
+
+        Returns:
+            ``([rows, vocab] float32 logits, new cache)``. Backends that can skip the output
+            layer for the other positions (a prompt's, say) override this.
+        """
+        logits, cache = self.forward(ids, cache)
+        return logits[-rows:], cache
+
     @abstractmethod
     def crop(self, cache: Any, length: int) -> Any | None:
         """Return ``cache`` holding only its first ``length`` positions (``None`` to re-encode)."""
@@ -138,13 +150,14 @@ class KVStream:
                     keep = 0
             if cache is None:
                 keep = 0
-            out, cache = self.backend.forward(full[keep:], cache)
+            # Only row 0 and the block's rows are asked for: the output layer skips the rest.
+            rows = len(block) + 1
+            out, cache = self.backend.forward_tail(full[keep:], cache, rows)
             self._cache = cache
             self._tokens = full
             self.tokens_computed += len(full) - keep
-        start = len(context) - 1 - keep
-        assert out.shape[0] == len(full) - keep
-        return out[start:]
+        assert out.shape[0] == rows
+        return out
 
     def reset(self) -> None:
         """Drop the cache."""

@@ -192,6 +192,11 @@ class TransformersBackend(ModelBackend):
         return self._fingerprint
 
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
+        return self.forward_tail(ids, cache, len(ids))
+
+    def forward_tail(
+        self, ids: Sequence[int], cache: Any | None, rows: int
+    ) -> tuple[torch.Tensor, Any]:
         from transformers import DynamicCache
 
         if not ids:
@@ -199,10 +204,11 @@ class TransformersBackend(ModelBackend):
         if cache is None:
             cache = DynamicCache(config=self.model.config)
         input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self._device)
+        keep = {"logits_to_keep": rows} if rows < len(ids) else {}
         with torch.inference_mode():
-            out = self.model(input_ids=input_ids, use_cache=True, **{self._cache_kw: cache})
+            out = self.model(input_ids=input_ids, use_cache=True, **{self._cache_kw: cache}, **keep)
         new_cache = getattr(out, "cache", None) or out.past_key_values
-        return out.logits[0].float().cpu(), new_cache
+        return out.logits[0, -rows:].float().cpu(), new_cache
 
     def crop(self, cache: Any, length: int) -> Any | None:
         current = int(cache.get_seq_length())

@@ -167,3 +167,18 @@ def test_a_recovery_that_spells_the_guess_does_not_reuse_the_speculative_draft()
     assert runs[1].token_ids == runs[0].token_ids
     assert [r.drafted for r in runs[1].stats.rounds] == [r.drafted for r in runs[0].stats.rounds]
     assert any(r.drafted > 1 for r in runs[0].stats.rounds[:1])
+
+
+def test_forward_tail_gives_the_last_rows_of_a_full_forward() -> None:
+    """The output layer may skip a prompt's positions: the rows asked for are unchanged."""
+    import torch
+
+    backend = tiny_backend(0)
+    ids = backend.encode_chat([{"role": "user", "content": "what is my plan for friday ?"}])
+    full, _ = backend.forward(ids, None)
+    tail, cache = backend.forward_tail(ids, None, 3)
+    assert tail.shape == (3, full.shape[1])
+    torch.testing.assert_close(tail, full[-3:], rtol=1e-4, atol=1e-4)
+    more, _ = backend.forward_tail([5, 6], cache, 1)
+    whole, _ = backend.forward([*ids, 5, 6], None)
+    torch.testing.assert_close(more[0], whole[-1], rtol=1e-4, atol=1e-4)
