@@ -10,6 +10,7 @@ the decoder's exchange thread while the device drafts on the caller's.
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -74,13 +75,22 @@ class BenchPlan:
     max_new_tokens: int = 64
     lengths: tuple[int, ...] = (64, 512)
     length_pair: str = TEXT_PAIR
+    #: Pairs also run side by side, at the first round-trip time only.
+    other_pairs: tuple[str, ...] = (TEXT_PAIR,)
     threads: int = 1
     subsystems: bool = True
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchPlan:
         """A short run (tests, a first look)."""
-        plan = cls(lams=(0.1,), prompts=2, max_new_tokens=24, lengths=(16, 48), subsystems=False)
+        plan = cls(
+            lams=(0.1,),
+            prompts=2,
+            max_new_tokens=24,
+            lengths=(16, 48),
+            other_pairs=(),
+            subsystems=False,
+        )
         return replace(plan, **changes)
 
 
@@ -290,7 +300,7 @@ def _run_plan(
     from specsteer import _bench_report as report
     from specsteer._demo import default_models
 
-    load = models or (lambda name: default_models(progress=False, pair=name))
+    load = functools.cache(models or (lambda name: default_models(progress=False, pair=name)))
     started = time.perf_counter()
 
     def note(msg: str) -> None:
@@ -298,12 +308,11 @@ def _run_plan(
 
     context = "\n".join(f"- {line}" for line in DEMO_HISTORY)
     base = DEFAULT_CONFIG.model_copy(update={"draft_tokens": plan.draft_tokens})
-    device, cloud = load(plan.pair)
-    engines = [
-        run_engine_bench(
-            device,
-            cloud,
-            pair=plan.pair,
+
+    def side_by_side(pair: str, rtt: float) -> EngineBench:
+        return run_engine_bench(
+            *load(pair),
+            pair=pair,
             prompts=BENCH_PROMPTS[: plan.prompts],
             context=context,
             max_new_tokens=plan.max_new_tokens,
@@ -312,13 +321,16 @@ def _run_plan(
             config=base,
             progress=note,
         )
-        for rtt in plan.rtts_ms
-    ]
-    if plan.length_pair != plan.pair:
-        device, cloud = load(plan.length_pair)
+
+    engines = [side_by_side(plan.pair, rtt) for rtt in plan.rtts_ms]
+    engines += [side_by_side(pair, plan.rtts_ms[0]) for pair in plan.other_pairs]
     note(f"{plan.length_pair}: cost per token at {plan.lengths}")
     lengths = run_length_bench(
-        device, cloud, pair=plan.length_pair, lengths=plan.lengths, context=context, config=base
+        *load(plan.length_pair),
+        pair=plan.length_pair,
+        lengths=plan.lengths,
+        context=context,
+        config=base,
     )
     sections = report.engine_sections(engines, lengths, output)
     if plan.subsystems:

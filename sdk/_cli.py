@@ -295,6 +295,7 @@ def _bench_plan(
     changes = {key: tuple(sorted(set(v))) for key, v in changes.items() if v}
     if pair is not None or tiny:
         changes["pair"] = changes["length_pair"] = "tiny" if tiny else pair
+        changes["other_pairs"] = ()
     if tiny:
         changes["subsystems"] = False
     if k is not None:

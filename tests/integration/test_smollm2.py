@@ -88,15 +88,22 @@ def test_text_mode_equals_id_mode_on_smollm2_against_itself(
 
 def test_text_units_hold_whole_characters(smollm2: TransformersBackend) -> None:
     """An emoji is several byte-level tokens: the draft carries it as one unit, never half."""
+    from specsteer._wire import IncrementalText, TextWire
     from specsteer.cloud_adapter import Text
 
-    decoder = Decoder(smollm2, InProcessVerifier(smollm2), wire="text")
+    wire = TextWire(smollm2)
     ids = smollm2.encode(" Happy birthday 🎂🎉 Lena")
-    draft = decoder._text_draft([], ids, smollm2.eos_token_ids)
+    draft = wire.cut([], ids, smollm2.eos_token_ids)
     assert isinstance(draft.span, Text)
     assert draft.span.text == " Happy birthday 🎂🎉 Lena"
+    assert draft.counts is not None
     assert sum(draft.counts) == len(ids) and len(draft.counts) < len(ids)
     cuts = [draft.span.text[:o] for o in draft.span.offsets]
     assert all("\ufffd" not in c for c in cuts)
-    half = decoder._text_draft([], ids[:5], smollm2.eos_token_ids)
+    half = wire.cut([], ids[:5], smollm2.eos_token_ids)
+    assert half.counts is not None
     assert "\ufffd" not in half.span.text and sum(half.counts) == len(half.tokens) <= 5
+    # Decoding by the new tokens only gives the whole decode, partial characters included.
+    text_of = IncrementalText(smollm2.decode)
+    for n in range(1, len(ids) + 1):
+        assert text_of(ids[:n]) == smollm2.decode(ids[:n])
