@@ -75,7 +75,7 @@ class BenchPlan:
     max_new_tokens: int = 64
     lengths: tuple[int, ...] = (64, 512)
     length_pair: str = TEXT_PAIR
-    #: Pairs also run side by side, at the first round-trip time only.
+    #: Pairs also run side by side, at the targets' round-trip time (or the first) only.
     other_pairs: tuple[str, ...] = (TEXT_PAIR,)
     threads: int = 1
     subsystems: bool = True
@@ -323,7 +323,8 @@ def _run_plan(
         )
 
     engines = [side_by_side(plan.pair, rtt) for rtt in plan.rtts_ms]
-    engines += [side_by_side(pair, plan.rtts_ms[0]) for pair in plan.other_pairs]
+    at = report.TARGET_RTT_MS if report.TARGET_RTT_MS in plan.rtts_ms else plan.rtts_ms[0]
+    engines += [side_by_side(pair, at) for pair in plan.other_pairs]
     note(f"{plan.length_pair}: cost per token at {plan.lengths}")
     lengths = run_length_bench(
         *load(plan.length_pair),
