@@ -200,6 +200,8 @@ class Rounds:
 
     def recover(self, block: Block, n: int, response: VerifyResponse) -> list[int]:
         cands = self.wire.candidates(response)
+        if self.cfg.ignore_eos:
+            cands = cands.without(self.eos)
         index = self.strategy.choose(self, block, n, cands, self.recover_gen)
         return cands.tokens[index]
 

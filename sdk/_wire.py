@@ -100,6 +100,19 @@ class Candidates:
     logprobs: torch.Tensor  # [k] float64: the cloud's log-probability of each
     tokens: list[list[int]]  # the device tokens each candidate stands for
 
+    def without(self, ids: frozenset[int]) -> Candidates:
+        """The candidates that do not start with one of ``ids`` (the end tokens of a run that
+        ignores them: taking one would add nothing, and the round would repeat itself).
+
+        Raises:
+            ProtocolError: every candidate starts with one of ``ids``.
+        """
+        keep = [i for i, t in enumerate(self.tokens) if t[0] not in ids]
+        if not keep:
+            raise ProtocolError("every candidate the cloud offered ends the answer")
+        index = torch.tensor(keep, dtype=torch.long)
+        return Candidates(self.first[index], self.logprobs[index], [self.tokens[i] for i in keep])
+
 
 class WireFormat(ABC):
     """What differs between the wire modes."""

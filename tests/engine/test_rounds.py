@@ -182,3 +182,31 @@ def test_forward_tail_gives_the_last_rows_of_a_full_forward() -> None:
     more, _ = backend.forward_tail([5, 6], cache, 1)
     whole, _ = backend.forward([*ids, 5, 6], None)
     torch.testing.assert_close(more[0], whole[-1], rtol=1e-4, atol=1e-4)
+
+
+class _WantsToEnd(CloudVerifier):
+    """A cloud whose favourite next token is always the end of the answer."""
+
+    def __init__(self, device: ModelBackend) -> None:
+        self.end = device.end_token_id
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        return VerifyResponse(
+            request_id=request.request_id,
+            n_accepted=0,
+            top_k=TopK(ids=[self.end, 7], logprobs=[-0.01, -5.0]),
+        )
+
+
+def test_a_run_that_ignores_the_end_never_recovers_an_end_token() -> None:
+    """Taking the end token would add nothing to the answer and the round would repeat forever:
+    a run that ignores the end picks among the other candidates."""
+    device = _twins()[0]
+    cfg = GenerationConfig(max_new_tokens=12, ignore_eos=True, draft_tokens=2)
+    res = Decoder(device, _WantsToEnd(device)).generate(PROMPT, cfg)
+    assert res.stats.new_tokens == 12 and res.finish_reason == "length"
+    assert res.token_ids.count(7) == len(res.stats.rounds) == 12
+    ended = Decoder(device, _WantsToEnd(device)).generate(
+        PROMPT, cfg.model_copy(update={"ignore_eos": False})
+    )
+    assert ended.finish_reason == "eos"
