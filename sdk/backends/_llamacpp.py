@@ -35,7 +35,8 @@ from specsteer._errors import (
 )
 from specsteer._hf import quiet_progress_bars
 from specsteer._home import specsteer_home
-from specsteer.backends._base import Messages, ModelBackend
+from specsteer.backends._base import ModelBackend
+from specsteer.backends._hftext import HFTokenizerText
 from specsteer.backends._transformers import _END_OF_TURN
 
 __all__ = ["LlamaCppBackend", "load_qwen_coder_0_5b_llamacpp", "load_qwen_coder_1_5b_llamacpp"]
@@ -109,7 +110,7 @@ class _ContextPool:
             ctx.close()
 
 
-class LlamaCppBackend(ModelBackend):
+class LlamaCppBackend(HFTokenizerText, ModelBackend):
     """A GGUF model run by llama.cpp on the CPU, with a Hugging Face tokenizer for text.
 
     The tokenizer is the one the transformers backend builds for the same file, so token ids,
@@ -243,19 +244,6 @@ class LlamaCppBackend(ModelBackend):
 
     # -- ModelBackend ----------------------------------------------------------------------------
 
-    @property
-    def vocab_size(self) -> int:
-        return self._vocab
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos
-
-    @property
-    def end_token_id(self) -> int:
-        eos = self.tokenizer.eos_token_id
-        return int(eos) if eos in self._eos else min(self._eos)
-
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
         import numpy as np
 
@@ -298,41 +286,6 @@ class LlamaCppBackend(ModelBackend):
             return None  # a cache that cannot drop a tail (recurrent models): re-encode
         seq.n_past = length
         return seq
-
-    # The text half is the transformers backend's, over the same tokenizer: identical ids.
-
-    def tokenizer_fingerprint(self) -> str | None:
-        if self._fingerprint is None:
-            vocab = sorted(self.tokenizer.get_vocab().items())
-            digest = hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:32]
-            self._fingerprint = digest.translate(
-                str.maketrans("0123456789abcdef", "abcdefghijklmnop")
-            )
-        return self._fingerprint
-
-    def encode_chat(self, messages: Messages, *, add_generation_prompt: bool = True) -> list[int]:
-        msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                msgs, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-        else:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs)
-            if add_generation_prompt:
-                text += "assistant:"
-        return self.encode(str(text))
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
-        if not getattr(self.tokenizer, "is_fast", False):
-            return None
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
-
-    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
 
     def close(self) -> None:
         """Free the contexts and the weights (streams still holding a cache must not be used)."""

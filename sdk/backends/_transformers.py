@@ -17,7 +17,8 @@ import torch
 from specsteer._errors import InvalidInputError, ModelLoadError
 from specsteer._hf import quiet_progress_bars
 from specsteer._home import specsteer_home
-from specsteer.backends._base import Messages, ModelBackend
+from specsteer.backends._base import ModelBackend
+from specsteer.backends._hftext import HFTokenizerText
 
 __all__ = ["TransformersBackend"]
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 _END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "</s>", "<eos>")
 
 
-class TransformersBackend(ModelBackend):
+class TransformersBackend(HFTokenizerText, ModelBackend):
     """A ``transformers`` causal LM with its tokenizer, run on the CPU (or ``device``).
 
     Args:
@@ -165,32 +166,6 @@ class TransformersBackend(ModelBackend):
 
     # -- ModelBackend ----------------------------------------------------------------------------
 
-    @property
-    def vocab_size(self) -> int:
-        return self._vocab
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos
-
-    @property
-    def end_token_id(self) -> int:
-        eos = self.tokenizer.eos_token_id
-        return int(eos) if eos in self._eos else min(self._eos)
-
-    def tokenizer_fingerprint(self) -> str | None:
-        import hashlib
-        import json
-
-        if self._fingerprint is None:
-            vocab = sorted(self.tokenizer.get_vocab().items())
-            digest = hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:32]
-            # Letters only (hex digit -> a..p): no run of digits for a PII detector to misread.
-            self._fingerprint = digest.translate(
-                str.maketrans("0123456789abcdef", "abcdefghijklmnop")
-            )
-        return self._fingerprint
-
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
         return self.forward_tail(ids, cache, len(ids))
 
@@ -220,30 +195,6 @@ class TransformersBackend(ModelBackend):
             # Sliding-window layers past their window cannot roll back: re-encode instead.
             return None
         return cache
-
-    def encode_chat(self, messages: Messages, *, add_generation_prompt: bool = True) -> list[int]:
-        msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                msgs, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-        else:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs)
-            if add_generation_prompt:
-                text += "assistant:"
-        return self.encode(str(text))
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
-        if not getattr(self.tokenizer, "is_fast", False):
-            return None
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
-
-    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
 
     def close(self) -> None:
         self.model = None
