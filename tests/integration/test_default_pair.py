@@ -4,13 +4,24 @@ Qwen2.5-Coder-1.5B as the cloud model."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from specsteer import default_assistant
+from specsteer import (
+    DEFAULT_CONFIG,
+    Assistant,
+    default_assistant,
+    load_qwen_coder_0_5b,
+    load_qwen_coder_1_5b,
+)
 from specsteer._cli import app
+from specsteer.backends import KVStream, ModelBackend
+from specsteer.cloud_adapter import InProcessVerifier
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +89,60 @@ def test_eval_on_five_examples_of_the_shipped_set(home_with_models: Path, tmp_pa
 
     assert recall("specsteer@0.1") > recall("cloud_only")
     assert "paired" in (out / "summary.md").read_text().lower()
+
+
+#: A placeholder the guard writes into what the cloud sees: ``[PRIVATE_TOKEN_1]``, ``[PERSON_2]``.
+PLACEHOLDER = re.compile(r"\[[A-Z]+(?:_[A-Z]+)*_\d+\]")
+
+PRIVATE_NOTES = (
+    "My locker code at the gym is QX7-4419-ZK and my IBAN is NL91ABNA0417164300.",
+    "My sister Lena Okafor lives at 14 Harbour Lane, Lisbon; her birthday is on March 14.",
+)
+
+
+class Recording(KVStream):
+    """A device KV stream that records every sequence it is asked about."""
+
+    def __init__(self, backend: ModelBackend) -> None:
+        super().__init__(backend)
+        self.seen: list[list[int]] = []
+
+    def logits(self, context: Sequence[int], block: Sequence[int] = ()) -> torch.Tensor:
+        self.seen.append([*context, *block])
+        return super().logits(context, block)
+
+
+@pytest.fixture(scope="module")
+def qwen_pair(real_model_cache: Path) -> tuple[ModelBackend, ModelBackend]:
+    return load_qwen_coder_0_5b(real_model_cache), load_qwen_coder_1_5b(real_model_cache)
+
+
+@pytest.mark.parametrize(
+    "method", ["specsteer", "speculative", "token_fusion", "device_only", "cloud_only"]
+)
+def test_no_placeholder_reaches_an_answer_or_a_drafter(
+    qwen_pair: tuple[ModelBackend, ModelBackend], method: str
+) -> None:
+    """With the guard on and private identifiers in the context, whatever the method: the answer
+    holds no placeholder, and none is ever fed to the model that drafts."""
+    device, cloud = qwen_pair
+    assistant = Assistant(device, InProcessVerifier(cloud), config=DEFAULT_CONFIG)
+    # The drafter: the private stream, or for standard speculative decoding the public one.
+    # (SpecSteer's context-free scores are read on the cloud's view, placeholders included, as
+    # the cloud reads P_L: that stream drafts nothing.)
+    drafter = Recording(device)
+    if method == "speculative":
+        assistant.decoder._public = drafter
+    else:
+        assistant.decoder._private = drafter
+    result = assistant.generate(
+        "Write a note to myself with my locker code and my sister's address.",
+        context="\n".join(f"- {note}" for note in PRIVATE_NOTES),
+        max_new_tokens=40,
+        method=method,
+    )
+    assert result.text and not PLACEHOLDER.search(result.text)
+    assert drafter.seen or method == "cloud_only"
+    for ids in drafter.seen:
+        assert not PLACEHOLDER.search(device.decode(ids, skip_special_tokens=False))
+    assert result.privacy is not None

@@ -76,10 +76,19 @@ def test_scan_is_linear_in_payload_size() -> None:
             for i in range(2000)
         ]
     )
-    payload = "lorem ipsum dolor sit amet " * 4000  # 20k words
-    start = time.perf_counter()
-    assert index.find(payload) == []
-    assert time.perf_counter() - start < 2.0
+
+    def best_of_three(words: int) -> float:
+        payload = "lorem ipsum dolor sit amet " * (words // 5)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            assert index.find(payload) == []
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    # Four times the words: about four times the time (sixteen if it were quadratic). A ratio
+    # of two timings taken side by side, each the best of three, holds on a loaded machine.
+    assert best_of_three(20_000) < 8 * best_of_three(5_000)
 
 
 WORDS = st.lists(
