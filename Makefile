@@ -55,7 +55,7 @@ demo-web: $(STAMP)
 	$(BIN)/specsteer web
 
 bench: $(STAMP)
-	$(BIN)/specsteer bench --rtt 0 --rtt 20 --rtt 80 --output docs/benchmarks.md
+	$(BIN)/specsteer bench --output docs/benchmarks.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdk memory privacy cloud_adapter tests examples

@@ -173,7 +173,8 @@ def _plots(engines: Sequence[EngineBench], lengths: LengthBench, folder: Path) -
         for i, bench in enumerate(engines):
             vals = [_tps(bench.rows.get(label)) for label in labels]
             xs = [j + i * width for j in range(len(labels))]
-            ax.bar(xs, vals, width, label=f"RTT {bench.rtt_ms:g} ms")  # type: ignore[attr-defined]
+            label = f"{bench.pair}, RTT {bench.rtt_ms:g} ms"
+            ax.bar(xs, vals, width, label=label)  # type: ignore[attr-defined]
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=20)  # type: ignore[attr-defined]
         ax.set_ylabel("tokens/s")  # type: ignore[attr-defined]
         ax.legend()  # type: ignore[attr-defined]
