@@ -105,7 +105,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
         def update(self, data: st.DataObject, user: str, text: str) -> None:
             if not self.model[user]:
                 return
-            mid = data.draw(st.sampled_from(sorted(self.model[user])))
+            mid = data.draw(st.sampled_from(list(self.model[user])))
             self.store.update(user, mid, text=text)
             self.model[user][mid] = text
 
@@ -113,7 +113,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
         def delete(self, data: st.DataObject, user: str) -> None:
             if not self.model[user]:
                 return
-            mid = data.draw(st.sampled_from(sorted(self.model[user])))
+            mid = data.draw(st.sampled_from(list(self.model[user])))
             assert self.store.delete(user, mid) is True
             del self.model[user][mid]
             self.gone_ids.add(mid)
@@ -136,7 +136,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
         def cross_user_get(self, data: st.DataObject, user: str, other: str) -> None:
             if user == other or not self.model[other]:
                 return
-            mid = data.draw(st.sampled_from(sorted(self.model[other])))
+            mid = data.draw(st.sampled_from(list(self.model[other])))
             with pytest.raises(MemoryNotFoundError):
                 self.store.get(user, mid)
 
