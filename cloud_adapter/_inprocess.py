@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._base import CloudVerifier
@@ -14,6 +19,9 @@ from specsteer.cloud_adapter.protocol import (
 )
 
 __all__ = ["InProcessVerifier"]
+
+_Req = TypeVar("_Req", bound=BaseModel)
+_Resp = TypeVar("_Resp", bound=BaseModel)
 
 
 class InProcessVerifier(CloudVerifier):
@@ -42,15 +50,30 @@ class InProcessVerifier(CloudVerifier):
         return self.transmit(request, self.encode(request))
 
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
-        try:
-            response = self.core.verify(VerifyRequest.model_validate_json(wire))
-        except ValueError as e:
-            raise ProtocolError(f"the verifier rejected the request: {e}") from e
-        return VerifyResponse.model_validate_json(response.model_dump_json().encode())
+        return _round_trip(
+            wire,
+            VerifyRequest,
+            self.core.verify,
+            VerifyResponse,
+            "the verifier rejected the request",
+        )
 
     def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
-        try:
-            response = self.core.generate(GenerateRequest.model_validate_json(wire))
-        except ValueError as e:
-            raise ProtocolError(f"the cloud model could not generate: {e}") from e
-        return GenerateResponse.model_validate_json(response.model_dump_json().encode())
+        return _round_trip(
+            wire,
+            GenerateRequest,
+            self.core.generate,
+            GenerateResponse,
+            "the cloud model could not generate",
+        )
+
+
+def _round_trip(
+    wire: bytes, parse: type[_Req], serve: Callable[[_Req], _Resp], answer: type[_Resp], fail: str
+) -> _Resp:
+    """Parse ``wire`` as the cloud would, serve it, and send the answer back as JSON bytes."""
+    try:
+        response = serve(parse.model_validate_json(wire))
+    except ValueError as e:
+        raise ProtocolError(f"{fail}: {e}") from e
+    return answer.model_validate_json(response.model_dump_json().encode())

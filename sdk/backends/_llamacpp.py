@@ -14,7 +14,6 @@ weights are loaded once and shared by all contexts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,8 +33,8 @@ from specsteer._errors import (
     RuntimeFailure,
 )
 from specsteer._hf import quiet_progress_bars
-from specsteer._home import specsteer_home
 from specsteer.backends._base import ModelBackend
+from specsteer.backends._gguf import check_gguf, derived_dir
 from specsteer.backends._hftext import HFTokenizerText
 from specsteer.backends._transformers import _END_OF_TURN
 
@@ -133,6 +132,10 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
         ModelLoadError: llama.cpp could not load it, or its vocabulary is wider than the logits.
     """
 
+    @property
+    def runtime(self) -> str:
+        return "llama.cpp"
+
     def __init__(
         self,
         model_path: str | os.PathLike[str],
@@ -146,7 +149,7 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
         llama_cpp, internals = _import_llama_cpp()
         self._llama_cpp = llama_cpp
         self._internals = internals
-        path = _check_gguf(model_path)
+        path = check_gguf(model_path)
         self.model_path = path
         self.tokenizer = tokenizer
         self.name = name or path.stem
@@ -202,7 +205,7 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
             n_ctx: see the class.
             n_threads: see the class.
         """
-        gguf = _check_gguf(path)
+        gguf = check_gguf(path)
         if tokenizer is None:
             tokenizer = _gguf_tokenizer(gguf, cache_dir)
         return cls(gguf, tokenizer, name=name, n_ctx=n_ctx, n_threads=n_threads)
@@ -334,24 +337,11 @@ def load_qwen_coder_1_5b_llamacpp(
     )
 
 
-def _check_gguf(path: str | os.PathLike[str]) -> Path:
-    gguf = Path(path).expanduser()
-    if not gguf.is_file():
-        raise InvalidInputError(f"GGUF file not found: {gguf}")
-    with gguf.open("rb") as fh:
-        if fh.read(4) != b"GGUF":
-            raise InvalidInputError(f"{gguf} is not a GGUF file (bad magic bytes)")
-    return gguf
-
-
 def _gguf_tokenizer(gguf: Path, cache_dir: str | os.PathLike[str] | None) -> Any:
     """The HF tokenizer transformers builds from ``gguf``, cached as a tokenizer folder."""
     from transformers import AutoTokenizer
 
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    root = Path(cache_dir) if cache_dir else specsteer_home() / "models"
-    target = root / f"{gguf.stem}-{key.hexdigest()[:12]}-tokenizer"
+    target = derived_dir(gguf, cache_dir, "-tokenizer")
     try:
         with quiet_progress_bars():
             if (target / ".complete").is_file():

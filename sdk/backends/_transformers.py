@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -16,8 +15,8 @@ import torch
 
 from specsteer._errors import InvalidInputError, ModelLoadError
 from specsteer._hf import quiet_progress_bars
-from specsteer._home import specsteer_home
 from specsteer.backends._base import ModelBackend
+from specsteer.backends._gguf import check_gguf, derived_dir
 from specsteer.backends._hftext import HFTokenizerText
 
 __all__ = ["TransformersBackend"]
@@ -56,6 +55,12 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
         vocab = tokenizer.get_vocab()
         eos.update(vocab[t] for t in _END_OF_TURN if t in vocab)
         self._eos = frozenset(i for i in eos if 0 <= i < self._vocab)
+
+    @property
+    def runtime(self) -> str:
+        if self.model is None:
+            return "transformers"
+        return f"transformers ({str(self.model.dtype).removeprefix('torch.')})"
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -119,17 +124,9 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
             InvalidInputError: the file does not exist or is not a GGUF file.
             ModelLoadError: conversion failed.
         """
-        gguf = Path(path).expanduser()
-        if not gguf.is_file():
-            raise InvalidInputError(f"GGUF file not found: {gguf}")
-        with gguf.open("rb") as fh:
-            if fh.read(4) != b"GGUF":
-                raise InvalidInputError(f"{gguf} is not a GGUF file (bad magic bytes)")
-        stat = gguf.stat()
-        key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-        root = Path(cache_dir) if cache_dir else specsteer_home() / "models"
+        gguf = check_gguf(path)
         suffix = "" if dtype == torch.float32 else "-" + str(dtype).removeprefix("torch.")
-        target = root / f"{gguf.stem}-{key.hexdigest()[:12]}{suffix}"
+        target = derived_dir(gguf, cache_dir, suffix)
         if not (target / ".complete").is_file():
             cls._convert_gguf(gguf, target, dtype)
         backend = cls.from_pretrained(target, dtype=dtype)
