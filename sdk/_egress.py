@@ -39,6 +39,9 @@ __all__ = ["PrivateEgress"]
 
 Q = TypeVar("Q", bound=BaseModel)
 A = TypeVar("A", bound=BaseModel)
+#: Told the size in bytes of each payload, ``(sent, 0)`` as it leaves, and of its answer,
+#: ``(0, received)`` when that arrives.
+Meter = Callable[[int, int], None]
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +131,18 @@ class PrivateEgress:
             out.append(ChatMessage(role=m.role, content=screened.safe_text))
         return tuple(out)
 
-    def screen_draft(self, public_prefix: str, draft: str) -> str | None:
+    def screen_draft(self, public_prefix: str, draft: str, *, force: bool = False) -> str | None:
         """Screen ``public_prefix + draft`` before the draft is offered to the cloud.
 
         Returns:
             ``None`` when the draft may be sent as it is; otherwise the public text that replaces
             ``public_prefix + draft`` (placeholders where the private spans were), and the round
-            must stay on the device.
+            must stay on the device. With ``force`` the public text is returned in every case
+            (the round stays on the device for another reason).
         """
         screened = self.guard.screen_text(public_prefix + draft)
+        if force:
+            return screened.safe_text
         if screened.clean:
             return None
         if not any(
@@ -145,20 +151,25 @@ class PrivateEgress:
             return None
         return screened.safe_text
 
-    def send(self, request: VerifyRequest, cloud: CloudVerifier) -> VerifyResponse:
+    def send(
+        self, request: VerifyRequest, cloud: CloudVerifier, *, meter: Meter | None = None
+    ) -> VerifyResponse:
         """Carry ``request`` out through the guard and return the cloud's answer.
 
         The guard scans and audits ``cloud.encode(request)`` -- the adapter's own wire bytes --
-        and ``cloud.transmit`` sends exactly those bytes.
+        and ``cloud.transmit`` sends exactly those bytes. ``meter``, when given, is told how many
+        bytes went out and how many the answer holds (see :data:`Meter`).
 
         Raises:
             PrivacyViolation: the payload still carried private text; nothing was sent.
             ProtocolError: the adapter cannot carry this request; nothing was sent.
             CloudError: the verifier failed.
         """
-        return self._through(request, cloud.destination, cloud.encode, cloud.transmit)
+        return self._through(request, cloud.destination, cloud.encode, cloud.transmit, meter)
 
-    def generate(self, request: GenerateRequest, cloud: CloudVerifier) -> GenerateResponse:
+    def generate(
+        self, request: GenerateRequest, cloud: CloudVerifier, *, meter: Meter | None = None
+    ) -> GenerateResponse:
         """Carry a generate request out through the guard, as :meth:`send` does a verify one.
 
         Build ``request.prompt`` from :meth:`public_prompt`. The guard scans and audits
@@ -170,7 +181,7 @@ class PrivateEgress:
             CloudError: the cloud failed.
         """
         return self._through(
-            request, cloud.destination, cloud.encode_generate, cloud.transmit_generate
+            request, cloud.destination, cloud.encode_generate, cloud.transmit_generate, meter
         )
 
     def _through(
@@ -179,13 +190,19 @@ class PrivateEgress:
         destination: str,
         encode: Callable[[Q], bytes],
         transmit: Callable[[Q, bytes], A],
+        meter: Meter | None,
     ) -> A:
         """The guard scans and audits ``encode(request)``; ``transmit`` sends those bytes."""
         answers: list[A] = []
 
         def send(wire: bytes) -> bytes:
+            if meter is not None:
+                meter(len(wire), 0)
             answers.append(transmit(request, wire))
-            return answers[-1].model_dump_json().encode()
+            body = answers[-1].model_dump_json().encode()
+            if meter is not None:
+                meter(0, len(body))
+            return body
 
         self.guard.send(request, destination, send, encode=encode)
         return answers[-1]

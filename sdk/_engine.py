@@ -153,6 +153,12 @@ class _Run:
     #: Decodes the cloud's view of the answer by its new tokens only.
     public_text: IncrementalText = field(default_factory=lambda: IncrementalText(lambda _: ""))
 
+    def meter(self, sent: int, received: int) -> None:
+        """Count a payload that leaves the device (its wire bytes), or its answer."""
+        self.cloud_calls += sent > 0
+        self.bytes_sent += sent
+        self.bytes_received += received
+
 
 class Decoder:
     """Runs one generation with a device model and a cloud verifier.
@@ -300,11 +306,9 @@ class Decoder:
         # Earlier text was screened with earlier drafts: only its tail can join the new text.
         cut = max(0, len(prefix_text) - SCREEN_WINDOW)
         head, tail = prefix_text[:cut], prefix_text[cut:]
-        public = self.egress.screen_draft(tail, draft_text)
+        public = self.egress.screen_draft(tail, draft_text, force=force)
         if public is None:
-            if not force:
-                return False
-            public = self.egress.guard.screen_text(tail + draft_text).safe_text
+            return False
         before = len(run.out)
         self._append(run, list(draft), eos, emit)
         run.pub_out = self.device.encode(head + public)
@@ -320,20 +324,11 @@ class Decoder:
         """Send one request; on a cloud failure switch the run to device-only and say why."""
         assert self.cloud is not None
         t = time.perf_counter()
-        run.cloud_calls += 1
-        run.bytes_sent += len(request.model_dump_json().encode())
         try:
-            if self.egress is not None:
-                response = self.egress.send(request, self.cloud)
-            elif self.send is not None:
-                response = self.send(request, self.cloud)
-            else:
-                response = self.cloud.verify(request)
+            response = self._carry(request, run)
             check_response(request, response, self.device.vocab_size)
         except PrivacyViolation as e:
             run.cloud_s += time.perf_counter() - t
-            run.cloud_calls -= 1
-            run.bytes_sent -= len(request.model_dump_json().encode())
             logger.info("the egress guard kept a round on the device: %s", type(e).__name__)
             return None
         except CloudError as e:
@@ -342,7 +337,20 @@ class Decoder:
             logger.warning("cloud verification failed; continuing on the device only: %s", e)
             return None
         run.cloud_s += time.perf_counter() - t
-        run.bytes_received += len(response.model_dump_json().encode())
+        return response
+
+    def _carry(self, request: VerifyRequest, run: _Run) -> VerifyResponse:
+        """Send ``request`` (through the egress when there is one), counting the wire bytes."""
+        assert self.cloud is not None
+        if self.egress is not None:
+            return self.egress.send(request, self.cloud, meter=run.meter)
+        # Unscreened: the adapter's own ``verify`` (which a subclass may override) sends it.
+        run.meter(len(self.cloud.encode(request)), 0)
+        if self.send is not None:
+            response = self.send(request, self.cloud)
+        else:
+            response = self.cloud.verify(request)
+        run.meter(0, len(response.model_dump_json().encode()))
         return response
 
     def _append(
@@ -399,13 +407,13 @@ class Decoder:
             tokenizer=reader.tokenizer_fingerprint(),
         )
         t = time.perf_counter()
-        run.cloud_calls = 1
-        run.bytes_sent = len(request.model_dump_json().encode())
         try:
             if self.egress is not None:
-                response = self.egress.generate(request, cloud)
+                response = self.egress.generate(request, cloud, meter=run.meter)
             else:
+                run.meter(len(cloud.encode_generate(request)), 0)
                 response = cloud.generate(request)
+                run.meter(0, len(response.model_dump_json().encode()))
             check_generate_response(request, response, reader.vocab_size)
         except (CloudError, PrivacyViolation) as e:
             run.cloud_s += time.perf_counter() - t
@@ -413,7 +421,6 @@ class Decoder:
             logger.warning("the cloud could not answer; nothing was generated: %s", e)
             return
         run.cloud_s += time.perf_counter() - t
-        run.bytes_received = len(response.model_dump_json().encode())
         eos = reader.eos_token_ids
         ids = response.token_ids
         if ids is None:  # another vocabulary: the reader's tokens of the text

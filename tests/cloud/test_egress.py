@@ -177,3 +177,21 @@ def test_the_mock_transport_sees_what_the_audit_log_holds(slm, tmp_path) -> None
     )
     assert result.stats.fallback is not None
     assert [log.read_payload(r) for r in log.records()] == bodies and len(bodies) == 1
+
+
+class PrettyInProcess(RecordingInProcess):
+    """An adapter whose wire bytes are not the protocol's compact JSON (indented)."""
+
+    def encode(self, request: VerifyRequest) -> bytes:
+        return request.model_dump_json(indent=2).encode()
+
+
+@pytest.mark.parametrize("screened", [True, False])
+def test_bytes_sent_counts_the_adapters_own_wire_bytes(slm, llm, screened: bool) -> None:
+    cloud = PrettyInProcess(llm)
+    egress = PrivateEgress() if screened else None
+    decoder = Decoder(slm, cloud, egress=egress)
+    res = decoder.generate(build_prompt(QUERY, CONTEXT), CONFIG)
+    assert cloud.sent and all(b"\n  " in wire for wire in cloud.sent)
+    assert res.stats.cloud_calls == len(cloud.sent)
+    assert res.stats.bytes_sent == sum(map(len, cloud.sent))
