@@ -537,9 +537,19 @@ def create_app(
     name = model_name or core.llm.name
     metrics = _Metrics()
     runner = _ModelRunner(lim.request_timeout_s)
-    completions = _Completions(core.llm, lim, name, pool_size)
     app = FastAPI(title="specsteer cloud server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.metrics = metrics
+    _add_error_handlers(app)
+    _add_model_routes(app, core, lim, runner, metrics)
+    _add_completions(app, _Completions(core.llm, lim, name, pool_size), runner)
+    _add_service_routes(app, name, metrics)
+    # Outermost user middleware: runs before routing and body parsing.
+    app.add_middleware(_Guard, token=token, max_body=lim.max_body_bytes, metrics=metrics)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every failure answers with the server's JSON error shape, naming what to change."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -564,43 +574,51 @@ def create_app(
         logger.error("request failed inside the server: %s", type(exc).__name__, exc_info=exc)
         return _error(500, "the server failed on this request; see the server log")
 
-    def parse(model: type[BaseModel], body: bytes) -> Any:
-        if not body:
-            raise ApiError(400, "the request body is empty; send a JSON object")
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as e:
-            raise ApiError(400, f"invalid request: {summarize_validation(e)}") from e
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    """A request body as ``model``, or a 400 that says what is wrong with it."""
+    if not body:
+        raise ApiError(400, "the request body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        raise ApiError(400, f"invalid request: {summarize_validation(e)}") from e
+
+
+def _verified(core: VerifierCore, req: VerifyRequest, lim: ServerLimits, metrics: _Metrics) -> str:
+    """The verify answer as JSON, or a 400 naming what makes the request unservable."""
+    _check_verify_size(core.llm, req, lim.max_tokens)
+    try:
+        response = core.verify(req)
+    except (ProtocolError, ValueError) as e:
+        # ValueError covers pydantic rejecting an answer the request made impossible
+        # (e.g. a temperature so small that every log-probability overflows).
+        raise ApiError(400, f"cannot verify this request: {_short(e)}") from e
+    try:
+        check_response(req, response)
+    except ProtocolError as e:
+        raise ApiError(
+            400,
+            f"this request makes the model's scores degenerate ({e}); check its temperature",
+        ) from e
+    metrics.observe_verify(req.n_draft, response.n_accepted)
+    return response.model_dump_json()
+
+
+def _add_model_routes(
+    app: FastAPI, core: VerifierCore, lim: ServerLimits, runner: _ModelRunner, metrics: _Metrics
+) -> None:
+    """``/v1/verify`` and ``/v1/generate``: the protocol's two requests."""
 
     @app.post("/v1/verify")
     async def verify(request: Request) -> Response:
-        req: VerifyRequest = parse(VerifyRequest, await request.body())
-
-        def work() -> str:
-            _check_verify_size(core.llm, req, lim.max_tokens)
-            try:
-                response = core.verify(req)
-            except (ProtocolError, ValueError) as e:
-                # ValueError covers pydantic rejecting an answer the request made impossible
-                # (e.g. a temperature so small that every log-probability overflows).
-                raise ApiError(400, f"cannot verify this request: {_short(e)}") from e
-            try:
-                check_response(req, response)
-            except ProtocolError as e:
-                raise ApiError(
-                    400,
-                    f"this request makes the model's scores degenerate ({e}); "
-                    "check its temperature",
-                ) from e
-            metrics.observe_verify(req.n_draft, response.n_accepted)
-            return response.model_dump_json()
-
-        body = await runner.run(work)
+        req: VerifyRequest = _parse(VerifyRequest, await request.body())
+        body = await runner.run(lambda: _verified(core, req, lim, metrics))
         return Response(body, media_type="application/json")
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> Response:
-        req: GenerateRequest = parse(GenerateRequest, await request.body())
+        req: GenerateRequest = _parse(GenerateRequest, await request.body())
 
         def work() -> str:
             _check_generate_size(core.llm, req, lim)
@@ -609,9 +627,13 @@ def create_app(
         body = await runner.run(work, lim.generate_timeout_s)
         return Response(body, media_type="application/json")
 
+
+def _add_completions(app: FastAPI, completions: _Completions, runner: _ModelRunner) -> None:
+    """The vLLM-style ``/v1/completions`` subset."""
+
     @app.post("/v1/completions")
     async def complete(request: Request) -> JSONResponse:
-        req: CompletionRequest = parse(CompletionRequest, await request.body())
+        req: CompletionRequest = _parse(CompletionRequest, await request.body())
 
         def work() -> dict[str, Any]:
             if not (isinstance(req.prompt, list) and req.prompt and isinstance(req.prompt[0], str)):
@@ -620,6 +642,10 @@ def create_app(
             return _batch([completions.run(r, completions.check(r)) for r in parts])
 
         return JSONResponse(await runner.run(work))
+
+
+def _add_service_routes(app: FastAPI, name: str, metrics: _Metrics) -> None:
+    """``/healthz`` and ``/metrics``."""
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -630,10 +656,6 @@ def create_app(
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    # Outermost user middleware: runs before routing and body parsing.
-    app.add_middleware(_Guard, token=token, max_body=lim.max_body_bytes, metrics=metrics)
-    return app
 
 
 def _batch(answers: list[dict[str, Any]]) -> dict[str, Any]:

@@ -171,54 +171,70 @@ def run_memory_bench(
                     keyring=Keyring(where / "keys"),
                     batch_size=batch_size,
                 )
-                per_user = [
-                    size // n_users + (1 if u < size % n_users else 0) for u in range(n_users)
-                ]
-                t0 = time.perf_counter()
-                start = 0
-                for u, count in enumerate(per_user):
-                    store.add_many(f"user{u}", _texts(count, rng, start), progress=False)
-                    start += count
-                ingest = size / (time.perf_counter() - t0)
-                latencies = []
-                for q in range(queries + 5):
-                    user = f"user{int(rng.integers(0, n_users))}"
-                    query = " ".join(_WORDS[int(j)] for j in rng.integers(0, len(_WORDS), size=6))
-                    t1 = time.perf_counter()
-                    hits = store.search(user, query, k=5)
-                    if q >= 5:  # the first searches warm each index's cache
-                        latencies.append((time.perf_counter() - t1) * 1000)
-                    assert hits
-                store.close()
-                row = MemoryBenchRow(
-                    layout="1 user" if n_users == 1 else f"{n_users} users",
-                    memories=size,
-                    ingest_per_s=ingest,
-                    search_p50_ms=float(np.percentile(latencies, 50)),
-                    search_p99_ms=float(np.percentile(latencies, 99)),
-                    queries=len(latencies),
-                )
-                rows.append(row)
+                rows.append(_measure(store, size, n_users, queries, rng))
                 if log is not None:
-                    log(
-                        f"{row.memories:>7} memories, {row.layout:>9}: ingest {row.ingest_per_s:,.0f}/s, "
-                        f"search p50 {row.search_p50_ms:.2f} ms, p99 {row.search_p99_ms:.2f} ms"
-                    )
+                    log(_progress_line(rows[-1]))
                 shutil.rmtree(where, ignore_errors=True)
-        sample = _texts(real_sample, rng, 0)
-        embedders = [_embedder_speed(HashEmbedder(dim), sample)]
-        if real_embedder is True:
-            from specsteer.memory._sentence import SentenceTransformerEmbedder
-
-            embedders.append(_embedder_speed(SentenceTransformerEmbedder(), sample))
-        elif isinstance(real_embedder, Embedder):
-            embedders.append(_embedder_speed(real_embedder, sample))
+        embedders = _embedder_speeds(real_embedder, _texts(real_sample, rng, 0), dim)
     finally:
         if root is None:
             shutil.rmtree(base, ignore_errors=True)
     return MemoryBenchResult(
         rows=tuple(rows), embedders=tuple(embedders), dim=dim, batch_size=batch_size
     )
+
+
+def _measure(
+    store: MemoryStore, size: int, n_users: int, queries: int, rng: np.random.Generator
+) -> MemoryBenchRow:
+    """Ingest ``size`` memories spread over ``n_users`` users, then time ``queries`` searches;
+    closes ``store``."""
+    per_user = [size // n_users + (1 if u < size % n_users else 0) for u in range(n_users)]
+    t0 = time.perf_counter()
+    start = 0
+    for u, count in enumerate(per_user):
+        store.add_many(f"user{u}", _texts(count, rng, start), progress=False)
+        start += count
+    ingest = size / (time.perf_counter() - t0)
+    latencies = []
+    for q in range(queries + 5):
+        user = f"user{int(rng.integers(0, n_users))}"
+        query = " ".join(_WORDS[int(j)] for j in rng.integers(0, len(_WORDS), size=6))
+        t1 = time.perf_counter()
+        hits = store.search(user, query, k=5)
+        if q >= 5:  # the first searches warm each index's cache
+            latencies.append((time.perf_counter() - t1) * 1000)
+        assert hits
+    store.close()
+    return MemoryBenchRow(
+        layout="1 user" if n_users == 1 else f"{n_users} users",
+        memories=size,
+        ingest_per_s=ingest,
+        search_p50_ms=float(np.percentile(latencies, 50)),
+        search_p99_ms=float(np.percentile(latencies, 99)),
+        queries=len(latencies),
+    )
+
+
+def _progress_line(row: MemoryBenchRow) -> str:
+    return (
+        f"{row.memories:>7} memories, {row.layout:>9}: ingest {row.ingest_per_s:,.0f}/s, "
+        f"search p50 {row.search_p50_ms:.2f} ms, p99 {row.search_p99_ms:.2f} ms"
+    )
+
+
+def _embedder_speeds(
+    real_embedder: Embedder | bool | None, sample: list[str], dim: int
+) -> list[EmbedderThroughput]:
+    """The stand-in embedder's throughput, and the real one's when asked for."""
+    speeds = [_embedder_speed(HashEmbedder(dim), sample)]
+    if real_embedder is True:
+        from specsteer.memory._sentence import SentenceTransformerEmbedder
+
+        speeds.append(_embedder_speed(SentenceTransformerEmbedder(), sample))
+    elif isinstance(real_embedder, Embedder):
+        speeds.append(_embedder_speed(real_embedder, sample))
+    return speeds
 
 
 def render_markdown(result: MemoryBenchResult) -> str:
