@@ -248,8 +248,13 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
     # -- ModelBackend ----------------------------------------------------------------------------
 
     def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
-        import numpy as np
+        return self.forward_tail(ids, cache, len(ids))
 
+    def forward_tail(
+        self, ids: Sequence[int], cache: Any | None, rows: int
+    ) -> tuple[torch.Tensor, Any]:
+        # Only the last ``rows`` positions get an output row: a prompt's other positions skip
+        # the output layer and the copy of their logits.
         if not ids:
             raise ValueError("forward needs at least one token")
         bad = [i for i in ids if not 0 <= int(i) < self._vocab]
@@ -261,25 +266,41 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
                 f"{seq.n_past + len(ids)} positions exceed the context of {self.n_ctx} that "
                 f"{self.name} was loaded with; load it with a larger n_ctx"
             )
-        ctx, batch = seq.ctx, self._batch()
         threads = self._threads()
-        self._llama_cpp.llama_set_n_threads(ctx.ctx, threads, threads)
-        out = torch.empty((len(ids), self._vocab), dtype=torch.float32)
+        self._llama_cpp.llama_set_n_threads(seq.ctx.ctx, threads, threads)
+        rows = max(1, min(rows, len(ids)))
+        out = torch.empty((rows, self._vocab), dtype=torch.float32)
         start = seq.n_past
         try:
             for lo in range(0, len(ids), self.n_batch):
                 chunk = [int(i) for i in ids[lo : lo + self.n_batch]]
-                batch.set_batch(batch=chunk, n_past=seq.n_past, logits_all=True)
-                ctx.decode(batch)
-                rows = np.ctypeslib.as_array(ctx.get_logits(), shape=(len(chunk), self._vocab))
-                out[lo : lo + len(chunk)] = torch.from_numpy(rows)
-                seq.n_past += len(chunk)
+                self._decode(seq, chunk, lo, len(ids) - rows, out)
         except RuntimeError as e:
             # Leave the cache as it was before the call, so the stream stays usable.
-            ctx.kv_cache_seq_rm(0, start, -1)
+            seq.ctx.kv_cache_seq_rm(0, start, -1)
             seq.n_past = start
             raise RuntimeFailure(f"llama.cpp failed to evaluate {len(ids)} tokens: {e}") from e
         return out, seq
+
+    def _decode(
+        self, seq: _Sequence, chunk: list[int], lo: int, first_out: int, out: torch.Tensor
+    ) -> None:
+        """Evaluate ``chunk`` (positions ``lo``.. of the call) and copy the rows of positions
+        ``>= first_out`` into ``out``."""
+        import numpy as np
+
+        batch = self._batch()
+        batch.set_batch(batch=chunk, n_past=seq.n_past, logits_all=False)
+        flags = [lo + i >= first_out for i in range(len(chunk))]
+        for i, flag in enumerate(flags):
+            batch.batch.logits[i] = flag
+        seq.ctx.decode(batch)
+        n_out = sum(flags)
+        if n_out:
+            logits = np.ctypeslib.as_array(seq.ctx.get_logits(), shape=(n_out, self._vocab))
+            at = max(0, lo - first_out)
+            out[at : at + n_out] = torch.from_numpy(logits)
+        seq.n_past += len(chunk)
 
     def crop(self, cache: Any, length: int) -> Any | None:
         seq: _Sequence = cache

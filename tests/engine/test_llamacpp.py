@@ -167,6 +167,22 @@ def test_long_block_is_split_into_batches(gguf_file, tf) -> None:
         small.close()
 
 
+@pytest.mark.parametrize("rows", [1, 3, 6])
+def test_tail_rows_equal_the_full_pass_across_batches(gguf_file, tf, rows: int) -> None:
+    # Batches of 4: some carry no output row at all, one carries part of the tail.
+    small = LlamaCppBackend(gguf_file, tf.tokenizer, n_ctx=256, n_batch=4)
+    try:
+        ids = _ids(tf)
+        full, _ = tf.forward(ids, None)
+        tail, cache = small.forward_tail(ids, None, rows)
+        assert tail.shape == (rows, full.shape[1])
+        _close(tail, full[-rows:])
+        nxt, _ = small.forward([ids[0]], cache)  # the cache holds every position
+        _close(nxt, tf.forward([*ids, ids[0]], None)[0][-1:])
+    finally:
+        small.close()
+
+
 def test_crop_rolls_the_cache_back(lc) -> None:
     context, wrong, right = _ids(lc), _ids(lc, "dinner in rome")[:5], _ids(lc, "pasta")[:4]
     _, cache = lc.forward(context + wrong, None)
