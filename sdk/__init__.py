@@ -19,7 +19,13 @@ from specsteer._errors import (
     UsageError,
 )
 from specsteer._eval import EvalExample, load_examples, load_records, run_eval, summarize
-from specsteer._models import load_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
+from specsteer._models import (
+    device_runtime,
+    load_device_qwen_coder_0_5b,
+    load_qwen_coder_0_5b,
+    load_qwen_coder_1_5b,
+    load_smollm2,
+)
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 
@@ -56,6 +62,8 @@ __all__ = [
     "build_prompt",
     "default_assistant",
     "default_models",
+    "device_runtime",
+    "load_device_qwen_coder_0_5b",
     "load_examples",
     "load_qwen_coder_0_5b",
     "load_qwen_coder_1_5b",

@@ -107,6 +107,8 @@ class MethodRow:
     accepted: int = 0
     cloud_calls: int = 0
     bytes_total: int = 0
+    device_s: float = 0.0  # computing on the device (drafting beside the cloud included)
+    cloud_s: float = 0.0  # waiting on the cloud: verify passes and round trips
 
     @property
     def label(self) -> str:
@@ -121,6 +123,8 @@ class MethodRow:
         self.accepted += s.accepted_tokens
         self.cloud_calls += s.cloud_calls
         self.bytes_total += s.bytes_sent + s.bytes_received
+        self.device_s += s.device_seconds
+        self.cloud_s += s.cloud_seconds
 
     @property
     def tokens_per_second(self) -> float:
@@ -140,6 +144,8 @@ class EngineBench:
     prompts: int
     config: dict[str, Any]
     rows: dict[str, MethodRow] = field(default_factory=dict)
+    #: What computes each side, e.g. ``device on llama.cpp, cloud on transformers (bfloat16)``.
+    runtimes: str = ""
 
     def row(self, method: str, lam: float | None = None) -> MethodRow | None:
         """The row of ``method`` (at ``lam``, or its first ``lam``)."""
@@ -163,6 +169,8 @@ class LengthBench:
     pair: str
     ms_per_token: dict[str, dict[int, float]] = field(default_factory=dict)
     tokens: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: Per cloud-verified method and length: (rounds, drafted, accepted, wall seconds).
+    rounds: dict[str, dict[int, tuple[int, int, int, float]]] = field(default_factory=dict)
 
 
 def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
@@ -172,6 +180,11 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
     from specsteer.cloud_adapter import SimulatedNetwork
 
     return SimulatedNetwork(inner, rtt_ms=rtt_ms, seed=0)
+
+
+def _runtimes(device: ModelBackend, cloud: ModelBackend | CloudVerifier) -> str:
+    where = f"{cloud.destination} verifier" if isinstance(cloud, CloudVerifier) else cloud.runtime
+    return f"device on {device.runtime}, cloud on {where}"
 
 
 def _rows(methods: Sequence[Method], lams: Sequence[float] | None) -> list[MethodRow]:
@@ -217,6 +230,7 @@ def run_engine_bench(
         prompts=len(prompts),
         config={"K": base.draft_tokens, "lam": base.lam, "beta": base.beta, "top_k": base.top_k},
         rows={r.label: r for r in _rows(methods, lams)},
+        runtimes=_runtimes(device, cloud),
     )
     warm = build_prompt(prompts[0], context)
     decoder.generate(warm, base.model_copy(update={"max_new_tokens": 4}))
@@ -258,6 +272,11 @@ def run_length_bench(
                 1000 * res.stats.wall_seconds / max(1, res.stats.new_tokens)
             )
             out.tokens.setdefault(method, {})[n] = res.stats.new_tokens
+            st = res.stats
+            if st.rounds:
+                out.rounds.setdefault(method, {})[n] = (
+                    len(st.rounds), st.drafted_tokens, st.accepted_tokens, st.wall_seconds
+                )
     return out
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig
 from specsteer._errors import ConfigurationError
-from specsteer._models import load_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
+from specsteer._models import load_device_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
 from specsteer.backends._base import ModelBackend
 
 __all__ = [
@@ -72,7 +72,7 @@ PAIRS: dict[str, tuple[str, Callable[[], ModelBackend], str, Callable[[], ModelB
     # One tokenizer: token-id mode, the paper's own setting (a larger, slower drafter).
     "qwen0.5b-qwen1.5b": (
         "Qwen2.5-Coder-0.5B-Instruct",
-        load_qwen_coder_0_5b,
+        load_device_qwen_coder_0_5b,
         "Qwen2.5-Coder-1.5B-Instruct",
         load_qwen_coder_1_5b,
     ),

@@ -26,6 +26,11 @@ class ModelBackend(ABC):
     name: str = "model"
 
     @property
+    def runtime(self) -> str:
+        """What computes this model, for reports (e.g. ``'llama.cpp'``)."""
+        return type(self).__name__
+
+    @property
     @abstractmethod
     def vocab_size(self) -> int:
         """Width of the logits (may exceed the tokenizer's length, never less)."""
