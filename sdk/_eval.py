@@ -554,6 +554,7 @@ def _settings(
     return {
         **_FORMAT,
         "device": device.name,
+        "device_runtime": device.runtime,
         "cloud": backend.name if isinstance(backend, ModelBackend) else cloud.destination,
         "config": config.model_dump(exclude={"method", "lam"}),
         "privacy": privacy,

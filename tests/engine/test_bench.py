@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from specsteer._bench import BenchPlan, run_all, run_engine_bench, run_length_bench
-from specsteer._bench_report import render_engine, render_lengths, targets
+from specsteer._bench_report import render_engine, render_lengths, render_targets, targets
 from specsteer.testing import tiny_backend
 
 
@@ -34,6 +34,9 @@ def test_engine_bench_runs_every_method_on_the_same_prompts() -> None:
     row = bench.rows["specsteer λ=0.1"]
     ratio = row.tokens_per_second / bench.rows["cloud_only"].tokens_per_second
     assert f"{ratio:.2f}x" in md
+    assert bench.runtimes == "device on transformers (float32), cloud on transformers (float32)"
+    assert bench.runtimes in md
+    assert row.device_s > 0 and row.cloud_s > 0
 
 
 def test_length_bench_reaches_each_length() -> None:
@@ -41,7 +44,14 @@ def test_length_bench_reaches_each_length() -> None:
     for method in ("device_only", "specsteer"):
         assert bench.tokens[method] == {16: 16, 48: 48}
         assert all(v > 0 for v in bench.ms_per_token[method].values())
-    assert "ms/token @ 48" in render_lengths(bench)
+    md = render_lengths(bench)
+    assert "ms/token @ 48" in md
+    # The rounds behind the cost: SpecSteer's every round at each length, none for device_only.
+    assert "device_only" not in bench.rounds
+    for n in (16, 48):
+        rounds, drafted, accepted, wall = bench.rounds["specsteer"][n]
+        assert 0 < rounds <= n and 0 <= accepted <= drafted and wall > 0
+        assert f"| specsteer | {n} | {rounds} |" in md
 
 
 def test_targets_read_the_table_they_judge() -> None:
@@ -58,6 +68,9 @@ def test_targets_read_the_table_they_judge() -> None:
     vs_cloud = found["SpecSteer λ=0.1 vs cloud_only"]
     assert vs_cloud.value == spec.tokens_per_second / bench.rows["cloud_only"].tokens_per_second
     assert len(found) == 6
+    bounds = render_targets(list(found.values()), bench)
+    share = f"waited on the cloud {spec.cloud_s / spec.wall:.0%}"
+    assert share in bounds and "device_only runs at" in bounds
 
 
 def test_quick_run_writes_the_document_and_its_plots(tmp_path: Path) -> None:

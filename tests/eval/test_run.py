@@ -107,6 +107,7 @@ def test_state_stays_under_the_output_folder(slice_run: Any) -> None:
     assert (out / "state" / "audit" / "audit.jsonl").stat().st_size > 0
     settings = json.loads((out / "run.json").read_text())
     assert settings["config"]["max_new_tokens"] == TOKENS and settings["config"]["greedy"]
+    assert settings["device_runtime"] == "transformers (float32)"
     with hashed_memory(out / "state") as store:
         # One memory user per (user, profile); each history went in once, whole.
         for example in examples:
