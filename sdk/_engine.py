@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
+from pydantic import BaseModel
 
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
@@ -158,6 +159,18 @@ class _Run:
         self.cloud_calls += sent > 0
         self.bytes_sent += sent
         self.bytes_received += received
+
+
+_Q = TypeVar("_Q", bound=BaseModel)
+_A = TypeVar("_A", bound=BaseModel)
+
+
+def _metered(run: _Run, request: _Q, encode: Callable[[_Q], bytes], call: Callable[[_Q], _A]) -> _A:
+    """``call(request)``, counting the adapter's wire bytes out and the answer's bytes back."""
+    run.meter(len(encode(request)), 0)
+    response = call(request)
+    run.meter(0, len(response.model_dump_json().encode()))
+    return response
 
 
 class Decoder:
@@ -345,13 +358,9 @@ class Decoder:
         if self.egress is not None:
             return self.egress.send(request, self.cloud, meter=run.meter)
         # Unscreened: the adapter's own ``verify`` (which a subclass may override) sends it.
-        run.meter(len(self.cloud.encode(request)), 0)
-        if self.send is not None:
-            response = self.send(request, self.cloud)
-        else:
-            response = self.cloud.verify(request)
-        run.meter(0, len(response.model_dump_json().encode()))
-        return response
+        cloud, send = self.cloud, self.send
+        call = cloud.verify if send is None else (lambda r: send(r, cloud))
+        return _metered(run, request, cloud.encode, call)
 
     def _append(
         self, run: _Run, new: list[int], eos: frozenset[int], emit: Callable[[list[int]], None]
@@ -411,9 +420,7 @@ class Decoder:
             if self.egress is not None:
                 response = self.egress.generate(request, cloud, meter=run.meter)
             else:
-                run.meter(len(cloud.encode_generate(request)), 0)
-                response = cloud.generate(request)
-                run.meter(0, len(response.model_dump_json().encode()))
+                response = _metered(run, request, cloud.encode_generate, cloud.generate)
             check_generate_response(request, response, reader.vocab_size)
         except (CloudError, PrivacyViolation) as e:
             run.cloud_s += time.perf_counter() - t
