@@ -182,11 +182,6 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
     return SimulatedNetwork(inner, rtt_ms=rtt_ms, seed=0)
 
 
-def _runtimes(device: ModelBackend, cloud: ModelBackend | CloudVerifier) -> str:
-    where = f"{cloud.destination} verifier" if isinstance(cloud, CloudVerifier) else cloud.runtime
-    return f"device on {device.runtime}, cloud on {where}"
-
-
 def _rows(methods: Sequence[Method], lams: Sequence[float] | None) -> list[MethodRow]:
     rows: list[MethodRow] = []
     for method in methods:
@@ -230,7 +225,7 @@ def run_engine_bench(
         prompts=len(prompts),
         config={"K": base.draft_tokens, "lam": base.lam, "beta": base.beta, "top_k": base.top_k},
         rows={r.label: r for r in _rows(methods, lams)},
-        runtimes=_runtimes(device, cloud),
+        runtimes=decoder.runtimes,
     )
     warm = build_prompt(prompts[0], context)
     decoder.generate(warm, base.model_copy(update={"max_new_tokens": 4}))

@@ -156,7 +156,7 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
     console.print(
         f"[dim]models and memory ready in {time.perf_counter() - t0:.1f} s; "
         f"{memory.count(DEMO_USER)} private memories of {DEMO_USER!r}, encrypted on this device; "
-        f"drafts travel as {assistant.decoder.wire}; {_runtimes(assistant)}[/]"
+        f"drafts travel as {assistant.decoder.wire}; {assistant.decoder.runtimes}[/]"
     )
     total_tokens, total_s = 0, 0.0
     for request in DEMO_REQUESTS:
@@ -215,12 +215,6 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
         f"({total_tokens / max(total_s, 1e-9):.1f} tokens/s); "
         f"whole demo {time.perf_counter() - t0:.0f} s[/]"
     )
-
-
-def _runtimes(assistant: Assistant) -> str:
-    decoder = assistant.decoder
-    cloud = decoder.cloud_backend.runtime if decoder.cloud_backend is not None else "the cloud"
-    return f"device model on {decoder.device.runtime}, cloud model on {cloud}"
 
 
 def _span(seqs: list[int]) -> str:

@@ -236,6 +236,16 @@ class Decoder:
 
     # -- public ----------------------------------------------------------------------------------
 
+    @property
+    def runtimes(self) -> str:
+        """What computes each side, for reports: ``device on llama.cpp, cloud on transformers
+        (bfloat16)``; a cloud outside this process is named by its verifier."""
+        if self.cloud_backend is not None:
+            cloud = self.cloud_backend.runtime
+        else:
+            cloud = f"{self.cloud.destination} verifier" if self.cloud is not None else "none"
+        return f"device on {self.device.runtime}, cloud on {cloud}"
+
     def generate(
         self,
         prompt: Prompt,

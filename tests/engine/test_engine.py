@@ -17,6 +17,7 @@ from specsteer import (
 from specsteer.backends import TransformersBackend
 from specsteer.cloud_adapter import (
     CloudVerifier,
+    ForwardingVerifier,
     InProcessVerifier,
     TopK,
     VerifyRequest,
@@ -251,3 +252,11 @@ def test_request_ids_can_never_trigger_a_detector() -> None:
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and i.isalpha() and i.islower() for i in ids)
     assert not [i for i in ids[:2_000] if detect(i)]
+
+
+def test_runtimes_name_what_computes_each_side(slm, llm) -> None:
+    local = Decoder(slm, InProcessVerifier(llm))
+    assert local.runtimes == "device on transformers (float32), cloud on transformers (float32)"
+    # Behind a wrapper the cloud's model is not known here: the verifier is named instead.
+    wrapped = Decoder(slm, ForwardingVerifier(InProcessVerifier(llm)))
+    assert wrapped.runtimes == "device on transformers (float32), cloud on in-process verifier"
