@@ -2,9 +2,15 @@
 
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
-from specsteer._demo import DEFAULT_CONFIG, DEFAULT_PAIR, PAIRS, default_assistant, default_models
+from specsteer._defaults import (
+    DEFAULT_CONFIG,
+    DEFAULT_PAIR,
+    PAIRS,
+    default_assistant,
+    default_models,
+)
 from specsteer._egress import PrivateEgress
-from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Prompt, Wire, build_prompt
+from specsteer._engine import Decoder, Wire
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
@@ -26,6 +32,7 @@ from specsteer._models import (
     load_qwen_coder_1_5b,
     load_smollm2,
 )
+from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 

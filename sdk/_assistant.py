@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
-from specsteer._engine import DEFAULT_SYSTEM_PROMPT, Decoder, Wire, build_prompt
+from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
+from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier

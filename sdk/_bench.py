@@ -23,8 +23,10 @@ import torch
 from rich.console import Console
 
 from specsteer._config import GenerationConfig, Method
-from specsteer._demo import DEFAULT_CONFIG, DEFAULT_PAIR, DEMO_HISTORY
-from specsteer._engine import Decoder, Wire, build_prompt
+from specsteer._defaults import DEFAULT_CONFIG, DEFAULT_PAIR
+from specsteer._demo import DEMO_HISTORY
+from specsteer._engine import Decoder, Wire
+from specsteer._prompt import build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
@@ -270,7 +272,10 @@ def run_length_bench(
             st = res.stats
             if st.rounds:
                 out.rounds.setdefault(method, {})[n] = (
-                    len(st.rounds), st.drafted_tokens, st.accepted_tokens, st.wall_seconds
+                    len(st.rounds),
+                    st.drafted_tokens,
+                    st.accepted_tokens,
+                    st.wall_seconds,
                 )
     return out
 
@@ -312,7 +317,7 @@ def _run_plan(
     models: Callable[[str], tuple[ModelBackend, ModelBackend]] | None,
 ) -> str:
     from specsteer import _bench_report as report
-    from specsteer._demo import default_models
+    from specsteer._defaults import default_models
 
     load = functools.cache(models or (lambda name: default_models(progress=False, pair=name)))
     started = time.perf_counter()

@@ -319,7 +319,8 @@ def _bench_remote(
     """The methods side by side against a real server (no simulated delay)."""
     from specsteer._bench import BENCH_PROMPTS, run_engine_bench
     from specsteer._bench_report import render_engine
-    from specsteer._demo import DEFAULT_CONFIG, DEMO_HISTORY
+    from specsteer._defaults import DEFAULT_CONFIG
+    from specsteer._demo import DEMO_HISTORY
     from specsteer.apps._assistants import describe, device_model, http_verifier
 
     where.check()
@@ -752,7 +753,7 @@ def _eval_models(tiny: bool, pair: str | None, where: Any) -> tuple[Any, Any, An
         memory = _eval_models(True, None, where.__class__())[2] if tiny else None
         return device, http_verifier(where.url, device), memory
     if not tiny:
-        from specsteer._demo import DEFAULT_PAIR, default_models
+        from specsteer._defaults import DEFAULT_PAIR, default_models
 
         device, cloud = default_models(progress=True, pair=pair or DEFAULT_PAIR)
         return device, cloud, None

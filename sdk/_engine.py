@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -30,17 +30,16 @@ from specsteer._egress import PrivateEgress
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
-    InvalidInputError,
     PrivacyViolation,
 )
 from specsteer._methods import strategy_for
+from specsteer._prompt import Prompt
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
 from specsteer._rounds import Rounds
 from specsteer._rounds import request_id as _request_id
 from specsteer._wire import IdsWire, IncrementalText, TextWire
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import (
-    ChatMessage,
     CloudVerifier,
     GenerateParams,
     GenerateRequest,
@@ -51,14 +50,9 @@ from specsteer.cloud_adapter import (
     check_response,
 )
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Decoder", "Prompt", "Wire", "build_prompt"]
+__all__ = ["Decoder", "Wire"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
-
-#: The line that introduces the private context in the device's system message.
-PRIVATE_INTRO = "What you know about the user:"
 
 #: How drafts travel: token ids (shared tokenizer) or text (cross-vocabulary mode).
 Wire = Literal["auto", "ids", "text"]
@@ -69,68 +63,6 @@ SCREEN_WINDOW = 1024
 
 #: Hook that carries a request out of the device and returns the cloud's answer.
 SendHook = Callable[[VerifyRequest, CloudVerifier], VerifyResponse]
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """The two views of one request.
-
-    ``public`` is what the cloud may see (system prompt and chat, no private context);
-    ``private`` is the same conversation with the private context in the system message.
-    """
-
-    public: tuple[ChatMessage, ...]
-    private: tuple[ChatMessage, ...]
-    context: str = ""
-
-    def public_dicts(self) -> list[dict[str, str]]:
-        """The public messages as plain dicts."""
-        return [{"role": m.role, "content": m.content} for m in self.public]
-
-    def private_dicts(self) -> list[dict[str, str]]:
-        """The private messages as plain dicts."""
-        return [{"role": m.role, "content": m.content} for m in self.private]
-
-
-def build_prompt(
-    query: str | Sequence[Mapping[str, str]],
-    context: str = "",
-    *,
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-) -> Prompt:
-    """Build the public and private views of a request.
-
-    Args:
-        query: the user's request, or a whole chat (``[{"role": ..., "content": ...}]``).
-        context: the private context block (from the memory store); only the device sees it.
-        system_prompt: instructions shared by both views.
-
-    Raises:
-        InvalidInputError: empty query or malformed messages.
-    """
-    if isinstance(query, str):
-        if not query.strip():
-            raise InvalidInputError("the query is empty; pass the user's request as text")
-        chat = [ChatMessage(role="user", content=query)]
-    else:
-        try:
-            chat = [ChatMessage(role=m["role"], content=m["content"]) for m in query]  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError) as e:
-            raise InvalidInputError(
-                "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
-                f"'content': {e}"
-            ) from e
-        if not chat or chat[-1].role != "user":
-            raise InvalidInputError("a chat must end with a 'user' message")
-    system = system_prompt
-    if chat[0].role == "system":
-        system, chat = chat[0].content, chat[1:]
-    private_system = system
-    if context.strip():
-        private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}"
-    public = (ChatMessage(role="system", content=system), *chat)
-    private = (ChatMessage(role="system", content=private_system), *chat)
-    return Prompt(public=tuple(public), private=tuple(private), context=context)
 
 
 @dataclass

@@ -537,7 +537,7 @@ def _base_config(
     config: GenerationConfig | None, *, max_new_tokens: int, seed: int, greedy: bool
 ) -> GenerationConfig:
     if config is None:
-        from specsteer._demo import DEFAULT_CONFIG
+        from specsteer._defaults import DEFAULT_CONFIG
 
         config = DEFAULT_CONFIG
     fields = {"max_new_tokens": max_new_tokens, "seed": seed, "greedy": greedy}

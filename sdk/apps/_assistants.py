@@ -84,7 +84,7 @@ class CloudChoice:
 
 def named_models() -> dict[str, Callable[[], ModelBackend]]:
     """The embedded models by name (both sides of every pair in ``PAIRS``), for ``serve``."""
-    from specsteer._demo import PAIRS
+    from specsteer._defaults import PAIRS
 
     named: dict[str, Callable[[], ModelBackend]] = {}
     for device_label, load_device, cloud_label, load_cloud in PAIRS.values():
@@ -118,7 +118,7 @@ def device_model(pair: str | None, tiny: bool, progress: bool = False) -> ModelB
 
 def describe(cloud: CloudChoice, pair: str | None, tiny: bool) -> str:
     """One line for people: which models run where."""
-    from specsteer._demo import DEFAULT_PAIR, PAIRS
+    from specsteer._defaults import DEFAULT_PAIR, PAIRS
 
     device, cloud_label = ("a tiny test model", "a tiny test model")
     if not tiny and (pair or DEFAULT_PAIR) in PAIRS:
@@ -134,7 +134,7 @@ def _models(
         from specsteer.testing import tiny_backend
 
         return tiny_backend(0), tiny_backend(1) if need_cloud else None
-    from specsteer._demo import DEFAULT_PAIR, PAIRS, _load, default_models
+    from specsteer._defaults import DEFAULT_PAIR, PAIRS, default_models, load_with_progress
 
     name = pair or DEFAULT_PAIR
     if name not in PAIRS:
@@ -142,7 +142,7 @@ def _models(
     if need_cloud:
         return default_models(progress=progress, pair=name)
     label, load_device = PAIRS[name][:2]
-    return _load(progress, f"loading the device model ({label})", load_device), None
+    return load_with_progress(progress, f"loading the device model ({label})", load_device), None
 
 
 def build_assistant(
@@ -169,7 +169,7 @@ def build_assistant(
         ConfigurationError: an unknown pair, a malformed URL, another model served.
         CloudError: the server does not answer.
     """
-    from specsteer._demo import DEFAULT_CONFIG
+    from specsteer._defaults import DEFAULT_CONFIG
 
     cloud.check()
     device, cloud_model = _models(pair, tiny, need_cloud=cloud.url is None, progress=progress)

@@ -1,0 +1,79 @@
+"""The two views of a request: what the cloud may see, and what the device sees with the
+private context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from specsteer._errors import InvalidInputError
+from specsteer.cloud_adapter import ChatMessage
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "PRIVATE_INTRO", "Prompt", "build_prompt"]
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
+
+#: The line that introduces the private context in the device's system message.
+PRIVATE_INTRO = "What you know about the user:"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The two views of one request.
+
+    ``public`` is what the cloud may see (system prompt and chat, no private context);
+    ``private`` is the same conversation with the private context in the system message.
+    """
+
+    public: tuple[ChatMessage, ...]
+    private: tuple[ChatMessage, ...]
+    context: str = ""
+
+    def public_dicts(self) -> list[dict[str, str]]:
+        """The public messages as plain dicts."""
+        return [{"role": m.role, "content": m.content} for m in self.public]
+
+    def private_dicts(self) -> list[dict[str, str]]:
+        """The private messages as plain dicts."""
+        return [{"role": m.role, "content": m.content} for m in self.private]
+
+
+def build_prompt(
+    query: str | Sequence[Mapping[str, str]],
+    context: str = "",
+    *,
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+) -> Prompt:
+    """Build the public and private views of a request.
+
+    Args:
+        query: the user's request, or a whole chat (``[{"role": ..., "content": ...}]``).
+        context: the private context block (from the memory store); only the device sees it.
+        system_prompt: instructions shared by both views.
+
+    Raises:
+        InvalidInputError: empty query or malformed messages.
+    """
+    if isinstance(query, str):
+        if not query.strip():
+            raise InvalidInputError("the query is empty; pass the user's request as text")
+        chat = [ChatMessage(role="user", content=query)]
+    else:
+        try:
+            chat = [ChatMessage(role=m["role"], content=m["content"]) for m in query]  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInputError(
+                "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
+                f"'content': {e}"
+            ) from e
+        if not chat or chat[-1].role != "user":
+            raise InvalidInputError("a chat must end with a 'user' message")
+    system = system_prompt
+    if chat[0].role == "system":
+        system, chat = chat[0].content, chat[1:]
+    private_system = system
+    if context.strip():
+        private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}"
+    public = (ChatMessage(role="system", content=system), *chat)
+    private = (ChatMessage(role="system", content=private_system), *chat)
+    return Prompt(public=tuple(public), private=tuple(private), context=context)
