@@ -35,7 +35,7 @@ from specsteer.privacy._exceptions import (
     KeyringError,
     WrongPassphraseError,
 )
-from specsteer.privacy._guard import EgressGuard, Finding, ScreenResult
+from specsteer.privacy._guard import Admitted, EgressGuard, Finding, ScreenResult
 from specsteer.privacy._keyring import Keyring, validate_user_id
 from specsteer.privacy._overlap import OverlapIndex, tokenize
 from specsteer.privacy._policy import DEFAULT_ACTIONS, Action, EgressPolicy
@@ -46,6 +46,7 @@ from specsteer.privacy._seal import open_sealed, open_sealed_any, seal
 __all__ = [
     "DEFAULT_ACTIONS",
     "Action",
+    "Admitted",
     "AuditLog",
     "AuditLogError",
     "AuditRecord",

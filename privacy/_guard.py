@@ -41,7 +41,7 @@ from specsteer.privacy._policy import Action, EgressPolicy
 from specsteer.privacy._pseudonymize import Pseudonymizer
 from specsteer.privacy._report import PrivacyReport, ReportAccumulator
 
-__all__ = ["EgressGuard", "Finding", "ScreenResult"]
+__all__ = ["Admitted", "EgressGuard", "Finding", "ScreenResult"]
 
 _WORDS = re.compile(r"\w+")
 # Request ids and vocabulary digests: hex written in the letters a-p, so no digit for a detector
@@ -63,6 +63,23 @@ class Finding:
     span: Span
     action: Action
     field: str = ""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A payload the guard let out: the exact bytes to send and their audit record.
+
+    Attributes:
+        data: The bytes that were scanned and recorded; send these and no others.
+        seq: The audit record's sequence number.
+        token_ids: Integers in the payload's token-id arrays.
+        words: Words in its text fields.
+    """
+
+    data: bytes
+    seq: int
+    token_ids: int
+    words: int
 
 
 @dataclass(frozen=True)
@@ -257,33 +274,32 @@ class EgressGuard:
 
     # -- the door --------------------------------------------------------------------------------
 
-    def send(
+    def admit(
         self,
         payload: BaseModel,
         destination: str,
-        transmit: Callable[[bytes], bytes],
         *,
         encode: Callable[[Any], bytes] | None = None,
-    ) -> bytes:
-        """Encode, scan, audit, then transmit ``payload``.
+    ) -> Admitted:
+        """Encode, scan and audit ``payload``: the first half of :meth:`send`.
+
+        The caller transmits :attr:`Admitted.data` -- those bytes and no others -- and then
+        reports the answer's size with :meth:`delivered`.
 
         Args:
             payload: An instance of one of ``allowed_types`` (exact type).
             destination: Where it goes (URL or adapter name), recorded in the audit log.
-            transmit: Sends the bytes and returns the response bytes; called only after the
-                audit record is on disk, and not at all if the payload is refused.
             encode: Turns ``payload`` into the exact bytes the transport puts on the network
-                (e.g. a vLLM completions body); default its JSON. Those bytes, and no others,
-                are scanned, recorded and handed to ``transmit``.
+                (e.g. a vLLM completions body); default its JSON.
 
         Returns:
-            The response bytes from ``transmit``.
+            The bytes to send, with the audit record's sequence number.
 
         Raises:
             DisallowedPayloadError: ``payload`` is not an allowed protocol type.
             PrivacyViolation: A blocked or pseudonymized span is still in the payload; nothing
-                was sent. The message names the entity and field, never the text.
-            AuditLogError: The audit record could not be written; nothing was sent.
+                may be sent. The message names the entity and field, never the text.
+            AuditLogError: The audit record could not be written; nothing may be sent.
         """
         if type(payload) not in self._allowed:
             self._report.add(payloads_refused=1)
@@ -305,14 +321,7 @@ class EgressGuard:
             if f.action != "allow" and (f.field != "<joined>" or f.span.entity in straddling)
         ]
         if stopped:
-            self._report.add(payloads_refused=1)
-            self._report.fired(fired)
-            where = sorted({f"{f.span.entity} in {f.field}" for f in stopped})
-            raise PrivacyViolation(
-                f"payload refused, nothing was sent: {', '.join(where)} (policy: "
-                f"{', '.join(sorted({f.action for f in stopped}))}). Screen the text with "
-                "EgressGuard.screen_text and send its safe_text"
-            )
+            self._refuse(stopped, fired)
         record = self.audit_log.append(
             destination=destination,
             payload=data,
@@ -322,14 +331,60 @@ class EgressGuard:
         )
         self._report.fired(fired)
         self._report.sent(destination=destination, fields=fields, seq=record.seq)
-        response = transmit(data)
+        return Admitted(data=data, seq=record.seq, token_ids=ids, words=words)
+
+    def _refuse(self, stopped: list[Finding], fired: Counter[str]) -> None:
+        self._report.add(payloads_refused=1)
+        self._report.fired(fired)
+        where = sorted({f"{f.span.entity} in {f.field}" for f in stopped})
+        raise PrivacyViolation(
+            f"payload refused, nothing was sent: {', '.join(where)} (policy: "
+            f"{', '.join(sorted({f.action for f in stopped}))}). Screen the text with "
+            "EgressGuard.screen_text and send its safe_text"
+        )
+
+    def delivered(self, admitted: Admitted, received: int) -> None:
+        """Count an admitted payload as sent, and its answer of ``received`` bytes."""
         self._report.add(
             payloads=1,
-            bytes_sent=len(data),
-            bytes_received=len(response),
-            token_ids_sent=ids,
-            words_sent=words,
+            bytes_sent=len(admitted.data),
+            bytes_received=received,
+            token_ids_sent=admitted.token_ids,
+            words_sent=admitted.words,
         )
+
+    def send(
+        self,
+        payload: BaseModel,
+        destination: str,
+        transmit: Callable[[bytes], bytes],
+        *,
+        encode: Callable[[Any], bytes] | None = None,
+    ) -> bytes:
+        """Encode, scan, audit, then transmit ``payload``: :meth:`admit`, the send, and
+        :meth:`delivered` in one call.
+
+        Args:
+            payload: An instance of one of ``allowed_types`` (exact type).
+            destination: Where it goes (URL or adapter name), recorded in the audit log.
+            transmit: Sends the bytes and returns the response bytes; called only after the
+                audit record is on disk, and not at all if the payload is refused.
+            encode: Turns ``payload`` into the exact bytes the transport puts on the network
+                (e.g. a vLLM completions body); default its JSON. Those bytes, and no others,
+                are scanned, recorded and handed to ``transmit``.
+
+        Returns:
+            The response bytes from ``transmit``.
+
+        Raises:
+            DisallowedPayloadError: ``payload`` is not an allowed protocol type.
+            PrivacyViolation: A blocked or pseudonymized span is still in the payload; nothing
+                was sent. The message names the entity and field, never the text.
+            AuditLogError: The audit record could not be written; nothing was sent.
+        """
+        admitted = self.admit(payload, destination, encode=encode)
+        response = transmit(admitted.data)
+        self.delivered(admitted, len(response))
         return response
 
     # -- reporting -------------------------------------------------------------------------------
