@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -11,7 +11,8 @@ from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
-from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, build_prompt
+from specsteer._events import RoundEvent
+from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
@@ -147,6 +148,50 @@ class Assistant:
             InvalidInputError: empty query or malformed messages.
             ConfigurationError: an unknown or invalid override.
         """
+        prompt, config = self._prepare(query, context, overrides)
+        return self.decoder.generate(prompt, config, on_tokens=on_tokens)
+
+    def stream(
+        self,
+        query: str | Sequence[Mapping[str, str]],
+        *,
+        context: str | None = None,
+        **overrides: Any,
+    ) -> Iterator[RoundEvent]:
+        """Answer ``query`` as round events, as they happen.
+
+        :class:`~specsteer.Tokens` events carry the answer's tokens as they become final (with
+        where they came from: accepted draft, recovery, local); :class:`~specsteer.Round`,
+        :class:`~specsteer.Exchange`, :class:`~specsteer.DeviceWork` and
+        :class:`~specsteer.Fallback` say how; the last event, :class:`~specsteer.Finished`,
+        holds the whole :class:`GenerationResult`. Iterate it to the end before the next call.
+
+        Args and errors as :meth:`generate` (raised here, before the first event).
+
+        Example:
+            >>> from specsteer import Finished, TextFold, Tokens
+            >>> from specsteer.testing import tiny_backend
+            >>> assistant = Assistant.in_process(tiny_backend(0), tiny_backend(1))
+            >>> text = TextFold(assistant.device.decode, assistant.device.eos_token_ids)
+            >>> pieces = []
+            >>> for event in assistant.stream("what is my plan for friday?", context="rome"):
+            ...     if isinstance(event, Tokens):
+            ...         pieces.append(text.add(event))
+            ...     elif isinstance(event, Finished):
+            ...         result = event.result
+            >>> "".join(pieces).strip() == result.text
+            True
+        """
+        prompt, config = self._prepare(query, context, overrides)
+        return self.decoder.stream(prompt, config)
+
+    def _prepare(
+        self,
+        query: str | Sequence[Mapping[str, str]],
+        context: str | None,
+        overrides: Mapping[str, Any],
+    ) -> tuple[Prompt, GenerationConfig]:
+        """The prompt's two views and the settings of one call; starts the egress's session."""
         config = self._config(overrides)
         if context is None:
             text = query if isinstance(query, str) else _last_user_text(query)
@@ -157,7 +202,7 @@ class Assistant:
             if self.memory is not None and self.user_id is not None:
                 private.extend(self.memory.all_texts(self.user_id))
             self.egress.begin(private)
-        return self.decoder.generate(prompt, config, on_tokens=on_tokens)
+        return prompt, config
 
     def _config(self, overrides: Mapping[str, Any]) -> GenerationConfig:
         if not overrides:

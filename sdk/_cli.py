@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from specsteer._errors import SpecSteerError
+from specsteer._methods import METHOD_NAMES
+
+if TYPE_CHECKING:
+    from specsteer._events import RoundEvent, TextFold
+    from specsteer._result import GenerationResult
 
 __all__ = ["app", "main"]
 
@@ -33,19 +39,16 @@ def _fail(e: Exception | str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-class _Streamer:
-    """Prints text as token ids arrive (decoding the whole answer, printing the new tail)."""
+def _print_stream(events: Iterator[RoundEvent], text: TextFold) -> GenerationResult:
+    """Print the answer's text as its tokens become final; return the result."""
+    from specsteer._events import Finished, Tokens
 
-    def __init__(self, decode: Any) -> None:
-        self.decode = decode
-        self.ids: list[int] = []
-        self.shown = 0
-
-    def __call__(self, new: list[int]) -> None:
-        self.ids.extend(new)
-        text = self.decode(self.ids)
-        console.print(text[self.shown :], end="", markup=False, highlight=False)
-        self.shown = len(text)
+    for event in events:
+        if isinstance(event, Tokens):
+            console.print(text.add(event), end="", markup=False, highlight=False)
+        elif isinstance(event, Finished):
+            return event.result
+    raise AssertionError("an answer's events end with Finished")
 
 
 def _stats_table(title: str, stats: dict[str, Any]) -> Table:
@@ -110,9 +113,7 @@ def generate(
     user: Annotated[
         str | None, typer.Option("--user", "-u", help="Whose memories steer the answer.")
     ] = None,
-    method: Annotated[
-        str, typer.Option(help="specsteer, device_only, cloud_only, token_fusion, speculative.")
-    ] = "specsteer",
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_NAMES)}.")] = "specsteer",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 96,
     lam: Annotated[
         float | None,
@@ -186,12 +187,13 @@ def chat(
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        stream = _Streamer(assistant.device.decode)
         console.print("[bold green]assistant>[/] ", end="")
+        from specsteer._events import TextFold
+
+        text = TextFold(assistant.device.decode, assistant.device.eos_token_ids)
         try:
-            result = assistant.generate(
-                history, context=None, on_tokens=stream, max_new_tokens=max_new_tokens
-            )
+            events = assistant.stream(history, context=None, max_new_tokens=max_new_tokens)
+            result = _print_stream(events, text)
         except SpecSteerError as e:
             console.print()
             err.print(f"[red]error:[/] {e}")
@@ -257,7 +259,7 @@ def bench(
     tiny: TinyOpt = False,
 ) -> None:
     """Benchmark every method side by side in one run (and the other subsystems)."""
-    from specsteer._bench import run_all
+    from specsteer._bench_run import run_all
 
     command = " ".join(["specsteer", *sys.argv[1:]])
     try:

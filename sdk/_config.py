@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from specsteer._methods import METHOD_NAMES, METHODS
 from specsteer.fusion import Processing
 
 __all__ = ["GenerationConfig", "Method"]
@@ -14,7 +15,8 @@ __all__ = ["GenerationConfig", "Method"]
 #: The longest draft a round may carry: the protocol's 64 less room to complete a character.
 MAX_K = 56
 
-Method = Literal["specsteer", "device_only", "cloud_only", "token_fusion", "speculative"]
+#: A decoding method's name: one of :data:`specsteer._methods.METHOD_NAMES`.
+Method = str
 
 
 class GenerationConfig(BaseSettings):
@@ -26,12 +28,9 @@ class GenerationConfig(BaseSettings):
 
     method: Method = Field(
         default="specsteer",
-        description=(
-            "Decoding method: 'specsteer' (draft-verify-recover), 'device_only' (device model with "
-            "private context), 'cloud_only' (cloud model, no context), 'token_fusion' (every token "
-            "fused, one cloud call per token), 'speculative' (standard speculative decoding, "
-            "target = cloud model without context)."
-        ),
+        description="Decoding method: "
+        + "; ".join(f"'{m.name}' ({m.summary})" for m in METHODS.values())
+        + ".",
     )
     max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Output length limit.")
     draft_tokens: int = Field(
@@ -125,6 +124,13 @@ class GenerationConfig(BaseSettings):
             "(the cloud needs only its own model), 'cloud' hosts a copy of the public device model."
         ),
     )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown method {value!r}; choose one of: {', '.join(METHOD_NAMES)}")
+        return value
 
     @property
     def processing(self) -> Processing:

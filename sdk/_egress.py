@@ -3,10 +3,10 @@
 ``PrivateEgress`` is the engine's one way out: the public prompt is screened (pseudonymized
 placeholders, blocked spans), each draft is screened together with the public prefix before it is
 offered to the cloud, and every request -- a draft to verify, or (``cloud_only``) a prompt to
-answer -- goes through :meth:`EgressGuard.send`, which takes the adapter's wire bytes
+answer -- is admitted by :meth:`EgressGuard.admit`, which takes the adapter's wire bytes
 (``CloudVerifier.encode`` / ``encode_generate``: protocol JSON, or a vLLM completions body), scans
-them, writes them to the audit log, and only then hands those same bytes to the adapter
-(``CloudVerifier.transmit`` / ``transmit_generate``).
+them and writes them to the audit log; only then does the engine hand those same bytes to the
+adapter (``CloudVerifier.transmit`` / ``transmit_generate``).
 
 It is also where a user sets the policy: ``Assistant(..., privacy=PrivateEgress(
 policy=EgressPolicy(...), audit_log=AuditLog(path)))``.
@@ -20,28 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
-
-from pydantic import BaseModel
 
 from specsteer._errors import ConfigurationError
-from specsteer.cloud_adapter import (
-    ChatMessage,
-    CloudVerifier,
-    GenerateRequest,
-    GenerateResponse,
-    VerifyRequest,
-    VerifyResponse,
-)
-from specsteer.privacy import AuditLog, EgressGuard, EgressPolicy, PrivacyReport
+from specsteer.cloud_adapter import ChatMessage, CloudVerifier, GenerateRequest, VerifyRequest
+from specsteer.privacy import Admitted, AuditLog, EgressGuard, EgressPolicy, PrivacyReport
 
-__all__ = ["PrivateEgress"]
+__all__ = ["Payload", "PrivateEgress"]
 
-Q = TypeVar("Q", bound=BaseModel)
-A = TypeVar("A", bound=BaseModel)
-#: Told the size in bytes of each payload, ``(sent, 0)`` as it leaves, and of its answer,
-#: ``(0, received)`` when that arrives.
-Meter = Callable[[int, int], None]
+#: What may leave the device.
+Payload = VerifyRequest | GenerateRequest
 
 logger = logging.getLogger(__name__)
 
@@ -151,61 +138,25 @@ class PrivateEgress:
             return None
         return screened.safe_text
 
-    def send(
-        self, request: VerifyRequest, cloud: CloudVerifier, *, meter: Meter | None = None
-    ) -> VerifyResponse:
-        """Carry ``request`` out through the guard and return the cloud's answer.
+    def admit(self, request: Payload, cloud: CloudVerifier) -> Admitted:
+        """Scan and audit the bytes ``cloud`` would send for ``request``; return them.
 
-        The guard scans and audits ``cloud.encode(request)`` -- the adapter's own wire bytes --
-        and ``cloud.transmit`` sends exactly those bytes. ``meter``, when given, is told how many
-        bytes went out and how many the answer holds (see :data:`Meter`).
-
-        Raises:
-            PrivacyViolation: the payload still carried private text; nothing was sent.
-            ProtocolError: the adapter cannot carry this request; nothing was sent.
-            CloudError: the verifier failed.
-        """
-        return self._through(request, cloud.destination, cloud.encode, cloud.transmit, meter)
-
-    def generate(
-        self, request: GenerateRequest, cloud: CloudVerifier, *, meter: Meter | None = None
-    ) -> GenerateResponse:
-        """Carry a generate request out through the guard, as :meth:`send` does a verify one.
-
-        Build ``request.prompt`` from :meth:`public_prompt`. The guard scans and audits
-        ``cloud.encode_generate(request)`` and ``cloud.transmit_generate`` sends those bytes.
+        The guard scans and records ``cloud.encode(request)`` (or ``encode_generate`` for a
+        generate request) -- the adapter's own wire bytes. Send exactly
+        :attr:`~specsteer.privacy.Admitted.data` with ``cloud.transmit`` (``transmit_generate``),
+        then report the answer with :meth:`delivered`.
 
         Raises:
-            PrivacyViolation: the prompt still carried private text; nothing was sent.
-            ConfigurationError: this cloud cannot generate; nothing was sent.
-            CloudError: the cloud failed.
+            PrivacyViolation: the payload still carried private text; nothing may be sent.
+            ProtocolError: the adapter cannot carry this request; nothing was recorded.
+            ConfigurationError: this cloud cannot generate; nothing was recorded.
         """
-        return self._through(
-            request, cloud.destination, cloud.encode_generate, cloud.transmit_generate, meter
-        )
+        encode = cloud.encode_generate if isinstance(request, GenerateRequest) else cloud.encode
+        return self.guard.admit(request, cloud.destination, encode=encode)
 
-    def _through(
-        self,
-        request: Q,
-        destination: str,
-        encode: Callable[[Q], bytes],
-        transmit: Callable[[Q, bytes], A],
-        meter: Meter | None,
-    ) -> A:
-        """The guard scans and audits ``encode(request)``; ``transmit`` sends those bytes."""
-        answers: list[A] = []
-
-        def send(wire: bytes) -> bytes:
-            if meter is not None:
-                meter(len(wire), 0)
-            answers.append(transmit(request, wire))
-            body = answers[-1].model_dump_json().encode()
-            if meter is not None:
-                meter(0, len(body))
-            return body
-
-        self.guard.send(request, destination, send, encode=encode)
-        return answers[-1]
+    def delivered(self, admitted: Admitted, received: int) -> None:
+        """Count an admitted payload as sent, and the ``received`` bytes of its answer."""
+        self.guard.delivered(admitted, received)
 
     def restore(self, text: str) -> str:
         """Put pseudonymized values back before the user sees ``text``."""

@@ -1,108 +1,66 @@
-"""The decoding engine: SpecSteer's draft / verify / recover loop and the methods it is compared with.
+"""The decoding engine's facade: one generation, from a prompt to a result, as round events.
 
-All five methods run through the same backends and the same ``CloudVerifier`` seam, so a benchmark
-compares like with like:
-
-* ``specsteer``    -- draft K tokens with the private context, verify in the cloud, steer recovery;
-* ``device_only``  -- the device model with the private context, no cloud;
-* ``cloud_only``   -- the cloud model without the context (one call: it generates everything);
-* ``token_fusion`` -- every token from ``softmax_S(h_L + beta (h_S - h_S0))``: SpecSteer with an
-  empty draft, one cloud call per token;
-* ``speculative``  -- standard speculative decoding: the context-free device model drafts for the
-  cloud model (target = cloud model without context).
+Every method of :data:`specsteer._methods.METHODS` runs through the same backends and the same
+``CloudVerifier`` seam, so a benchmark compares like with like. The stages are
+:class:`~specsteer._drafter.Drafter` (the device), :class:`~specsteer._link.CloudLink` (the cloud,
+through the egress guard) and the recovery functions; :class:`~specsteer._loop.RoundLoop` runs
+them and emits :mod:`specsteer._events`, which :class:`Decoder` folds into the result.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
 import torch
-from pydantic import BaseModel
 
+from specsteer._answer import Answer
 from specsteer._config import GenerationConfig
+from specsteer._drafter import Drafter
 from specsteer._egress import PrivateEgress
-from specsteer._errors import (
-    CloudError,
-    ConfigurationError,
-    PrivacyViolation,
-)
-from specsteer._methods import strategy_for
+from specsteer._errors import ConfigurationError
+from specsteer._events import Fallback, Finished, RoundEvent, StatsFold, Tokens
+from specsteer._link import CloudLink, Failed, request_id
+from specsteer._loop import RoundLoop
+from specsteer._methods import MethodSpec, method_spec
 from specsteer._prompt import Prompt
-from specsteer._result import GenerationResult, GenerationStats, RoundStat
-from specsteer._rounds import Rounds
-from specsteer._rounds import request_id as _request_id
-from specsteer._wire import IdsWire, IncrementalText, TextWire
+from specsteer._recover import Steering
+from specsteer._result import GenerationResult, GenerationStats
+from specsteer._wire import IdsWire, TextWire, WireFormat
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import (
+    ChatMessage,
     CloudVerifier,
+    ForwardingVerifier,
     GenerateParams,
     GenerateRequest,
     InProcessVerifier,
+    VerifyParams,
     VerifyRequest,
     VerifyResponse,
-    check_generate_response,
-    check_response,
 )
 
 __all__ = ["Decoder", "Wire"]
 
-logger = logging.getLogger(__name__)
-
 #: How drafts travel: token ids (shared tokenizer) or text (cross-vocabulary mode).
 Wire = Literal["auto", "ids", "text"]
-
-#: Characters of the accepted answer screened again with each draft: a private span that the new
-#: draft completes starts within them.
-SCREEN_WINDOW = 1024
 
 #: Hook that carries a request out of the device and returns the cloud's answer.
 SendHook = Callable[[VerifyRequest, CloudVerifier], VerifyResponse]
 
 
-@dataclass
-class _Run:
-    """Mutable state of one generation."""
+class _Hooked(ForwardingVerifier):
+    """A verifier whose verify requests go out through a user's :data:`SendHook`."""
 
-    config: GenerationConfig
-    out: list[int] = field(default_factory=list)
-    #: The cloud's view of ``out``: equal to it unless a span was kept on the device, where it
-    #: holds a placeholder instead.
-    pub_out: list[int] = field(default_factory=list)
-    local_rounds: int = 0
-    rounds: list[RoundStat] = field(default_factory=list)
-    cloud_calls: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    device_s: float = 0.0
-    cloud_s: float = 0.0
-    fallback: str | None = None
-    finished: bool = False
-    #: Decodes the cloud's view of the answer by its new tokens only.
-    public_text: IncrementalText = field(default_factory=lambda: IncrementalText(lambda _: ""))
+    def __init__(self, inner: CloudVerifier, hook: SendHook) -> None:
+        super().__init__(inner)
+        self.hook = hook
 
-    def meter(self, sent: int, received: int) -> None:
-        """Count a payload that leaves the device (its wire bytes), or its answer."""
-        self.cloud_calls += sent > 0
-        self.bytes_sent += sent
-        self.bytes_received += received
-
-
-_Q = TypeVar("_Q", bound=BaseModel)
-_A = TypeVar("_A", bound=BaseModel)
-
-
-def _metered(run: _Run, request: _Q, encode: Callable[[_Q], bytes], call: Callable[[_Q], _A]) -> _A:
-    """``call(request)``, counting the adapter's wire bytes out and the answer's bytes back."""
-    run.meter(len(encode(request)), 0)
-    response = call(request)
-    run.meter(0, len(response.model_dump_json().encode()))
-    return response
+    def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
+        return self.hook(request, self.inner)
 
 
 class Decoder:
@@ -162,7 +120,6 @@ class Decoder:
                 elif mine != theirs:
                     wire = "text"
         self.wire: Literal["ids", "text"] = wire
-        self._fingerprint = device.tokenizer_fingerprint()
         self._private = device.stream()
         self._public = device.stream()
 
@@ -188,161 +145,157 @@ class Decoder:
         """Generate a continuation of ``prompt``.
 
         Args:
-            prompt: from :func:`build_prompt`.
+            prompt: from :func:`~specsteer.build_prompt`.
             config: how to decode; defaults to ``GenerationConfig()``.
-            on_tokens: called with each batch of tokens as soon as they are final (streaming).
+            on_tokens: called with each batch of tokens as soon as they are final (streaming;
+                end tokens left out).
+        """
+        for event in self.stream(prompt, config):
+            if isinstance(event, Tokens) and on_tokens is not None:
+                visible = [t for t in event.ids if t not in self._reader(event).eos_token_ids]
+                if visible:
+                    on_tokens(visible)
+            elif isinstance(event, Finished):
+                return event.result
+        raise AssertionError("a generation ends with a Finished event")
+
+    def stream(
+        self, prompt: Prompt, config: GenerationConfig | None = None
+    ) -> Iterator[RoundEvent]:
+        """Generate a continuation of ``prompt`` as round events; the last is
+        :class:`~specsteer._events.Finished` with the result.
+
+        Raises:
+            ConfigurationError: the method needs a cloud this decoder does not have.
         """
         cfg = config or GenerationConfig()
-        if cfg.method in ("specsteer", "token_fusion", "speculative") and self.cloud is None:
+        spec = method_spec(cfg.method)
+        self._check(spec)
+        seed = cfg.seed if cfg.seed is not None else secrets.randbits(62)
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
+        reader = (self.cloud_backend or self.device) if spec.cloud == "generate" else self.device
+        answer = Answer(reader.eos_token_ids, cfg.max_new_tokens, cfg.ignore_eos)
+        fold = StatsFold(cfg.method)
+        t0 = time.perf_counter()
+        if spec.cloud == "generate":
+            events = self._cloud_only(prompt, cfg, answer, reader, gens[0])
+        else:
+            events = self._rounds(prompt, cfg, spec, answer, seed, gens[1:])
+        for event in events:
+            fold.add(event)
+            yield event
+        stats = fold.stats(time.perf_counter() - t0)
+        yield Finished(self._result(answer, stats, reader))
+
+    # -- the stages --------------------------------------------------------------------------------
+
+    def _check(self, spec: MethodSpec) -> None:
+        if spec.cloud == "verify" and self.cloud is None:
             raise ConfigurationError(
-                f"method {cfg.method!r} needs a cloud verifier; pass cloud=... or use "
+                f"method {spec.name!r} needs a cloud verifier; pass cloud=... or use "
                 "method='device_only'"
             )
         can_generate = self.cloud is not None and self.cloud.can_generate
-        if cfg.method == "cloud_only" and self.cloud_backend is None and not can_generate:
+        if spec.cloud == "generate" and self.cloud_backend is None and not can_generate:
             raise ConfigurationError(
                 "method 'cloud_only' needs a cloud that can generate (an InProcessVerifier, "
                 "an HttpVerifier or an OpenAICompatibleVerifier), or cloud_backend=..."
             )
-        seed = cfg.seed if cfg.seed is not None else secrets.randbits(62)
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
-        run = _Run(config=cfg, public_text=IncrementalText(self.device.decode))
-        t0 = time.perf_counter()
-        emit = on_tokens or (lambda _ids: None)
-        if cfg.method == "cloud_only":
-            self._cloud_only(prompt, run, gens[0], emit)
-        else:
-            self._rounds(prompt, run, gens, seed, emit)
-        wall = time.perf_counter() - t0
-        return self._result(run, wall, self.cloud_backend if cfg.method == "cloud_only" else None)
 
     def _rounds(
         self,
         prompt: Prompt,
-        run: _Run,
-        gens: list[torch.Generator],
+        cfg: GenerationConfig,
+        spec: MethodSpec,
+        answer: Answer,
         seed: int,
-        emit: Callable[[list[int]], None],
-    ) -> None:
-        """Run a device-side method: the rounds of a cloud-verified one, or device-only."""
-        cfg = run.config
+        gens: list[torch.Generator],
+    ) -> Iterator[RoundEvent]:
+        """A device-side method: the rounds of a cloud-verified one, or device-only."""
+        public = prompt.public
+        if self.egress is not None:
+            public = self.egress.public_prompt(prompt.public)
         private_ids = self.device.encode_chat(prompt.private_dicts())
-        public_msgs = prompt.public
-        if self.egress is not None:
-            public_msgs = self.egress.public_prompt(prompt.public)
-        public_ids = self.device.encode_chat([m.model_dump() for m in public_msgs])
-        wire = TextWire(self.device) if self.wire == "text" else IdsWire(self.device)
-        strategy = None if cfg.method == "device_only" else strategy_for(cfg.method)
-        views = (tuple(public_msgs), private_ids, public_ids)
-        with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
-            rounds = Rounds(
-                self, run, strategy, wire, views, gens[1:], seed, pool if cfg.pipeline else None
-            )
-            rounds.loop(emit)
-
-    def _keep_local(
-        self,
-        run: _Run,
-        draft: list[int],
-        eos: frozenset[int],
-        emit: Callable[[list[int]], None],
-        *,
-        force: bool = False,
-    ) -> bool:
-        """Keep this round on the device when its draft carries private text.
-
-        The user gets the drafted tokens; the cloud's view of the accepted text gets the
-        guard's placeholder instead. Returns True when the round was kept local.
-        """
-        if self.egress is None:
-            return False
-        prefix_text = run.public_text(run.pub_out)
-        draft_text = run.public_text(run.pub_out + draft)[len(prefix_text) :]
-        # Earlier text was screened with earlier drafts: only its tail can join the new text.
-        cut = max(0, len(prefix_text) - SCREEN_WINDOW)
-        head, tail = prefix_text[:cut], prefix_text[cut:]
-        public = self.egress.screen_draft(tail, draft_text, force=force)
-        if public is None:
-            return False
-        before = len(run.out)
-        self._append(run, list(draft), eos, emit)
-        run.pub_out = self.device.encode(head + public)
-        run.local_rounds += 1
-        run.rounds.append(
-            RoundStat(
-                drafted=len(draft), accepted=len(run.out) - before, recovered=False, local=True
-            )
+        public_ids = self.device.encode_chat([m.model_dump() for m in public])
+        wire: WireFormat = TextWire(self.device) if self.wire == "text" else IdsWire(self.device)
+        drafter = Drafter(
+            self.device,
+            (self._private, self._public),
+            (private_ids, public_ids),
+            wire,
+            spec,
+            cfg,
+            seed,
         )
-        return True
+        link = None
+        if spec.cloud == "verify":
+            params = VerifyParams(
+                lam=cfg.lam if spec.lam is None else spec.lam,
+                top_k=cfg.top_k,
+                greedy=cfg.greedy,
+                temperature=cfg.temperature,
+                repetition_penalty=cfg.repetition_penalty,
+                no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+                target=spec.target,
+            )
+            link = self._link(self._verifier(), public, wire.tokenizer, gens[1], params)
+        steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)
+        with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
+            loop = RoundLoop(
+                answer,
+                drafter,
+                link,
+                spec,
+                steering,
+                gens[0],
+                bonus_token=cfg.bonus_token,
+                pool=pool if cfg.pipeline else None,
+            )
+            yield from loop.run()
 
-    def _exchange(self, request: VerifyRequest, run: _Run) -> VerifyResponse | None:
-        """Send one request; on a cloud failure switch the run to device-only and say why."""
+    def _link(
+        self,
+        cloud: CloudVerifier,
+        public: tuple[ChatMessage, ...],
+        tokenizer: str | None,
+        seeds: torch.Generator,
+        params: VerifyParams,
+    ) -> CloudLink:
+        return CloudLink(
+            cloud,
+            self.egress,
+            prompt=public,
+            params=params,
+            model=self.model,
+            tokenizer=tokenizer,
+            vocab_size=self.device.vocab_size,
+            decode=self.device.decode,
+            encode=self.device.encode,
+            seeds=seeds,
+        )
+
+    def _verifier(self) -> CloudVerifier:
         assert self.cloud is not None
-        t = time.perf_counter()
-        try:
-            response = self._carry(request, run)
-            check_response(request, response, self.device.vocab_size)
-        except PrivacyViolation as e:
-            run.cloud_s += time.perf_counter() - t
-            logger.info("the egress guard kept a round on the device: %s", type(e).__name__)
-            return None
-        except CloudError as e:
-            run.cloud_s += time.perf_counter() - t
-            run.fallback = f"{type(e).__name__}: {e}"
-            logger.warning("cloud verification failed; continuing on the device only: %s", e)
-            return None
-        run.cloud_s += time.perf_counter() - t
-        return response
-
-    def _carry(self, request: VerifyRequest, run: _Run) -> VerifyResponse:
-        """Send ``request`` (through the egress when there is one), counting the wire bytes."""
-        assert self.cloud is not None
-        if self.egress is not None:
-            return self.egress.send(request, self.cloud, meter=run.meter)
-        # Unscreened: the adapter's own ``verify`` (which a subclass may override) sends it.
-        cloud, send = self.cloud, self.send
-        call = cloud.verify if send is None else (lambda r: send(r, cloud))
-        return _metered(run, request, cloud.encode, call)
-
-    def _append(
-        self, run: _Run, new: list[int], eos: frozenset[int], emit: Callable[[list[int]], None]
-    ) -> None:
-        if run.config.ignore_eos:  # fixed-length runs (benchmarks): an end token is dropped
-            new = [t for t in new if t not in eos]
-        room = run.config.max_new_tokens - len(run.out)
-        new = new[:room]
-        for i, tok in enumerate(new):
-            if tok in eos:
-                new = new[: i + 1]
-                run.finished = True
-                break
-        run.out.extend(new)
-        run.pub_out.extend(new)
-        visible = [t for t in new if t not in eos]
-        if visible:
-            emit(visible)
-
-    # -- cloud only ------------------------------------------------------------------------------
+        return self.cloud if self.send is None else _Hooked(self.cloud, self.send)
 
     def _cloud_only(
         self,
         prompt: Prompt,
-        run: _Run,
+        cfg: GenerationConfig,
+        answer: Answer,
+        reader: ModelBackend,
         gen: torch.Generator,
-        emit: Callable[[list[int]], None],
-    ) -> None:
+    ) -> Iterator[RoundEvent]:
         """The cloud model answers alone: one generate request through the seam (and the
-        egress), sampled as the engine samples, with ``gen``'s seed."""
+        egress), sampled as the engine samples, with ``gen``'s seed. Token ids come back in the
+        vocabulary of ``reader``, the model that decodes the result."""
         cloud = self.cloud
         if cloud is None or not cloud.can_generate:
             assert self.cloud_backend is not None
             cloud = InProcessVerifier(self.cloud_backend)
-        cfg = run.config
         public = prompt.public if self.egress is None else self.egress.public_prompt(prompt.public)
-        # Token ids come back in the vocabulary of the model that decodes the result.
-        reader = self.cloud_backend or self.device
         request = GenerateRequest(
-            request_id=_request_id(),
+            request_id=request_id(),
             model=self.model,
             prompt=list(public),
             max_new_tokens=cfg.max_new_tokens,
@@ -357,49 +310,40 @@ class Decoder:
             ),
             tokenizer=reader.tokenizer_fingerprint(),
         )
-        t = time.perf_counter()
-        try:
-            if self.egress is not None:
-                response = self.egress.generate(request, cloud, meter=run.meter)
-            else:
-                response = _metered(run, request, cloud.encode_generate, cloud.generate)
-            check_generate_response(request, response, reader.vocab_size)
-        except (CloudError, PrivacyViolation) as e:
-            run.cloud_s += time.perf_counter() - t
-            run.fallback = f"{type(e).__name__}: {e}"
-            logger.warning("the cloud could not answer; nothing was generated: %s", e)
+        link = self._link(cloud, public, None, torch.Generator(), VerifyParams())
+        outcome = link.generate(request, reader.vocab_size)
+        yield outcome.exchange
+        if isinstance(outcome, Failed):
+            yield Fallback(outcome.reason)
             return
-        run.cloud_s += time.perf_counter() - t
         eos = reader.eos_token_ids
-        ids = response.token_ids
+        ids = outcome.response.token_ids
         if ids is None:  # another vocabulary: the reader's tokens of the text
-            end = [min(eos)] if response.finish_reason == "eos" and eos else []
-            ids = reader.encode(response.text) + end
-        self._append(run, list(ids), eos, emit)
+            end = [min(eos)] if outcome.response.finish_reason == "eos" and eos else []
+            ids = reader.encode(outcome.response.text) + end
+        got = answer.take(list(ids))
+        if got:
+            yield Tokens(got, "cloud")
 
-    def _result(self, run: _Run, wall: float, decoder: ModelBackend | None) -> GenerationResult:
-        model = decoder or self.device
+    def _reader(self, event: Tokens) -> ModelBackend:
+        """The model whose vocabulary ``event``'s ids are in."""
+        if event.kind == "cloud" and self.cloud_backend is not None:
+            return self.cloud_backend
+        return self.device
+
+    def _result(
+        self, answer: Answer, stats: GenerationStats, model: ModelBackend
+    ) -> GenerationResult:
         eos = model.eos_token_ids
-        finish: Literal["eos", "length"] = "eos" if run.out and run.out[-1] in eos else "length"
-        text_ids = [t for t in run.out if t not in eos]
-        stats = GenerationStats(
-            method=run.config.method,
-            new_tokens=len(run.out),
-            rounds=tuple(run.rounds),
-            cloud_calls=run.cloud_calls,
-            bytes_sent=run.bytes_sent,
-            bytes_received=run.bytes_received,
-            device_seconds=run.device_s,
-            cloud_seconds=run.cloud_s,
-            wall_seconds=wall,
-            fallback=run.fallback,
+        finish: Literal["eos", "length"] = (
+            "eos" if answer.tokens and answer.tokens[-1] in eos else "length"
         )
-        text = model.decode(text_ids).strip()
+        text = model.decode([t for t in answer.tokens if t not in eos]).strip()
         if self.egress is not None:
             text = self.egress.restore(text)
         return GenerationResult(
             text=text,
-            token_ids=tuple(run.out),
+            token_ids=tuple(answer.tokens),
             finish_reason=finish,
             stats=stats,
             privacy=self.egress.report() if self.egress is not None else None,

@@ -35,6 +35,7 @@ from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
 from specsteer._egress import PrivateEgress
 from specsteer._errors import ConfigurationError, InvalidInputError, MissingDependencyError
+from specsteer._methods import METHOD_NAMES, method_spec
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 from specsteer.privacy import AuditLog
@@ -62,13 +63,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The methods compared, in the order they are run and reported.
-METHODS: Final[tuple[Method, ...]] = (
-    "device_only",
-    "cloud_only",
-    "token_fusion",
-    "speculative",
-    "specsteer",
-)
+METHODS: Final[tuple[Method, ...]] = METHOD_NAMES
 RESULTS: Final = "results.jsonl"
 SUMMARY: Final = "summary.md"
 SETTINGS: Final = "run.json"
@@ -477,7 +472,7 @@ def run_eval(
     chosen = _select(examples, limit)
     base = _base_config(config, max_new_tokens=max_new_tokens, seed=seed, greedy=greedy)
     verifier = cloud if isinstance(cloud, CloudVerifier) else InProcessVerifier(cloud)
-    if "cloud_only" in methods and not verifier.can_generate:
+    if any(method_spec(m).cloud == "generate" for m in methods) and not verifier.can_generate:
         raise ConfigurationError(
             "cloud_only needs a cloud that can generate (the model in this process or a "
             "`specsteer serve` server); leave cloud_only out of methods for this one"
@@ -659,7 +654,7 @@ def _cell(stat: tuple[float, float, int] | None, digits: int, *, signed: bool = 
 def _order(labels: Iterable[str]) -> list[str]:
     def key(label: str) -> tuple[int, float, str]:
         base, _, lam = label.partition("@")
-        rank = METHODS.index(base) if base in METHODS else len(METHODS)  # type: ignore[arg-type]
+        rank = METHODS.index(base) if base in METHODS else len(METHODS)
         try:
             return rank, float(lam or 0), label
         except ValueError:

@@ -38,7 +38,9 @@ __all__ = [
     "device_runtime",
     "load_device_qwen_coder_0_5b",
     "load_qwen_coder_0_5b",
+    "load_qwen_coder_0_5b_llamacpp",
     "load_qwen_coder_1_5b",
+    "load_qwen_coder_1_5b_llamacpp",
     "load_smollm2",
     "smollm2_gguf_path",
     "split_gguf_path",
@@ -273,7 +275,44 @@ def load_device_qwen_coder_0_5b(
         runtime: ``auto``, ``llama.cpp`` or ``transformers`` (default: the environment's).
     """
     if device_runtime(runtime) == "llama.cpp":
-        from specsteer.backends._llamacpp import load_qwen_coder_0_5b_llamacpp
-
         return load_qwen_coder_0_5b_llamacpp(cache_dir)
     return load_qwen_coder_0_5b(cache_dir)
+
+
+def load_qwen_coder_0_5b_llamacpp(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    n_ctx: int = 8192,
+    n_threads: int | None = None,
+) -> ModelBackend:
+    """Qwen2.5-Coder-0.5B-Instruct (the default device model) on llama.cpp, from the same
+    joined and sha256-checked GGUF file as :func:`specsteer.load_qwen_coder_0_5b`.
+
+    Args:
+        cache_dir: where the joined GGUF and the tokenizer live (default
+            ``$SPECSTEER_HOME/models``).
+        n_ctx: see :class:`LlamaCppBackend`.
+        n_threads: see :class:`LlamaCppBackend`.
+    """
+    from specsteer.backends._llamacpp import LlamaCppBackend
+
+    path = split_gguf_path(QWEN_CODER_0_5B, cache_dir)
+    return LlamaCppBackend.from_gguf(
+        path, cache_dir=cache_dir, name=QWEN_CODER_0_5B.name, n_ctx=n_ctx, n_threads=n_threads
+    )
+
+
+def load_qwen_coder_1_5b_llamacpp(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    n_ctx: int = 8192,
+    n_threads: int | None = None,
+) -> ModelBackend:
+    """Qwen2.5-Coder-1.5B-Instruct (the default cloud model) on llama.cpp, from the same GGUF
+    file as :func:`specsteer.load_qwen_coder_1_5b`. Arguments as for the 0.5B loader."""
+    from specsteer.backends._llamacpp import LlamaCppBackend
+
+    path = split_gguf_path(QWEN_CODER_1_5B, cache_dir)
+    return LlamaCppBackend.from_gguf(
+        path, cache_dir=cache_dir, name=QWEN_CODER_1_5B.name, n_ctx=n_ctx, n_threads=n_threads
+    )

@@ -55,7 +55,16 @@ class IncrementalText:
         shared = _common_prefix(self._ids, ids)
         marks = sorted(p for p in self._marks if p <= shared)
         anchor = marks[-1]
-        start = next((p for p in reversed(marks) if p <= anchor - _OVERLAP), 0)
+        # The overlap must hold some text: tokens that decode to nothing (special tokens) would
+        # leave the join between the old text and the new (a space, say) undecided.
+        start = next(
+            (
+                p
+                for p in reversed(marks)
+                if p <= anchor - _OVERLAP and self._marks[p] < self._marks[anchor]
+            ),
+            0,
+        )
         head = self._decode(ids[start:anchor])
         tail = self._decode(ids[start:])
         if tail.startswith(head):

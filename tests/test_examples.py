@@ -30,6 +30,7 @@ def test_every_example_is_covered() -> None:
         "audit_egress",
         "reference_server",
         "vllm_cloud",
+        "stream_events",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == covered
 
@@ -38,6 +39,13 @@ def test_personal_assistant(capsys: pytest.CaptureFixture[str]) -> None:
     text = load("personal_assistant").main(tiny_backend(0), tiny_backend(1))
     out = capsys.readouterr().out
     assert text in out and "tokens/s" in out and "sent" in out
+
+
+def test_stream_events(capsys: pytest.CaptureFixture[str]) -> None:
+    marked = load("stream_events").main(tiny_backend(0), tiny_backend(1))
+    out = capsys.readouterr().out
+    assert marked and out.startswith(marked) and "rounds" in out and "bytes sent" in out
+    assert "[" in marked or "{" in marked  # pieces the cloud accepted or the device recovered
 
 
 def test_own_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

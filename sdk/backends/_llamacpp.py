@@ -38,7 +38,7 @@ from specsteer.backends._gguf import check_gguf, derived_dir
 from specsteer.backends._hftext import HFTokenizerText
 from specsteer.backends._transformers import _END_OF_TURN
 
-__all__ = ["LlamaCppBackend", "load_qwen_coder_0_5b_llamacpp", "load_qwen_coder_1_5b_llamacpp"]
+__all__ = ["LlamaCppBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -317,45 +317,6 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
         if self._model is not None:
             self._model.close()  # also frees every context still alive
             self._model = None
-
-
-def load_qwen_coder_0_5b_llamacpp(
-    cache_dir: str | os.PathLike[str] | None = None,
-    *,
-    n_ctx: int = 8192,
-    n_threads: int | None = None,
-) -> LlamaCppBackend:
-    """Qwen2.5-Coder-0.5B-Instruct (the default device model) on llama.cpp, from the same
-    joined and sha256-checked GGUF file as :func:`specsteer.load_qwen_coder_0_5b`.
-
-    Args:
-        cache_dir: where the joined GGUF and the tokenizer live (default
-            ``$SPECSTEER_HOME/models``).
-        n_ctx: see :class:`LlamaCppBackend`.
-        n_threads: see :class:`LlamaCppBackend`.
-    """
-    from specsteer._models import QWEN_CODER_0_5B, split_gguf_path
-
-    path = split_gguf_path(QWEN_CODER_0_5B, cache_dir)
-    return LlamaCppBackend.from_gguf(
-        path, cache_dir=cache_dir, name=QWEN_CODER_0_5B.name, n_ctx=n_ctx, n_threads=n_threads
-    )
-
-
-def load_qwen_coder_1_5b_llamacpp(
-    cache_dir: str | os.PathLike[str] | None = None,
-    *,
-    n_ctx: int = 8192,
-    n_threads: int | None = None,
-) -> LlamaCppBackend:
-    """Qwen2.5-Coder-1.5B-Instruct (the default cloud model) on llama.cpp, from the same GGUF
-    file as :func:`specsteer.load_qwen_coder_1_5b`. Arguments as for the 0.5B loader."""
-    from specsteer._models import QWEN_CODER_1_5B, split_gguf_path
-
-    path = split_gguf_path(QWEN_CODER_1_5B, cache_dir)
-    return LlamaCppBackend.from_gguf(
-        path, cache_dir=cache_dir, name=QWEN_CODER_1_5B.name, n_ctx=n_ctx, n_threads=n_threads
-    )
 
 
 def _gguf_tokenizer(gguf: Path, cache_dir: str | os.PathLike[str] | None) -> Any:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from specsteer._bench import BenchPlan, run_all, run_engine_bench, run_length_bench
+from specsteer._bench import BenchPlan, run_engine_bench, run_length_bench
 from specsteer._bench_report import render_engine, render_lengths, render_targets, targets
+from specsteer._bench_run import run_all
 from specsteer.testing import tiny_backend
 
 

@@ -245,7 +245,7 @@ def test_chat_history_and_system_prompt() -> None:
 
 def test_request_ids_can_never_trigger_a_detector() -> None:
     """Generated ids hold no digits, so no card, phone or account detector can fire on them."""
-    from specsteer._engine import _request_id
+    from specsteer._link import request_id as _request_id
     from specsteer.privacy._detectors import detect
 
     ids = [_request_id() for _ in range(20_000)]

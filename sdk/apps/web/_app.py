@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from specsteer._errors import SpecSteerError, UsageError
+from specsteer._methods import METHOD_NAMES
 from specsteer.apps.web._chat import ChatSession
 from specsteer.apps.web._egress import new_records, verification
 
@@ -32,7 +33,8 @@ __all__ = ["create_app", "run_web"]
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("specsteer", "device_only", "cloud_only", "token_fusion", "speculative")
+#: The page's methods, SpecSteer first (the default), then the registry's order.
+METHODS = ("specsteer", *(m for m in METHOD_NAMES if m != "specsteer"))
 
 
 class _Body(BaseModel):
@@ -209,7 +211,7 @@ def _add_chat_routes(app: FastAPI, session: ChatSession) -> None:
             "models": session.label,
             "user": a.user_id,
             "wire": a.decoder.wire,
-            "cloud": session.tap.destination,
+            "cloud": a.decoder.cloud.destination if a.decoder.cloud is not None else "none",
             "methods": list(METHODS),
         }
 

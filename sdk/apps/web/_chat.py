@@ -15,9 +15,10 @@ from typing import Any
 
 from specsteer._assistant import Assistant
 from specsteer._errors import ConfigurationError, SpecSteerError
+from specsteer._events import Finished, RoundEvent
 from specsteer._result import GenerationResult
 from specsteer.apps.web._egress import new_records
-from specsteer.apps.web._tokens import RoundTap, TokenMarker
+from specsteer.apps.web._tokens import PieceMarker
 
 __all__ = ["ChatSession"]
 
@@ -29,10 +30,10 @@ _POLL_S = 0.25
 
 
 class ChatSession:
-    """The assistant behind the page, its chat history, and the tap that marks tokens.
+    """The assistant behind the page and its chat history.
 
     Args:
-        assistant: with a cloud verifier (its verifier is wrapped in a :class:`RoundTap`).
+        assistant: with a cloud verifier.
         label: what the page says about the models (``"tiny models, cloud in process"``).
     """
 
@@ -41,8 +42,6 @@ class ChatSession:
             raise ConfigurationError("the web app needs an assistant with a cloud verifier")
         self.assistant = assistant
         self.label = label
-        self.tap = RoundTap(assistant.decoder.cloud)
-        assistant.decoder.cloud = self.tap
         self.history: list[dict[str, str]] = []
         self._busy = threading.Lock()
 
@@ -90,19 +89,11 @@ class ChatSession:
         self, message: str, max_new_tokens: int, method: str, out: queue.Queue[Event]
     ) -> None:
         a = self.assistant
-        marker = TokenMarker(
-            a.device.decode, self.tap, lambda p: out.put({"type": "tokens", "pieces": p})
-        )
         try:
             context = a.retrieve(message)
             chat = [*self.history, {"role": "user", "content": message}]
-            result = a.generate(
-                chat,
-                context=context,
-                on_tokens=marker,
-                max_new_tokens=max_new_tokens,
-                method=method,
-            )
+            events = a.stream(chat, context=context, max_new_tokens=max_new_tokens, method=method)
+            result = self._marked(events, out)
         except SpecSteerError as e:
             out.put({"type": "error", "message": str(e)})
             return
@@ -117,6 +108,18 @@ class ChatSession:
             return
         self.history += [chat[-1], {"role": "assistant", "content": result.text}]
         out.put(_done(result, context))
+
+    def _marked(self, events: Iterator[RoundEvent], out: queue.Queue[Event]) -> GenerationResult:
+        """Put each event's marked pieces on ``out``; return the result."""
+        a = self.assistant
+        marker = PieceMarker(a.device.decode, a.device.eos_token_ids)
+        for event in events:
+            pieces = marker.add(event)
+            if pieces:
+                out.put({"type": "tokens", "pieces": pieces})
+            if isinstance(event, Finished):
+                return event.result
+        raise AssertionError("an answer's events end with Finished")
 
 
 def _last_seq(log: Any) -> int:

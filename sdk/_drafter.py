@@ -1,0 +1,230 @@
+"""The device's side of a round: drafting, context-free scoring, and drafting ahead.
+
+:meth:`Drafter.propose` drafts up to K tokens after the answer and returns a
+:class:`~specsteer._rounds.Draft` that carries every row recovery needs. :meth:`Drafter.speculate`
+drafts the next round while the cloud verifies this one, as if the whole draft passed and the
+bonus token were the device's own guess (pipelining). Every draft token is drawn from a generator
+seeded by its position in the answer, so a draft made ahead is token for token the one the
+sequential loop would make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from specsteer import fusion
+from specsteer._answer import Answer
+from specsteer._config import GenerationConfig
+from specsteer._methods import MethodSpec
+from specsteer._rounds import Draft, Drafting, DraftSchedule, Guess, LazyRow
+from specsteer._wire import MAX_COMPLETION, WireDraft, WireFormat
+from specsteer.backends._base import KVStream, ModelBackend
+
+__all__ = ["Drafter", "gather", "no_eos"]
+
+#: Mixes the answer position into a draft seed (a 64-bit odd constant).
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+class Drafter:
+    """The device model's two streams (with and without the private context) and the drafts.
+
+    Args:
+        device: the device model.
+        streams: its private and public KV streams (kept across generations).
+        prompt_ids: the private and public prompts, as device tokens.
+        wire: how drafts travel.
+        spec: the method (who drafts, the drafter's nucleus).
+        cfg: the generation settings.
+        seed: this generation's seed.
+    """
+
+    def __init__(
+        self,
+        device: ModelBackend,
+        streams: tuple[KVStream, KVStream],
+        prompt_ids: tuple[list[int], list[int]],
+        wire: WireFormat,
+        spec: MethodSpec,
+        cfg: GenerationConfig,
+        seed: int,
+    ) -> None:
+        self.device = device
+        self.private, self.public = streams
+        self.private_ids, self.public_ids = prompt_ids
+        self.wire = wire
+        self.spec = spec
+        self.cfg = cfg
+        self.seed = seed
+        self.eos = device.eos_token_ids
+        k_max = (
+            max(cfg.max_draft_tokens, cfg.draft_tokens) if cfg.adaptive_draft else cfg.draft_tokens
+        )
+        self.schedule = DraftSchedule(k=cfg.draft_tokens, adaptive=cfg.adaptive_draft, k_max=k_max)
+        # It drafts from the user's own answer: the cloud's view may hold placeholders for spans
+        # kept on the device, and those must never be fed to a drafter.
+        public_drafter = spec.drafter == "public"
+        self._stream = self.public if public_drafter else self.private
+        self._prompt = self.public_ids if public_drafter else self.private_ids
+        self._top_p = cfg.top_p if spec.draft_top_p is None else spec.draft_top_p
+
+    # -- drafts ------------------------------------------------------------------------------
+
+    def propose(self, answer: Answer) -> Draft:
+        """This round's draft after ``answer``."""
+        return self.finish(self.begin(answer))
+
+    def begin(self, answer: Answer) -> Drafting:
+        """This round's draft after ``answer``, not yet drafted."""
+        return self.start(answer.tokens, answer.public, self.schedule.k)
+
+    def start(self, before: list[int], public_before: list[int], k: int) -> Drafting:
+        """A draft of up to ``k`` tokens after ``before``, not yet drafted."""
+        room = self.cfg.max_new_tokens - len(before)
+        k = min(0 if self.spec.drafter == "none" else k, room)
+        return Drafting(
+            before=list(before), public_before=list(public_before), k=k, room=room, limit=k
+        )
+
+    def step(self, d: Drafting) -> None:
+        """Draft one more token of ``d``."""
+        lp = self.row(self._stream, self._prompt, d.before + d.tokens)
+        tok = self.draw(lp, len(d.before) + len(d.tokens))
+        d.rows.append(lp)
+        d.tokens.append(tok)
+        if tok in self.eos or float(lp[tok].exp()) < self.cfg.draft_confidence:
+            d.limit = len(d.tokens)
+        elif (
+            len(d.tokens) == d.limit
+            and d.limit < min(d.k + MAX_COMPLETION, d.room)
+            and self.wire.incomplete(d.public_before, d.tokens)
+        ):
+            d.limit += 1
+
+    def finish(self, d: Drafting) -> Draft:
+        """Draft what is left of ``d``, cut it for the wire and score it context-free."""
+        if d.draft is None:
+            while not d.done:
+                self.step(d)
+            wire = self.wire.cut(d.public_before, d.tokens, self.eos)
+            rows = torch.stack(d.rows) if d.rows else torch.zeros(0, self.device.vocab_size)
+            d.draft = self._scored(d, wire, rows[: len(wire.tokens)])
+        return d.draft
+
+    def _scored(self, d: Drafting, wire: WireDraft, rows: torch.Tensor) -> Draft:
+        """The draft with its context-free scores and the rows recovery reads."""
+        if self.spec.drafter == "public":  # the drafter is context-free: its rows are P_S0
+            lp = self.wire.per_unit(gather(rows, wire.tokens), wire)
+            return self._draft(d, wire, rows, lp, None)
+        if self.cfg.ctxfree_source != "device" or not wire.tokens:
+            return self._draft(d, wire, rows, None, self._ctxfree_at(d.public_before, wire.tokens))
+        # One block pass over the public view scores every draft token and the bonus row.
+        logits = self.public.logits(self.public_ids + d.public_before, wire.tokens)
+        ctxfree = fusion.processed_log_probs(
+            logits, d.public_before, self.cfg.processing, wire.tokens
+        )  # [len(tokens) + 1, V]
+        wire, rows = self._within_public(d, wire, rows, ctxfree)
+        lp = self.wire.per_unit(gather(ctxfree[: len(wire.tokens)], wire.tokens), wire)
+        return self._draft(d, wire, rows, lp, ctxfree.__getitem__)
+
+    def _within_public(
+        self, d: Drafting, wire: WireDraft, rows: torch.Tensor, ctxfree: torch.Tensor
+    ) -> tuple[WireDraft, torch.Tensor]:
+        """The draft up to the first token the context-free model rules out.
+
+        The cloud's view of the answer can differ from the user's (a span kept on the device
+        reads as a placeholder there), so a processing rule such as ``no_repeat_ngram_size`` can
+        rule out, on the public side, a token the private drafter wrote. The cloud would rule it
+        out too: the round ends before it, and the device recovers there.
+        """
+        tokens = wire.tokens
+        picked = ctxfree[torch.arange(len(tokens)), torch.tensor(tokens, dtype=torch.long)]
+        ruled_out = torch.nonzero(torch.isneginf(picked))
+        if not ruled_out.numel():
+            return wire, rows
+        wire = self.wire.cut(d.public_before, tokens[: int(ruled_out[0])], self.eos)
+        return wire, rows[: len(wire.tokens)]
+
+    def _draft(
+        self,
+        d: Drafting,
+        wire: WireDraft,
+        rows: torch.Tensor,
+        ctxfree_lp: list[float] | None,
+        ctxfree: Callable[[int], torch.Tensor] | None,
+    ) -> Draft:
+        tokens = wire.tokens
+        after = LazyRow(lambda: self.row(self._stream, self._prompt, d.before + tokens))
+        return Draft(d.before, d.public_before, wire, rows, ctxfree_lp, after, ctxfree)
+
+    def _ctxfree_at(
+        self, public_before: list[int], tokens: list[int]
+    ) -> Callable[[int], torch.Tensor]:
+        """``P_S0``'s row at a draft position, computed when asked for."""
+        return lambda n: self.row(self.public, self.public_ids, public_before + tokens[:n])
+
+    def speculate(self, draft: Draft, answered: Callable[[], bool]) -> Guess | None:
+        """The next round's draft, assuming ``draft`` passes whole with the device's bonus guess.
+
+        Drafting stops as soon as ``answered()``: the draft is finished only if it is used.
+        """
+        cfg, tokens = self.cfg, draft.tokens
+        if not tokens or tokens[-1] in self.eos or self.spec.drafter == "none":
+            return None
+        assumed = list(tokens)
+        if cfg.bonus_token:
+            guess = self.draw(draft.drafter_row(len(tokens)), len(draft.before) + len(tokens))
+            assumed.append(guess)
+            if guess in self.eos:
+                return Guess(assumed, None)
+        before = draft.before + assumed
+        if len(before) >= cfg.max_new_tokens:
+            return Guess(assumed, None)
+        nxt = self.start(before, draft.public_before + assumed, self.schedule.after(True))
+        while not nxt.done and not answered():
+            self.step(nxt)
+        if not answered():
+            self.finish(nxt)
+        return Guess(assumed, nxt)
+
+    def after_round(self, draft: Draft, full: bool) -> None:
+        """Update the draft length after a verified round (``full``: it passed whole)."""
+        if draft.tokens:
+            self.schedule.k = self.schedule.after(full)
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def device_token(self, answer: Answer) -> int:
+        """The device model's own next token with the private context (device-only decoding)."""
+        lp = self.row(self.private, self.private_ids, answer.tokens)
+        return self.draw(lp, len(answer.tokens), self.cfg.top_p)
+
+    def draw(self, lp: torch.Tensor, position: int, top_p: float | None = None) -> int:
+        """A token at answer ``position``, from a generator seeded by that position."""
+        gen = torch.Generator().manual_seed((self.seed + position * _GOLDEN) % 2**63)
+        lp = no_eos(lp, self.eos, self.cfg)
+        return fusion.draft_token(lp, self.cfg.greedy, gen, self._top_p if top_p is None else top_p)
+
+    def row(self, stream: KVStream, prompt_ids: list[int], answer: list[int]) -> torch.Tensor:
+        """``[V]`` processed log-probabilities of the token after ``prompt_ids + answer``."""
+        logits = stream.logits(prompt_ids + answer)[0]
+        return fusion.processed_log_probs(logits, answer, self.cfg.processing)
+
+
+def no_eos(lp: torch.Tensor, eos: frozenset[int], cfg: GenerationConfig) -> torch.Tensor:
+    """``lp`` with the end tokens ruled out when the run ignores them."""
+    if not cfg.ignore_eos or not eos:
+        return lp
+    out = lp.clone()
+    out[torch.tensor(sorted(eos), dtype=torch.long)] = -torch.inf
+    return out
+
+
+def gather(rows: torch.Tensor, ids: list[int]) -> list[float]:
+    """``rows[i, ids[i]]`` as plain floats (clamped to <= 0 for the wire)."""
+    if not ids:
+        return []
+    vals = rows[torch.arange(len(ids)), torch.tensor(ids, dtype=torch.long)]  # [K]
+    return [min(0.0, float(v)) for v in vals.tolist()]
