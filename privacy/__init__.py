@@ -37,6 +37,7 @@ from specsteer.privacy._exceptions import (
 )
 from specsteer.privacy._guard import Admitted, EgressGuard, Finding, ScreenResult
 from specsteer.privacy._keyring import Keyring, validate_user_id
+from specsteer.privacy._lift import ContextLift, LiftReport
 from specsteer.privacy._overlap import OverlapIndex, tokenize
 from specsteer.privacy._policy import DEFAULT_ACTIONS, Action, EgressPolicy
 from specsteer.privacy._pseudonymize import Pseudonymizer
@@ -50,6 +51,7 @@ __all__ = [
     "AuditLog",
     "AuditLogError",
     "AuditRecord",
+    "ContextLift",
     "DecryptionError",
     "Detector",
     "DisallowedPayloadError",
@@ -61,6 +63,7 @@ __all__ = [
     "Keyring",
     "KeyringCorruptedError",
     "KeyringError",
+    "LiftReport",
     "NameDetector",
     "OverlapIndex",
     "Pattern",

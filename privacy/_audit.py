@@ -426,8 +426,12 @@ class AuditLog:
         payload_type: str,
         detectors: Mapping[str, int] | None = None,
         policy: Mapping[str, Any] | None = None,
+        note: Mapping[str, Any] | None = None,
     ) -> AuditRecord:
         """Write one record for ``payload`` and fsync it; return once it is on disk.
+
+        ``note`` (optional, JSON values) says more about the payload, e.g. the context lift its
+        draft carries; it is chained and signed with the rest of the record.
 
         Raises:
             AuditLogError: The record could not be written (the caller must not send).
@@ -451,6 +455,8 @@ class AuditLog:
                         "policy": dict(policy or {}),
                         "prev": prev_hmac,
                     }
+                    if note:
+                        record["note"] = dict(note)
                     if self._storage == "plain":
                         record["payload"] = payload.decode("utf-8")
                     elif self._storage == "sealed":

@@ -44,6 +44,8 @@ def audit_show(
             f"#{rec.get('seq')} {when} -> {rec.get('destination')} {rec.get('payload_type')} "
             f"{rec.get('size')} bytes sha256={str(rec.get('sha256'))[:16]} detectors: {fired}"
         )
+        if rec.get("note"):
+            lines.append("    note: " + json.dumps(rec["note"], sort_keys=True))
         if payloads:
             body = log.read_payload(rec)
             lines.append(

@@ -20,7 +20,7 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from specsteer.privacy._detectors import (
     resolve_overlaps,
 )
 from specsteer.privacy._exceptions import DisallowedPayloadError
+from specsteer.privacy._lift import ContextLift
 from specsteer.privacy._overlap import OverlapIndex
 from specsteer.privacy._policy import Action, EgressPolicy
 from specsteer.privacy._pseudonymize import Pseudonymizer
@@ -173,6 +174,7 @@ class EgressGuard:
         self.pseudonymizer = Pseudonymizer()
         self._report = ReportAccumulator()
         self._lock = threading.Lock()
+        self.lift = self._new_lift()
 
     # -- session state ---------------------------------------------------------------------------
 
@@ -189,6 +191,19 @@ class EgressGuard:
     def restore(self, text: str) -> str:
         """Put the values behind this session's placeholders back (on the device)."""
         return self.pseudonymizer.restore(text)
+
+    def conceal(self, text: str) -> str:
+        """The placeholder the cloud sees for ``text`` kept on the device by the context-lift
+        policy (the same text always gets the same one; :meth:`restore` brings it back)."""
+        return self.pseudonymizer.placeholder("PRIVATE_CONTEXT", text)
+
+    def _new_lift(self) -> ContextLift:
+        inf = float("inf")
+        p = self.policy
+        return ContextLift(
+            inf if p.max_context_lift is None else p.max_context_lift,
+            inf if p.context_lift_budget is None else p.context_lift_budget,
+        )
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -280,6 +295,7 @@ class EgressGuard:
         destination: str,
         *,
         encode: Callable[[Any], bytes] | None = None,
+        note: Mapping[str, Any] | None = None,
     ) -> Admitted:
         """Encode, scan and audit ``payload``: the first half of :meth:`send`.
 
@@ -291,6 +307,7 @@ class EgressGuard:
             destination: Where it goes (URL or adapter name), recorded in the audit log.
             encode: Turns ``payload`` into the exact bytes the transport puts on the network
                 (e.g. a vLLM completions body); default its JSON.
+            note: More about the payload for its audit record (JSON values).
 
         Returns:
             The bytes to send, with the audit record's sequence number.
@@ -328,6 +345,7 @@ class EgressGuard:
             payload_type=type(payload).__name__,
             detectors=dict(fired),
             policy=self.policy.model_dump(mode="json"),
+            note=note,
         )
         self._report.fired(fired)
         self._report.sent(destination=destination, fields=fields, seq=record.seq)
@@ -392,11 +410,20 @@ class EgressGuard:
     @property
     def report(self) -> PrivacyReport:
         """A snapshot of the counters since the last :meth:`reset_report`."""
-        return self._report.snapshot()
+        lift = self.lift.report()
+        return self._report.snapshot().model_copy(
+            update={
+                "tokens_kept_for_lift": lift.tokens_kept,
+                "context_lift_sent": lift.nats_sent,
+                "max_context_lift_sent": lift.largest_sent,
+            }
+        )
 
     def reset_report(self) -> PrivacyReport:
-        """Return the current report and start a new one (call once per generation)."""
+        """Return the current report and start a new one, with a fresh context-lift budget
+        (call once per generation)."""
         with self._lock:
-            snap = self._report.snapshot()
+            snap = self.report
             self._report.reset()
+            self.lift = self._new_lift()
             return snap

@@ -80,6 +80,21 @@ class EgressPolicy(BaseModel):
         "They are still audited byte for byte.",
     )
 
+    max_context_lift: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="The context-lift policy's tau, in nats: a draft token whose context lift "
+        "(log P_S - log P_S0: how much more likely the private context made it) exceeds it does "
+        "not leave the device; its round stays on the device from that token on, and so does a "
+        "recovered token over it. None lets every token through.",
+    )
+    context_lift_budget: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="The most positive context lift, in nats, that one answer may send in all; "
+        "the first token that would overrun it stays on the device as above. None: no budget.",
+    )
+
     @field_validator("actions")
     @classmethod
     def _entity_names(cls, v: dict[str, Action]) -> dict[str, Action]:

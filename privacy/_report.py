@@ -36,6 +36,17 @@ class PrivacyReport(BaseModel):
     audit_seqs: list[int] = Field(
         default_factory=list, description="Audit log records written for these payloads."
     )
+    tokens_kept_for_lift: int = Field(
+        default=0,
+        description="Tokens kept on the device by the context-lift policy (their lift, or the "
+        "answer's lift budget).",
+    )
+    context_lift_sent: float = Field(
+        default=0.0, description="Total positive context lift (nats) of the tokens that left."
+    )
+    max_context_lift_sent: float = Field(
+        default=0.0, description="The largest context lift (nats) of one token that left."
+    )
 
 
 class ReportAccumulator:

@@ -165,6 +165,19 @@ class Drafter:
         """``P_S0``'s row at a draft position, computed when asked for."""
         return lambda n: self.row(self.public, self.public_ids, public_before + tokens[:n])
 
+    def head(self, draft: Draft, n: int) -> Draft:
+        """The first ``n`` tokens of ``draft`` as a draft of their own (text mode may end it
+        sooner, on a whole character)."""
+        wire = self.wire.cut(draft.public_before, draft.tokens[:n], self.eos)
+        tokens = wire.tokens
+        lp = None
+        if draft.ctxfree_lp is not None:
+            values = [min(0.0, float(draft.ctxfree_row(i)[t])) for i, t in enumerate(tokens)]
+            lp = self.wire.per_unit(values, wire)
+        after = LazyRow(lambda: draft.drafter_row(len(tokens)))
+        rows = draft.rows[: len(tokens)]
+        return Draft(draft.before, draft.public_before, wire, rows, lp, after, draft.ctxfree)
+
     def speculate(self, draft: Draft, answered: Callable[[], bool]) -> Guess | None:
         """The next round's draft, assuming ``draft`` passes whole with the device's bonus guess.
 

@@ -19,11 +19,19 @@ cloud's view of the accepted text gets a placeholder instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from specsteer._errors import ConfigurationError
 from specsteer.cloud_adapter import ChatMessage, CloudVerifier, GenerateRequest, VerifyRequest
-from specsteer.privacy import Admitted, AuditLog, EgressGuard, EgressPolicy, PrivacyReport
+from specsteer.privacy import (
+    Admitted,
+    AuditLog,
+    ContextLift,
+    EgressGuard,
+    EgressPolicy,
+    PrivacyReport,
+)
 
 __all__ = ["Payload", "PrivateEgress"]
 
@@ -138,13 +146,15 @@ class PrivateEgress:
             return None
         return screened.safe_text
 
-    def admit(self, request: Payload, cloud: CloudVerifier) -> Admitted:
+    def admit(
+        self, request: Payload, cloud: CloudVerifier, note: Mapping[str, Any] | None = None
+    ) -> Admitted:
         """Scan and audit the bytes ``cloud`` would send for ``request``; return them.
 
         The guard scans and records ``cloud.encode(request)`` (or ``encode_generate`` for a
         generate request) -- the adapter's own wire bytes. Send exactly
         :attr:`~specsteer.privacy.Admitted.data` with ``cloud.transmit`` (``transmit_generate``),
-        then report the answer with :meth:`delivered`.
+        then report the answer with :meth:`delivered`. ``note`` goes into the audit record.
 
         Raises:
             PrivacyViolation: the payload still carried private text; nothing may be sent.
@@ -152,11 +162,21 @@ class PrivateEgress:
             ConfigurationError: this cloud cannot generate; nothing was recorded.
         """
         encode = cloud.encode_generate if isinstance(request, GenerateRequest) else cloud.encode
-        return self.guard.admit(request, cloud.destination, encode=encode)
+        return self.guard.admit(request, cloud.destination, encode=encode, note=note)
 
     def delivered(self, admitted: Admitted, received: int) -> None:
         """Count an admitted payload as sent, and the ``received`` bytes of its answer."""
         self.guard.delivered(admitted, received)
+
+    @property
+    def lift(self) -> ContextLift:
+        """This generation's context-lift policy (the policy's ``max_context_lift`` and
+        ``context_lift_budget``): which draft tokens may leave, and what left."""
+        return self.guard.lift
+
+    def conceal(self, text: str) -> str:
+        """The placeholder the cloud sees instead of ``text``, kept on the device for its lift."""
+        return self.guard.conceal(text)
 
     def restore(self, text: str) -> str:
         """Put pseudonymized values back before the user sees ``text``."""

@@ -44,10 +44,20 @@ TokenKind = Literal["accepted", "recovered", "local", "device", "cloud"]
 
 @dataclass(frozen=True)
 class Tokens:
-    """Tokens appended to the answer, in order (an end token included when it ends it)."""
+    """Tokens appended to the answer, in order (an end token included when it ends it).
+
+    Attributes:
+        ids: the tokens.
+        kind: where they came from.
+        kept: why the cloud's view of the answer holds a placeholder instead of them, when it
+            does: ``"guard"`` (private text), ``"refused"`` (the guard refused the payload) or
+            ``"lift"`` (the context-lift policy); ``None`` when the cloud's view holds them too
+            (or nothing leaves at all).
+    """
 
     ids: tuple[int, ...]
     kind: TokenKind
+    kept: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
 import torch
 
@@ -34,6 +34,7 @@ from specsteer.cloud_adapter import (
     check_generate_response,
     check_response,
 )
+from specsteer.privacy import ContextLift
 
 __all__ = ["SCREEN_WINDOW", "CloudLink", "Failed", "KeptLocal", "Verified", "request_id"]
 
@@ -131,6 +132,25 @@ class CloudLink:
         public = self.egress.screen_draft(prefix[cut:], text, force=force)
         return None if public is None else self._encode(prefix[:cut] + public)
 
+    @property
+    def lift(self) -> ContextLift | None:
+        """The context-lift policy of this generation, when there is one that can keep tokens
+        back (a guard whose policy sets ``max_context_lift`` or ``context_lift_budget``)."""
+        if self.egress is None or not self.egress.lift.active:
+            return None
+        return self.egress.lift
+
+    def conceal(self, public_before: list[int], kept: str) -> list[int]:
+        """The cloud's view after ``public_before`` when text ``kept`` stays on the device: a
+        placeholder in its place (its surrounding spaces kept)."""
+        assert self.egress is not None, "only a guard's policy keeps text back"
+        core = kept.strip()
+        if not core:
+            return self._encode(self._text(public_before) + kept)
+        lead = kept[: len(kept) - len(kept.lstrip())]
+        trail = kept[len(kept.rstrip()) :]
+        return self._encode(self._text(public_before) + lead + self.egress.conceal(core) + trail)
+
     def request(self, draft: Draft) -> VerifyRequest:
         """The request that carries ``draft``."""
         seed = int(torch.randint(0, 2**62, (1,), generator=self._seeds).item())
@@ -145,11 +165,13 @@ class CloudLink:
             params=self.params.model_copy(update={"seed": seed}),
         )
 
-    def verify(self, request: VerifyRequest) -> Verified | KeptLocal | Failed:
-        """Send ``request`` and check the answer."""
+    def verify(
+        self, request: VerifyRequest, note: Mapping[str, Any] | None = None
+    ) -> Verified | KeptLocal | Failed:
+        """Send ``request`` and check the answer; ``note`` goes into its audit record."""
         tally = _Tally(self._clock())
         try:
-            response = self._carry(request, tally)
+            response = self._carry(request, tally, note)
             check_response(request, response, self.vocab_size)
         except PrivacyViolation as e:
             logger.info("the egress guard kept a round on the device: %s", type(e).__name__)
@@ -172,11 +194,18 @@ class CloudLink:
         return Generated(response, tally.exchange(self._clock()))
 
     @overload
-    def _carry(self, request: VerifyRequest, tally: _Tally) -> VerifyResponse: ...
-    @overload
-    def _carry(self, request: GenerateRequest, tally: _Tally) -> GenerateResponse: ...
     def _carry(
-        self, request: VerifyRequest | GenerateRequest, tally: _Tally
+        self, request: VerifyRequest, tally: _Tally, note: Mapping[str, Any] | None = None
+    ) -> VerifyResponse: ...
+    @overload
+    def _carry(
+        self, request: GenerateRequest, tally: _Tally, note: Mapping[str, Any] | None = None
+    ) -> GenerateResponse: ...
+    def _carry(
+        self,
+        request: VerifyRequest | GenerateRequest,
+        tally: _Tally,
+        note: Mapping[str, Any] | None = None,
     ) -> VerifyResponse | GenerateResponse:
         """Send ``request`` and count both ways in ``tally``.
 
@@ -186,7 +215,7 @@ class CloudLink:
         """
         cloud = self.cloud
         if self.egress is not None:
-            admitted = self.egress.admit(request, cloud)
+            admitted = self.egress.admit(request, cloud, note)
             tally.sent = len(admitted.data)
             response: VerifyResponse | GenerateResponse = _transmit(cloud, request, admitted.data)
             tally.received = len(response.model_dump_json().encode())

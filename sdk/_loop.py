@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor
+from typing import Any
 
 import torch
 
@@ -75,36 +76,62 @@ class RoundLoop:
         while not self.answer.done:
             if self.link is None:
                 yield from self.device_step()
-                continue
-            t = self.clock()
-            draft = self.drafter.finish(pending or self.drafter.begin(self.answer))
-            hidden = self.link.screen(draft) if draft.tokens else None
-            yield DeviceWork(self.clock() - t)
-            pending = None
-            if hidden is not None:
-                yield from self.keep_local(draft, hidden, "guard")
-                continue
-            outcome, guess = yield from self.exchange(self.link, draft)
-            if isinstance(outcome, Verified):
-                new = yield from self.take(draft, outcome.response)
-                whole = self.drafter.wire.accepted(draft.wire, outcome.response.n_accepted)
-                if guess is not None:
-                    pending = guess.holds(new, whole == len(draft.tokens))
-            elif isinstance(outcome, KeptLocal):  # the guard refused the payload
-                yield from self.keep_local(draft, self.link.screen(draft, force=True), "refused")
             else:
-                yield from self.fall_back(outcome.reason)
+                pending = yield from self.round(self.link, pending)
+
+    def round(
+        self, link: CloudLink, pending: Drafting | None
+    ) -> Generator[RoundEvent, None, Drafting | None]:
+        """One round: propose, screen, verify, recover. Returns the next round's draft when a
+        pipelined guess held."""
+        t = self.clock()
+        draft = self.drafter.finish(pending or self.drafter.begin(self.answer))
+        hidden = link.screen(draft) if draft.tokens else None
+        held: list[int] = []
+        if hidden is None:
+            draft, held = self.within_lift(link, draft)
+        yield DeviceWork(self.clock() - t)
+        if hidden is not None:
+            yield from self.keep_local(draft, hidden, "guard")
+            return None
+        if held and not draft.tokens:
+            yield from self.keep_lifted(link, held)
+            return None
+        outcome, guess = yield from self.exchange(link, draft, _lift_note(link, draft, held))
+        if isinstance(outcome, KeptLocal):  # the guard refused the payload
+            yield from self.keep_local(draft, link.screen(draft, force=True), "refused")
+            return None
+        if link.lift is not None and outcome.exchange.bytes_sent:
+            link.lift.sent(draft.lifts())
+        if isinstance(outcome, Failed):
+            yield from self.fall_back(outcome.reason)
+            return None
+        new = yield from self.take(link, draft, outcome.response, held)
+        n = self.drafter.wire.accepted(draft.wire, outcome.response.n_accepted)
+        return guess.holds(new, n == len(draft.tokens)) if guess is not None else None
+
+    def within_lift(self, link: CloudLink, draft: Draft) -> tuple[Draft, list[int]]:
+        """The part of ``draft`` the context-lift policy lets out, and the tokens it holds back
+        (from the first token over the policy on)."""
+        policy = link.lift
+        if policy is None or not draft.tokens:
+            return draft, []
+        cut = policy.allowance(draft.lifts())
+        if cut >= len(draft.tokens):
+            return draft, []
+        head = self.drafter.head(draft, cut)
+        return head, draft.tokens[len(head.tokens) :]
 
     def exchange(
-        self, link: CloudLink, draft: Draft
+        self, link: CloudLink, draft: Draft, note: dict[str, Any] | None = None
     ) -> Generator[RoundEvent, None, tuple[Verified | KeptLocal | Failed, Guess | None]]:
         """Send ``draft``; when pipelined, draft the next round while it is out."""
         request = link.request(draft)
         guess: Guess | None = None
         if self.pool is None:
-            outcome = link.verify(request)
+            outcome = link.verify(request, note)
         else:
-            future = self.pool.submit(link.verify, request)
+            future = self.pool.submit(link.verify, request, note)
             t = self.clock()
             try:
                 guess = self.drafter.speculate(draft, future.done)
@@ -116,9 +143,11 @@ class RoundLoop:
         return outcome, guess
 
     def take(
-        self, draft: Draft, response: VerifyResponse
+        self, link: CloudLink, draft: Draft, response: VerifyResponse, held: list[int]
     ) -> Generator[RoundEvent, None, list[int]]:
-        """Apply the cloud's verdict: the accepted tokens and the device's own next token.
+        """Apply the cloud's verdict: the accepted tokens and the device's own next token (or,
+        after a draft the context-lift policy cut short that passed whole, the tokens it held
+        back, kept on the device).
 
         Returns the tokens the round added when it added all it meant to and the answer goes
         on, else ``[]`` (the round's guess cannot hold then).
@@ -128,7 +157,8 @@ class RoundLoop:
         n = self.drafter.wire.accepted(draft.wire, response.n_accepted)
         accepted = tokens[:n]
         full = n == len(tokens) and len(tokens) > 0
-        recovered = not (accepted and accepted[-1] in self.answer.eos)
+        holding = bool(held) and n == len(tokens)
+        recovered = not (accepted and accepted[-1] in self.answer.eos) and not holding
         recovered = recovered and (not full or self.bonus_token)
         extra: list[int] = []
         failure = None
@@ -143,7 +173,10 @@ class RoundLoop:
         yield Round(tuple(tokens), n, recovered)
         if failure is not None:
             yield from self.fall_back(failure)
-        more = yield from self.append(extra, "recovered")
+        if holding:
+            yield from self.keep_lifted(link, held)
+            return []
+        more = yield from self.add_recovered(link, draft, n, extra)
         new = accepted + extra
         return new if len(got) + len(more) == len(new) and not self.answer.ended else []
 
@@ -160,13 +193,47 @@ class RoundLoop:
         index = self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
         return cands.tokens[index]
 
+    def add_recovered(
+        self, link: CloudLink, draft: Draft, n: int, extra: list[int]
+    ) -> Generator[RoundEvent, None, tuple[int, ...]]:
+        """Append the recovered tokens. The steered pick enters the next request's prefix, so
+        the context-lift policy judges it too: when it keeps it, the cloud's view of the answer
+        gets a placeholder instead."""
+        policy = link.lift
+        if policy is None or not extra:
+            return (yield from self.append(extra, "recovered"))
+        lift = draft.lift(n, extra[0])
+        if policy.allowance([lift]):
+            policy.sent([lift])
+            return (yield from self.append(extra, "recovered"))
+        public = link.conceal(self.answer.public, self.text_after(extra))
+        got = self.answer.take_local(extra, public)
+        policy.kept(len(got))
+        if got:
+            yield Tokens(got, "recovered", kept="lift")
+        return got
+
+    def keep_lifted(
+        self, link: CloudLink, held: list[int]
+    ) -> Generator[RoundEvent, None, tuple[int, ...]]:
+        """Keep ``held`` on the device for its context lift; the cloud's view gets a
+        placeholder instead."""
+        assert link.lift is not None, "only the context-lift policy holds tokens back"
+        public = link.conceal(self.answer.public, self.text_after(held))
+        got = self.answer.take_local(held, public)
+        link.lift.kept(len(got))
+        yield Round(tuple(held), len(got), recovered=False, local=True, reason="lift")
+        if got:
+            yield Tokens(got, "local", kept="lift")
+        return got
+
     def keep_local(self, draft: Draft, public: list[int] | None, reason: str) -> Events:
         """The user gets the draft; the cloud's view of the answer becomes ``public``."""
         assert public is not None, "a round kept local has a public view"
         got = self.answer.take_local(draft.tokens, public)
         yield Round(tuple(draft.tokens), len(got), recovered=False, local=True, reason=reason)
         if got:
-            yield Tokens(got, "local")
+            yield Tokens(got, "local", kept=reason)
 
     def device_step(self) -> Events:
         """One token on the device with the private context."""
@@ -188,3 +255,22 @@ class RoundLoop:
         if got:
             yield Tokens(got, kind)
         return got
+
+    def text_after(self, ids: list[int]) -> str:
+        """The text ``ids`` add to the user's answer."""
+        decode = self.drafter.device.decode
+        return decode([*self.answer.tokens, *ids])[len(decode(self.answer.tokens)) :]
+
+
+def _lift_note(link: CloudLink, draft: Draft, held: list[int]) -> dict[str, Any] | None:
+    """What the audit record says of a draft under the context-lift policy."""
+    if link.lift is None:
+        return None
+    lifts = draft.lifts()
+    return {
+        "context_lift": {
+            "draft_nats": round(sum(max(0.0, x) for x in lifts), 4),
+            "largest": round(max(lifts, default=0.0), 4),
+            "held_back_tokens": len(held),
+        }
+    }

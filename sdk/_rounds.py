@@ -87,6 +87,17 @@ class Draft:
         """``P_S0``'s ``[V]`` log-probabilities at draft position ``n``."""
         return self.drafter_row(n) if self.ctxfree is None else self.ctxfree(n)
 
+    def lift(self, n: int, token: int) -> float:
+        """The context lift of ``token`` at draft position ``n``: ``log P_S - log P_S0``, how
+        much more likely the private context made it (0 for a context-free drafter)."""
+        if self.ctxfree is None:
+            return 0.0
+        return float(self.drafter_row(n)[token] - self.ctxfree(n)[token])
+
+    def lifts(self) -> list[float]:
+        """The context lift of each draft token."""
+        return [self.lift(i, t) for i, t in enumerate(self.tokens)]
+
 
 @dataclass
 class Drafting:

@@ -43,6 +43,8 @@ class ChatSession:
         self.assistant = assistant
         self.label = label
         self.history: list[dict[str, str]] = []
+        #: The pieces of the last answer the context-lift policy kept on the device.
+        self.lifted: list[str] = []
         self._busy = threading.Lock()
 
     @property
@@ -107,16 +109,18 @@ class ChatSession:
             )
             return
         self.history += [chat[-1], {"role": "assistant", "content": result.text}]
-        out.put(_done(result, context))
+        out.put(_done(result, context, self.lifted))
 
     def _marked(self, events: Iterator[RoundEvent], out: queue.Queue[Event]) -> GenerationResult:
         """Put each event's marked pieces on ``out``; return the result."""
         a = self.assistant
         marker = PieceMarker(a.device.decode, a.device.eos_token_ids)
+        self.lifted = []
         for event in events:
             pieces = marker.add(event)
             if pieces:
                 out.put({"type": "tokens", "pieces": pieces})
+                self.lifted += [p["text"] for p in pieces if p.get("kept") == "lift"]
             if isinstance(event, Finished):
                 return event.result
         raise AssertionError("an answer's events end with Finished")
@@ -129,7 +133,7 @@ def _last_seq(log: Any) -> int:
     return int(records[-1]["seq"]) if records else 0
 
 
-def _done(result: GenerationResult, context: str) -> Event:
+def _done(result: GenerationResult, context: str, lifted: list[str]) -> Event:
     s = result.stats
     kept = [line[2:] for line in context.splitlines() if line.startswith("- ")]
     return {
@@ -146,5 +150,5 @@ def _done(result: GenerationResult, context: str) -> Event:
             for r in s.rounds
         ],
         "privacy": result.privacy.model_dump() if result.privacy is not None else None,
-        "kept": {"memories": kept, "characters": len(context)},
+        "kept": {"memories": kept, "characters": len(context), "lift": lifted},
     }

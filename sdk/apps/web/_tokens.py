@@ -8,7 +8,8 @@ Kinds of piece: ``accepted`` (drafted on the device, accepted by the cloud), ``r
 rest of that draft, which the answer does not keep), ``recovered`` (chosen on the device from the
 cloud's top-k, steered by the private context), ``local`` (written on the device without a cloud
 round: a draft kept back by the guard, or device-only decoding), ``cloud`` (the cloud model
-alone).
+alone). A piece the cloud's view holds a placeholder for says why in ``kept`` (``guard``,
+``refused``, or ``lift``: the context-lift policy kept it on the device).
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ class PieceMarker:
         """The pieces ``event`` adds (none for events that carry no text)."""
         if isinstance(event, Tokens):
             text = self.text.add(event)
-            return [{"kind": _KINDS[event.kind], "text": text}] if text else []
+            if not text:
+                return []
+            piece = {"kind": _KINDS[event.kind], "text": text}
+            if event.kept is not None:  # the cloud's view holds a placeholder instead
+                piece["kept"] = event.kept
+            return [piece]
         if isinstance(event, Round) and not event.local and event.rejected:
             text = self.text.after(event.rejected)
             return [{"kind": "rejected", "text": text}] if text else []

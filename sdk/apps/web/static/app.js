@@ -70,6 +70,10 @@ function appendPieces(answer, pieces) {
     const label = piece.kind === "rejected" ? "rejected draft: " : "";
     const span = el("span", { class: `tok ${piece.kind}`, "data-kind": piece.kind, text: piece.text });
     if (label) span.setAttribute("aria-label", label + piece.text);
+    if (piece.kept) {
+      span.dataset.kept = piece.kept;
+      span.title = piece.kept === "lift" ? "kept on this device: the private context made it likely" : "kept on this device";
+    }
     answer.append(span);
   }
   answer.dataset.chunks = String(Number(answer.dataset.chunks || 0) + 1);
@@ -291,7 +295,8 @@ function showKept(event) {
   $("kept").replaceChildren(
     el("p", { text: `${kept.memories.length} ${kept.memories.length === 1 ? "memory" : "memories"} (${kept.characters} characters) steered the answer as private context; never sent.` }),
     list,
-    el("p", { text: `Spans kept on the device: ${p.spans_kept_local ?? 0}; replaced by placeholders: ${p.spans_pseudonymized ?? 0}; payloads refused by the guard: ${p.payloads_refused ?? 0}.` }));
+    el("p", { text: `Spans kept on the device: ${p.spans_kept_local ?? 0}; replaced by placeholders: ${p.spans_pseudonymized ?? 0}; payloads refused by the guard: ${p.payloads_refused ?? 0}.` }),
+    el("p", { id: "lift-kept", text: `Tokens kept on the device for their context lift: ${p.tokens_kept_for_lift ?? 0}${(kept.lift || []).length ? ` (${kept.lift.map((t) => JSON.stringify(t.trim())).join(", ")})` : ""}; context lift that left: ${(p.context_lift_sent ?? 0).toFixed(1)} nats, at most ${(p.max_context_lift_sent ?? 0).toFixed(1)} for one token.` }));
 }
 
 // -- tabs ----------------------------------------------------------------------------------------
