@@ -1,6 +1,7 @@
 """specsteer: private, personalized generation with SpecSteer (Draft-Verify-Recover)."""
 
 from specsteer._assistant import Assistant
+from specsteer._attack_run import run_attack
 from specsteer._config import GenerationConfig, Method
 from specsteer._defaults import (
     DEFAULT_CONFIG,
@@ -106,6 +107,7 @@ __all__ = [
     "load_qwen_coder_1_5b_llamacpp",
     "load_records",
     "load_smollm2",
+    "run_attack",
     "run_eval",
     "summarize",
 ]

@@ -718,10 +718,7 @@ def eval_(
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
 
-    try:
-        lams = [float(x) for item in (lam or ["0.1,0.5"]) for x in item.split(",") if x.strip()]
-    except ValueError:
-        _fail(f"--lam takes numbers (e.g. --lam 0.1,0.5), not {lam!r}")
+    lams = _numbers(lam, "0.1,0.5", "--lam")
     try:
         examples = load_examples(data)
         device, verifier, memory = _eval_models(tiny, pair, _cloud(cloud, cloud_model, "auto"))
@@ -742,6 +739,74 @@ def eval_(
     summary = (out / "summary.md").read_text(encoding="utf-8")
     console.print(summary, markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {out / 'results.jsonl'}; summary: {out / 'summary.md'}")
+
+
+def _numbers(values: list[str] | None, default: str, flag: str) -> list[float]:
+    """Numbers from a repeatable option that also takes comma lists."""
+    try:
+        return [float(x) for item in (values or [default]) for x in item.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"{flag} takes numbers (e.g. {flag} {default}), not {values!r}")
+
+
+@app.command()
+def attack(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="LaMP-style JSONL dataset with facts (default: the shipped set)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for the answers and attack.md; rerun to resume.")
+    ] = Path("attack-results"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N examples.")] = 40,
+    methods: Annotated[
+        str, typer.Option(help="Comma list of methods to attack.")
+    ] = "cloud_only,device_only,speculative,specsteer",
+    lam: Annotated[
+        list[str] | None, typer.Option("--lam", help="SpecSteer's lambda (repeat or comma list).")
+    ] = None,
+    tau: Annotated[
+        list[str] | None,
+        typer.Option("--tau", help="Context-lift thresholds in nats, each a SpecSteer variant."),
+    ] = None,
+    candidates: Annotated[int, typer.Option(min=2, help="Candidates per guess (chance 1/N).")] = 8,
+    canaries: Annotated[
+        int, typer.Option(min=0, help="Users who get a planted secret and ask for it.")
+    ] = 16,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 64,
+    model_attacker: Annotated[
+        bool, typer.Option(help="Also attack with the cloud model's likelihoods.")
+    ] = True,
+    tiny: Annotated[bool, typer.Option(help="Tiny test models built in code.")] = False,
+) -> None:
+    """What the cloud learns: attack what left the device for each answer (docs/privacy.md)."""
+    from specsteer._attack_run import run_attack
+    from specsteer._eval import load_examples
+
+    try:
+        examples = load_examples(data)
+        device, cloud, memory = _eval_models(tiny, None, _cloud(None, None, "auto"))
+        report = run_attack(
+            examples,
+            device=device,
+            cloud=cloud,
+            attacker_model=cloud if model_attacker else None,
+            out_dir=out,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            lams=_numbers(lam, "0.1,0.5", "--lam"),
+            taus=[] if tau is None else _numbers(tau, "2", "--tau"),
+            candidates=candidates,
+            canaries=canaries,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            memory_factory=memory,
+        )
+    except SpecSteerError as e:
+        _fail(e)
+    from specsteer._attack_report import render_markdown
+
+    console.print(render_markdown(report), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {out / 'attack.md'}; plot: {out / 'attack.png'}")
 
 
 def _eval_models(tiny: bool, pair: str | None, where: Any) -> tuple[Any, Any, Any]:

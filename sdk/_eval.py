@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
@@ -38,7 +38,7 @@ from specsteer._errors import ConfigurationError, InvalidInputError, MissingDepe
 from specsteer._methods import METHOD_NAMES, method_spec
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
-from specsteer.privacy import AuditLog
+from specsteer.privacy import AuditLog, EgressPolicy, PrivacyReport
 
 if TYPE_CHECKING:
     from specsteer.memory import MemoryStore
@@ -297,31 +297,40 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
 # -- the run -------------------------------------------------------------------------------------
 
 
+#: One method to run: (label, method, lam, tau).
+Label = tuple[str, Method, float | None, float | None]
+
+
 def method_labels(
-    methods: Sequence[str], lams: Sequence[float]
-) -> list[tuple[str, Method, float | None]]:
-    """``(label, method, lam)`` for each method to run: SpecSteer once per lam (``specsteer@0.1``).
+    methods: Sequence[str], lams: Sequence[float], taus: Sequence[float] = ()
+) -> list[Label]:
+    """``(label, method, lam, tau)`` for each method to run: SpecSteer once per lam
+    (``specsteer@0.1``), and once more per lam and context-lift threshold tau
+    (``specsteer@0.1/tau2``, the guard's ``max_context_lift``).
 
     Raises:
-        ConfigurationError: an unknown method, a negative lam, or SpecSteer with no lam.
+        ConfigurationError: an unknown method, a negative lam or tau, or SpecSteer with no lam.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigurationError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
     if not methods:
         raise ConfigurationError(f"no method to run; choose from {', '.join(METHODS)}")
-    if any(not (isinstance(x, int | float) and 0 <= x < math.inf) for x in lams):
-        raise ConfigurationError("every lam must be a finite number >= 0")
+    for name, values in (("lam", lams), ("tau", taus)):
+        if any(not (isinstance(x, int | float) and 0 <= x < math.inf) for x in values):
+            raise ConfigurationError(f"every {name} must be a finite number >= 0")
     if "specsteer" in methods and not lams:
         raise ConfigurationError("specsteer needs at least one lam (e.g. 0.1)")
-    labels: list[tuple[str, Method, float | None]] = []
+    labels: list[Label] = []
     for m in METHODS:
         if m not in methods:
             continue
-        if m == "specsteer":
-            labels += [(f"specsteer@{lam:g}", m, float(lam)) for lam in dict.fromkeys(lams)]
-        else:
-            labels.append((m, m, None))
+        if m != "specsteer":
+            labels.append((m, m, None, None))
+            continue
+        for lam in dict.fromkeys(lams):
+            labels.append((f"specsteer@{lam:g}", m, float(lam), None))
+            labels += [(f"specsteer@{lam:g}/tau{t:g}", m, float(lam), float(t)) for t in taus]
     return labels
 
 
@@ -356,26 +365,33 @@ class _Session:
         *,
         config: GenerationConfig,
         privacy: bool,
+        payloads: Literal["digest", "sealed"] = "digest",
     ) -> None:
         self.device, self.cloud, self.store, self.config = device, cloud, store, config
-        # One log for the whole run, digests only: it proves what left without keeping it.
+        # One log for the whole run; by default digests only: it proves what left without
+        # keeping it. An attack on what left needs the payloads: sealed with the run's key.
         self.audit = (
-            AuditLog(audit_dir / "audit.jsonl", keyring=store.keyring, payload_storage="digest")
+            AuditLog(audit_dir / "audit.jsonl", keyring=store.keyring, payload_storage=payloads)
             if privacy
             else None
         )
-        self._assistants: dict[str, Assistant] = {}
+        self._assistants: dict[tuple[str, float | None], Assistant] = {}
 
-    def assistant(self, example: EvalExample) -> Assistant:
-        """The assistant of this example's user, its history stored the first time."""
+    def assistant(self, example: EvalExample, tau: float | None = None) -> Assistant:
+        """The assistant of this example's user (its history stored the first time), with the
+        guard's context-lift threshold ``tau``."""
         user = _memory_user(example)
-        found = self._assistants.get(user)
+        found = self._assistants.get((user, tau))
         if found is not None:
             return found
-        self.store.add_many(user, list(dict.fromkeys(example.profile)), progress=False)
+        if not any(u == user for u, _ in self._assistants):
+            self.store.add_many(user, list(dict.fromkeys(example.profile)), progress=False)
         privacy: bool | PrivateEgress = False
         if self.audit is not None:
-            privacy = PrivateEgress(audit_log=self.audit, decode_ids=self.device.decode)
+            policy = EgressPolicy(max_context_lift=tau)
+            privacy = PrivateEgress(
+                policy=policy, audit_log=self.audit, decode_ids=self.device.decode
+            )
         made = Assistant(
             self.device,
             self.cloud,
@@ -384,14 +400,13 @@ class _Session:
             config=self.config,
             privacy=privacy,
         )
-        self._assistants[user] = made
+        self._assistants[(user, tau)] = made
         return made
 
 
-def _run_one(
-    session: _Session, example: EvalExample, label: str, method: Method, lam: float | None
-) -> Record:
-    assistant = session.assistant(example)
+def _run_one(session: _Session, example: EvalExample, label: Label) -> Record:
+    name, method, lam, tau = label
+    assistant = session.assistant(example, tau)
     overrides: dict[str, Any] = {"method": method}
     if lam is not None:
         overrides["lam"] = lam
@@ -403,8 +418,9 @@ def _run_one(
     return {
         "id": example.id,
         "user_id": example.user_id,
-        "method": label,
+        "method": name,
         "lam": lam,
+        "tau": tau,
         "text": result.text,
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
         "tokens": s.new_tokens,
@@ -415,6 +431,18 @@ def _run_one(
         "wall_seconds": round(wall, 4),
         "finish_reason": result.finish_reason,
         "fallback": s.fallback,
+        **_privacy_fields(result.privacy),
+    }
+
+
+def _privacy_fields(report: PrivacyReport | None) -> Record:
+    """What left for one answer: its audit records, and the context lift kept and sent."""
+    if report is None:
+        return {}
+    return {
+        "audit_seqs": list(report.audit_seqs),
+        "lift_kept_tokens": report.tokens_kept_for_lift,
+        "lift_sent_nats": round(report.context_lift_sent, 4),
     }
 
 
@@ -426,6 +454,7 @@ def run_eval(
     out_dir: str | os.PathLike[str],
     methods: Sequence[str] = METHODS,
     lams: Sequence[float] = (0.1, 0.5),
+    taus: Sequence[float] = (),
     max_new_tokens: int = 64,
     limit: int | None = None,
     seed: int = 0,
@@ -433,6 +462,7 @@ def run_eval(
     config: GenerationConfig | None = None,
     memory_factory: Callable[[Path], MemoryStore] | None = None,
     privacy: bool = True,
+    audit_payloads: Literal["digest", "sealed"] = "digest",
     progress: bool = True,
 ) -> list[Record]:
     """Answer every example with every method, score the answers, and write them down.
@@ -450,6 +480,8 @@ def run_eval(
         out_dir: the run's folder; created if needed.
         methods: which of :data:`METHODS` to run.
         lams: SpecSteer's acceptance thresholds; each is its own method, ``specsteer@<lam>``.
+        taus: context-lift thresholds (the guard's ``max_context_lift``); SpecSteer runs once
+            more per lam and tau, ``specsteer@<lam>/tau<tau>``.
         max_new_tokens: output length limit.
         limit: only the first ``limit`` examples.
         seed: the seed of every generation.
@@ -459,6 +491,8 @@ def run_eval(
             embedded store with the bundled embedder and a keyring in that folder.
         privacy: screen and audit every payload as the shipped assistant does; False sends
             requests unscreened.
+        audit_payloads: what the audit log keeps of each payload: its digest, or the payload
+            sealed with the run's key (what :func:`specsteer.run_attack` reads).
         progress: show a progress bar on stderr (when it is a terminal).
 
     Returns:
@@ -468,7 +502,9 @@ def run_eval(
         ConfigurationError: bad methods or lams, or ``out_dir`` holds a run with other settings.
         InvalidInputError: no examples, or a bad ``limit``.
     """
-    labels = method_labels(methods, lams)
+    labels = method_labels(methods, lams, taus)
+    if taus and not privacy:
+        raise ConfigurationError("taus set the guard's context-lift policy: run with privacy=True")
     chosen = _select(examples, limit)
     base = _base_config(config, max_new_tokens=max_new_tokens, seed=seed, greedy=greedy)
     verifier = cloud if isinstance(cloud, CloudVerifier) else InProcessVerifier(cloud)
@@ -479,7 +515,7 @@ def run_eval(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, _settings(device, verifier, base, privacy))
+    _check_settings(out, _settings(device, verifier, base, privacy, audit_payloads))
     done = {(r["id"], r["method"]): r for r in load_records(out / RESULTS, repair=True)}
     todo = [(e, lab) for e in chosen for lab in labels if (e.id, lab[0]) not in done]
     logger.info(
@@ -489,7 +525,13 @@ def run_eval(
         factory = memory_factory or _default_memory
         store = factory(out / "state")
         session = _Session(
-            device, verifier, store, out / "state" / "audit", config=base, privacy=privacy
+            device,
+            verifier,
+            store,
+            out / "state" / "audit",
+            config=base,
+            privacy=privacy,
+            payloads=audit_payloads,
         )
         try:
             _run_pairs(session, todo, out / RESULTS, done, progress=progress)
@@ -502,7 +544,7 @@ def run_eval(
 
 def _run_pairs(
     session: _Session,
-    todo: Sequence[tuple[EvalExample, tuple[str, Method, float | None]]],
+    todo: Sequence[tuple[EvalExample, Label]],
     results: Path,
     done: dict[tuple[str, str], Record],
     *,
@@ -510,12 +552,12 @@ def _run_pairs(
 ) -> None:
     """Run each pair and append its record, flushed to disk before the next pair starts."""
     with results.open("a", encoding="utf-8") as sink, _progress(progress, len(todo)) as step:
-        for example, (label, method, lam) in todo:
-            record = _run_one(session, example, label, method, lam)
+        for example, label in todo:
+            record = _run_one(session, example, label)
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
-            done[(example.id, label)] = record
+            done[(example.id, label[0])] = record
             step()
 
 
@@ -543,7 +585,11 @@ def _base_config(
 
 
 def _settings(
-    device: ModelBackend, cloud: CloudVerifier, config: GenerationConfig, privacy: bool
+    device: ModelBackend,
+    cloud: CloudVerifier,
+    config: GenerationConfig,
+    privacy: bool,
+    audit_payloads: str = "digest",
 ) -> Record:
     backend = getattr(cloud, "backend", None)
     return {
@@ -553,6 +599,7 @@ def _settings(
         "cloud": backend.name if isinstance(backend, ModelBackend) else cloud.destination,
         "config": config.model_dump(exclude={"method", "lam"}),
         "privacy": privacy,
+        **({"audit_payloads": audit_payloads} if audit_payloads != "digest" else {}),
     }
 
 
@@ -652,13 +699,14 @@ def _cell(stat: tuple[float, float, int] | None, digits: int, *, signed: bool = 
 
 
 def _order(labels: Iterable[str]) -> list[str]:
-    def key(label: str) -> tuple[int, float, str]:
-        base, _, lam = label.partition("@")
+    def key(label: str) -> tuple[int, float, float, str]:
+        base, _, rest = label.partition("@")
+        lam, _, tau = rest.partition("/tau")
         rank = METHODS.index(base) if base in METHODS else len(METHODS)
         try:
-            return rank, float(lam or 0), label
+            return rank, float(lam or 0), float(tau or math.inf), label
         except ValueError:
-            return rank, 0.0, label
+            return rank, 0.0, math.inf, label
 
     return sorted(set(labels), key=key)
 

@@ -198,8 +198,11 @@ def test_resume_after_a_crash(tmp_path: Path, tiny_pair: tuple[ModelBackend, Mod
 
 
 def untimed(line: str) -> dict[str, Any]:
+    """A record without what differs between runs: times, and the audit log's sequence numbers
+    (a resumed run's log goes on from where it stopped)."""
     record = json.loads(line)
-    return {k: v for k, v in record.items() if k not in ("tokens_per_second", "wall_seconds")}
+    skip = ("tokens_per_second", "wall_seconds", "audit_seqs")
+    return {k: v for k, v in record.items() if k not in skip}
 
 
 def test_resume_after_a_cut_line(
@@ -250,10 +253,16 @@ def test_bad_methods_are_refused(methods: list[str], lams: list[float], message:
 def test_method_labels_keep_the_report_order() -> None:
     got = method_labels(["specsteer", "cloud_only", "device_only"], [0.5, 0.1, 0.5])
     assert got == [
-        ("device_only", "device_only", None),
-        ("cloud_only", "cloud_only", None),
-        ("specsteer@0.5", "specsteer", 0.5),
-        ("specsteer@0.1", "specsteer", 0.1),
+        ("device_only", "device_only", None, None),
+        ("cloud_only", "cloud_only", None, None),
+        ("specsteer@0.5", "specsteer", 0.5, None),
+        ("specsteer@0.1", "specsteer", 0.1, None),
+    ]
+    with_taus = method_labels(["specsteer"], [0.1], [2.0, 0.5])
+    assert with_taus == [
+        ("specsteer@0.1", "specsteer", 0.1, None),
+        ("specsteer@0.1/tau2", "specsteer", 0.1, 2.0),
+        ("specsteer@0.1/tau0.5", "specsteer", 0.1, 0.5),
     ]
 
 
