@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from specsteer._errors import CloudError
+from specsteer.cloud_adapter._app import create_app
 from specsteer.cloud_adapter._http import HttpVerifier
 from specsteer.cloud_adapter._limits import ServerLimits
-from specsteer.cloud_adapter._server import BackgroundServer, create_app
+from specsteer.cloud_adapter._server import BackgroundServer
 from specsteer.cloud_adapter._verify import VerifierCore
 from specsteer.cloud_adapter.protocol import (
     ChatMessage,

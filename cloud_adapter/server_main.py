@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from specsteer._errors import SpecSteerError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._limits import ServerLimits
-from specsteer.cloud_adapter._server import is_loopback, run_server
+from specsteer.cloud_adapter._net import is_loopback
+from specsteer.cloud_adapter._server import run_server
 
 __all__ = ["main"]
 
