@@ -14,6 +14,7 @@ from specsteer._engine import Decoder, Wire
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
+    DegenerateScoresError,
     InvalidInputError,
     MemoryStoreError,
     MissingDependencyError,
@@ -62,6 +63,7 @@ __all__ = [
     "CloudError",
     "ConfigurationError",
     "Decoder",
+    "DegenerateScoresError",
     "DeviceWork",
     "EvalExample",
     "Exchange",
