@@ -8,29 +8,36 @@ over its ``n`` device units). A draft tail that ends at no shared boundary canno
 counts as not accepted. The top-k candidates at the first position not accepted are the cloud's
 next-token strings; ``""`` stands for its end-of-turn token.
 
-With identical tokenizers every unit is one token and every boundary is shared, so this gives
-the token-id mode's answer exactly (same draws, same order).
+With identical tokenizers, a draft whose every unit is one token, and a text the cloud tokenizes
+back into the device's own tokens, this gives the token-id mode's answer exactly (same draws,
+same order). A character split over several byte tokens is one unit here (one test, ``lam``
+once) but several tokens there, so those drafts can be judged differently.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
+from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
-from specsteer.cloud_adapter.protocol import VerifyParams
 
 __all__ = [
     "Segment",
-    "accept_segments",
     "candidate_strings",
     "cloud_tokens",
+    "scored_segments",
     "segments",
     "span_sums",
 ]
+
+T = TypeVar("T")
+
 
 #: The replacement character a decoder emits for an incomplete UTF-8 sequence.
 PARTIAL = "\ufffd"
@@ -178,29 +185,26 @@ def candidate_strings(
     return [s for s, _ in ranked], [min(0.0, v) for _, v in ranked]
 
 
-def accept_segments(
+def scored_segments(
     segs: list[Segment],
     lp_tok: torch.Tensor,
-    lp_ctxfree: torch.Tensor,
     argmax_matches: list[bool],
-    params: VerifyParams,
-) -> int:
-    """Number of segments accepted before the first rejection (the ratio test per segment).
+    top_k: Callable[[int], T],
+) -> fusion.Scored[T]:
+    """The draft's segments in the judge's shape (:class:`specsteer.fusion.Scored`).
 
     Args:
         segs: the draft's segments (see :func:`segments`).
         lp_tok: ``[T]`` log P_L of each cloud token of the block.
-        lp_ctxfree: ``[U]`` log P_S0 of each draft unit (device token).
         argmax_matches: ``[T]`` whether each cloud token of the block is the cloud's argmax
             (a segment matches when all of its tokens do).
-        params: the request's parameters; ``lam`` counts once per device unit.
+        top_k: the candidates at the start of segment ``i`` (``i = len(segs)``: after the last).
     """
-    seg_matches = torch.tensor(
-        [all(argmax_matches[s.tok_lo : s.tok_hi]) for s in segs], dtype=torch.bool
-    )
-    return params.ratio_test(
-        span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs]),
-        span_sums(lp_ctxfree, [(s.unit_lo, s.unit_hi) for s in segs]),
-        argmax_matches=seg_matches,
-        units=[s.unit_hi - s.unit_lo for s in segs],
+    return fusion.Scored(
+        lp_llm=span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs]),
+        is_argmax=torch.tensor(
+            [all(argmax_matches[s.tok_lo : s.tok_hi]) for s in segs], dtype=torch.bool
+        ),
+        top_k=top_k,
+        units=tuple(s.unit_hi - s.unit_lo for s in segs),
     )

@@ -17,6 +17,10 @@ logits the same way everywhere. No I/O, no global randomness: generators are pas
 module imports nothing from the package but its exceptions, so the device engine and the cloud
 server share it.
 
+Every verifier -- in process, the reference server, the vLLM adapter; token ids or text -- hands
+the cloud's scores of a draft to :func:`judge` in one shape (:class:`Scored`), so the verdict is
+computed in one place.
+
 Extreme values have one meaning everywhere: ``-inf`` is probability 0 (a candidate with it is
 never chosen while one with a finite score exists, and a draft item the cloud gives probability 0
 is never accepted); a temperature too small to divide by is its limit, the argmax; NaN, or a
@@ -25,9 +29,11 @@ choice among candidates that are all ruled out, raises :class:`DegenerateScoresE
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import torch
 
@@ -35,9 +41,12 @@ from specsteer._errors import DegenerateScoresError, InvalidInputError
 
 __all__ = [
     "Processing",
+    "Scored",
+    "Verdict",
     "acceptance_probs",
     "draft_token",
     "fused_scores",
+    "judge",
     "log_probs",
     "processed_log_probs",
     "ratio_test",
@@ -52,6 +61,8 @@ __all__ = [
     "verify_draft_exact",
 ]
 
+
+T = TypeVar("T")
 
 #: Below this temperature the distribution is its limit, the argmax (dividing by it overflows).
 MIN_TEMPERATURE = 1e-30
@@ -368,7 +379,7 @@ def ratio_test(
     units: Sequence[int] | None = None,
     generator: torch.Generator | None = None,
 ) -> int:
-    """The verify step's one decision: draft items accepted before the first rejection.
+    """The decision inside :func:`judge`: draft items accepted before the first rejection.
 
     * ``target='fused'`` (SpecSteer): :func:`verify_draft` at ``lam``;
     * ``target='llm'``, sampled (standard speculative decoding): :func:`verify_draft` at
@@ -406,6 +417,86 @@ def ratio_test(
         extra = torch.tensor([n - 1 for n in units], dtype=torch.float64)  # [K]
         lp_ctxfree = lp_ctxfree + extra * math.log(lam)
     return verify_draft(lp_llm.double(), lp_ctxfree, lam, greedy, generator)
+
+
+@dataclass(frozen=True)
+class Scored(Generic[T]):
+    """The cloud's scores of a draft of ``K`` items: the one shape every verifier judges.
+
+    An item is a draft token (token-id mode) or a segment of draft units cut at a boundary both
+    tokenizers share (cross-vocabulary mode).
+
+    Attributes:
+        lp_llm: ``[K]`` log P_L of each item, processed as the recovery's distribution is (a
+            segment: the sum over its cloud tokens).
+        is_argmax: ``[K]`` bool, each item is the cloud's argmax of that same distribution (a
+            segment: each of its cloud tokens is).
+        top_k: the cloud's top-k at the start of item ``i`` (``i = K``: after the whole draft,
+            the bonus position). Called once, for the position the verdict names, so a verifier
+            builds only the candidates it sends.
+        units: ``[K]`` draft units in each item (segments); ``None``: one each.
+    """
+
+    lp_llm: torch.Tensor
+    is_argmax: torch.Tensor
+    top_k: Callable[[int], T]
+    units: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict(Generic[T]):
+    """What :func:`judge` decided: items accepted, and the candidates where the first failed."""
+
+    n_accepted: int
+    top_k: T
+
+
+def judge(
+    scored: Scored[T],
+    lp_ctxfree: torch.Tensor | None,
+    *,
+    lam: float,
+    greedy: bool,
+    target: str = "fused",
+    generator: torch.Generator | None = None,
+) -> Verdict[T]:
+    """The verify step's one verdict, whoever computes the cloud's scores.
+
+    Accepts items while :func:`ratio_test` passes them and returns the cloud's top-k at the
+    first item it rejects (after the draft when every item passed).
+
+    Args:
+        scored: the cloud's scores of the draft (:class:`Scored`).
+        lp_ctxfree: ``[U]`` log P_S0 of each draft unit as the device sent them (``U`` at least
+            the units the items cover; a text draft's unjudged tail is ignored); summed per
+            item. Unused (may be ``None``) when :func:`uses_argmax`.
+        lam: acceptance threshold of the fused target.
+        greedy: deterministic acceptance.
+        target: ``'fused'`` (SpecSteer) or ``'llm'`` (standard speculative decoding).
+        generator: source of the ``u_i`` draws.
+    """
+    k = scored.lp_llm.shape[0]
+    lp0 = None
+    if lp_ctxfree is not None and not uses_argmax(target, greedy):
+        sizes = scored.units or (1,) * k
+        assert lp_ctxfree.dim() == 1 and lp_ctxfree.shape[0] >= sum(sizes), "need [U] P_S0"
+        bounds = [0, *itertools.accumulate(sizes)]
+        lp0 = (
+            torch.stack([lp_ctxfree[lo:hi].double().sum() for lo, hi in itertools.pairwise(bounds)])
+            if k
+            else torch.zeros(0, dtype=torch.float64)
+        )
+    n = ratio_test(
+        scored.lp_llm,
+        lp0,
+        lam=lam,
+        greedy=greedy,
+        target=target,
+        argmax_matches=scored.is_argmax,
+        units=scored.units,
+        generator=generator,
+    )
+    return Verdict(n, scored.top_k(n))
 
 
 def fused_scores(
