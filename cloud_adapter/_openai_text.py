@@ -127,6 +127,12 @@ def scored(
         (top := ranked(e, 1)[0][0]) == tok or (top in eos and tok in eos)
         for e, tok in zip(entries, block, strict=True)
     ]
+    if entries and lay.boundary < lay.start:  # the first token straddles the draft's start
+        row = _as_row(entries[0], tokenizer.vocab_size)
+        accepted = sent[0][lay.boundary : lay.start]
+        lp_tok[0], matches[0] = _text.straddle(
+            tokenizer, row, lay.ids[: lay.j0], block[0], accepted
+        )
 
     def candidates(n_seg: int) -> TopK:
         return _candidates(tokenizer, request, choices, lay, sent, n_top, n_seg)

@@ -8,6 +8,11 @@ over its ``n`` device units). A draft tail that ends at no shared boundary canno
 counts as not accepted. The top-k candidates at the first position not accepted are the cloud's
 next-token strings; ``""`` stands for its end-of-turn token.
 
+When the accepted text ends inside one of the cloud's tokens of ``prefix + draft`` (prefix
+``"Dear Len"``, draft ``"a,"``, cloud token ``" Lena"``), that token's probability counts the
+accepted characters again; the first segment is scored with it conditioned on them
+(:func:`straddle`).
+
 With identical tokenizers, a draft whose every unit is one token, and a text the cloud tokenizes
 back into the device's own tokens, this gives the token-id mode's answer exactly (same draws,
 same order). A character split over several byte tokens is one unit here (one test, ``lam``
@@ -34,10 +39,14 @@ __all__ = [
     "scored_segments",
     "segments",
     "span_sums",
+    "straddle",
 ]
 
 T = TypeVar("T")
 
+#: Tokens (by the cloud's rank) searched for the ones that spell the accepted characters of a
+#: straddling token; the mass beyond them is left out.
+STRADDLE_WIDTH = 128
 
 #: The replacement character a decoder emits for an incomplete UTF-8 sequence.
 PARTIAL = "\ufffd"
@@ -183,6 +192,47 @@ def candidate_strings(
         raise ProtocolError("the cloud model has no complete-text candidate at this position")
     ranked = sorted(merged.items(), key=lambda kv: -kv[1])
     return [s for s, _ in ranked], [min(0.0, v) for _, v in ranked]
+
+
+def straddle(
+    backend: ModelBackend,
+    lp_row: torch.Tensor,
+    context_ids: list[int],
+    token: int,
+    accepted: str,
+) -> tuple[float, bool]:
+    """A token that straddles the start of the draft, conditioned on its accepted characters.
+
+    ``P_L(" Lena")`` after ``"Dear"`` is the probability of ``" Len"`` (already accepted) and
+    ``"a"`` (drafted) together; the draft's share is ``P_L(" Lena") / P_L(text starts " Len")``,
+    the denominator summed over the tokens whose text starts with the accepted characters (among
+    the :data:`STRADDLE_WIDTH` most likely and ``token`` itself; paths of several shorter tokens
+    are not counted).
+
+    Args:
+        lp_row: ``[V]`` the cloud's log-probabilities at the straddling token's position.
+        context_ids: cloud tokens before it (the tail decides spacing).
+        token: the straddling token.
+        accepted: its characters before the draft's start.
+
+    Returns:
+        ``(log P_L(token | accepted), whether token is the most likely of those tokens)``.
+    """
+    own = float(lp_row[token])
+    if not math.isfinite(own):
+        return own, False
+    tail = context_ids[-4:]
+    base = _decode(backend, tail)
+    values, ids = torch.topk(lp_row, min(lp_row.shape[-1], STRADDLE_WIDTH))
+    spelled = {token: own}
+    for v, i in zip(values.tolist(), ids.tolist(), strict=True):
+        if i in spelled or not math.isfinite(v):
+            continue
+        full = _decode(backend, [*tail, i])
+        if full.startswith(base) and full[len(base) :].startswith(accepted):
+            spelled[i] = v
+    mass = float(torch.logsumexp(torch.tensor(list(spelled.values()), dtype=torch.float64), 0))
+    return min(0.0, own - mass), own >= max(spelled.values())
 
 
 def scored_segments(

@@ -305,6 +305,11 @@ class _TextBlock:
         matches = [
             a == b or (a in ends and b in ends) for a, b in zip(argmax, self.block, strict=True)
         ]
+        if self.straddles:
+            own, best = _text.straddle(
+                self.backend, lp_llm[0], self.before, self.block[0], self.accepted
+            )
+            lp_tok[0], matches[0] = own, best
         return _text.scored_segments(self.segs, lp_tok, matches, candidates)
 
 
