@@ -18,27 +18,25 @@ are never logged.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from specsteer._errors import ProtocolError
+from specsteer._errors import DegenerateScoresError, ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._apierror import ApiError, error_response
 from specsteer.cloud_adapter._base import check_response
-from specsteer.cloud_adapter._completions import CompletionRequest, Completions, merge_batch
+from specsteer.cloud_adapter._completions import CompletionRequest, Completions
 from specsteer.cloud_adapter._guard import Guard
 from specsteer.cloud_adapter._http import summarize_validation
 from specsteer.cloud_adapter._limits import ServerLimits
 from specsteer.cloud_adapter._metrics import Metrics
+from specsteer.cloud_adapter._runner import Clock, Deadline, ModelRunner
 from specsteer.cloud_adapter._verify import VerifierCore
 from specsteer.cloud_adapter.protocol import GenerateRequest, TokenIds, VerifyRequest
 
@@ -49,33 +47,6 @@ logger = logging.getLogger(__name__)
 _ENDPOINTS = "POST /v1/verify, POST /v1/generate, POST /v1/completions, GET /healthz, GET /metrics"
 
 
-class _ModelRunner:
-    """Runs model work one request at a time, within each request's deadline."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._lock = threading.Lock()
-
-    async def run(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
-        seconds = timeout or self.timeout
-        deadline = time.monotonic() + seconds
-
-        def guarded() -> Any:
-            # Wait for the model no longer than the request's own deadline.
-            if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise ApiError(504, f"the server is busy; no model slot within {seconds} s")
-            try:
-                return fn()
-            finally:
-                self._lock.release()
-
-        try:
-            with anyio.fail_after(seconds):
-                return await anyio.to_thread.run_sync(guarded, abandon_on_cancel=True)
-        except TimeoutError as e:
-            raise ApiError(504, f"the request did not finish within {seconds} s") from e
-
-
 def create_app(
     core: VerifierCore,
     *,
@@ -83,6 +54,7 @@ def create_app(
     limits: ServerLimits | None = None,
     model_name: str | None = None,
     pool_size: int = 4,
+    clock: Clock = time.monotonic,
 ) -> FastAPI:
     """Build the reference server's FastAPI app around a verifier core.
 
@@ -93,6 +65,7 @@ def create_app(
         limits: request bounds; defaults to ``ServerLimits()``.
         model_name: the name ``/v1/completions`` serves (default: the LLM's name).
         pool_size: KV streams kept for ``/v1/completions``.
+        clock: the time source of request deadlines (monotonic seconds; tests pass a fake).
 
     Returns:
         The ASGI app, ready for uvicorn (see :func:`serve`).
@@ -100,7 +73,7 @@ def create_app(
     lim = limits or ServerLimits()
     name = model_name or core.llm.name
     metrics = Metrics()
-    runner = _ModelRunner(lim.request_timeout_s)
+    runner = ModelRunner(lim.request_timeout_s, clock)
     app = FastAPI(title="specsteer cloud server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.metrics = metrics
     _add_error_handlers(app)
@@ -118,6 +91,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.kind)
+
+    @app.exception_handler(DegenerateScoresError)
+    async def _degenerate(_: Request, exc: DegenerateScoresError) -> JSONResponse:
+        # The request's own settings left the model nothing to choose (the message says which).
+        return error_response(400, f"cannot serve this request: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -155,8 +133,8 @@ def _verified(core: VerifierCore, req: VerifyRequest, lim: ServerLimits, metrics
     try:
         response = core.verify(req)
     except (ProtocolError, ValueError) as e:
-        # ValueError covers pydantic rejecting an answer the request made impossible
-        # (e.g. a temperature so small that every log-probability overflows).
+        # ValueError covers pydantic rejecting an answer the request made impossible, and a
+        # DegenerateScoresError (every token ruled out by the request's processing).
         raise ApiError(400, f"cannot verify this request: {_short(e)}") from e
     try:
         check_response(req, response)
@@ -170,42 +148,36 @@ def _verified(core: VerifierCore, req: VerifyRequest, lim: ServerLimits, metrics
 
 
 def _add_model_routes(
-    app: FastAPI, core: VerifierCore, lim: ServerLimits, runner: _ModelRunner, metrics: Metrics
+    app: FastAPI, core: VerifierCore, lim: ServerLimits, runner: ModelRunner, metrics: Metrics
 ) -> None:
     """``/v1/verify`` and ``/v1/generate``: the protocol's two requests."""
 
     @app.post("/v1/verify")
     async def verify(request: Request) -> Response:
         req: VerifyRequest = _parse(VerifyRequest, await request.body())
-        body = await runner.run(lambda: _verified(core, req, lim, metrics))
+        body = await runner.run(lambda _: _verified(core, req, lim, metrics))
         return Response(body, media_type="application/json")
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> Response:
         req: GenerateRequest = _parse(GenerateRequest, await request.body())
 
-        def work() -> str:
+        def work(deadline: Deadline) -> str:
             _check_generate_size(core.llm, req, lim)
-            return core.generate(req).model_dump_json()
+            return core.generate(req, check=deadline.check).model_dump_json()
 
         body = await runner.run(work, lim.generate_timeout_s)
         return Response(body, media_type="application/json")
 
 
-def _add_completions(app: FastAPI, completions: Completions, runner: _ModelRunner) -> None:
+def _add_completions(app: FastAPI, completions: Completions, runner: ModelRunner) -> None:
     """The vLLM-style ``/v1/completions`` subset."""
 
     @app.post("/v1/completions")
     async def complete(request: Request) -> JSONResponse:
         req: CompletionRequest = _parse(CompletionRequest, await request.body())
 
-        def work() -> dict[str, Any]:
-            if not (isinstance(req.prompt, list) and req.prompt and isinstance(req.prompt[0], str)):
-                return completions.run(req, completions.check(req))
-            parts = [req.model_copy(update={"prompt": p}) for p in req.prompt]
-            return merge_batch([completions.run(r, completions.check(r)) for r in parts])
-
-        return JSONResponse(await runner.run(work))
+        return JSONResponse(await runner.run(lambda deadline: completions.answer(req, deadline)))
 
 
 def _add_service_routes(app: FastAPI, name: str, metrics: Metrics) -> None:

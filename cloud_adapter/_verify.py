@@ -142,10 +142,13 @@ class VerifierCore:
             usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(draft) + 1),
         )
 
-    def generate(self, request: GenerateRequest) -> GenerateResponse:
-        """The cloud model's own answer to the public prompt (``cloud_only``)."""
+    def generate(
+        self, request: GenerateRequest, check: Callable[[], None] = lambda: None
+    ) -> GenerateResponse:
+        """The cloud model's own answer to the public prompt (``cloud_only``); ``check`` is
+        called before each token (a server's deadline)."""
         with self._lock:
-            return generate_answer(self.llm, request)
+            return generate_answer(self.llm, request, check)
 
     def _verify_text(
         self, request: VerifyRequest, prefix: Text, draft: Text, t0: float
