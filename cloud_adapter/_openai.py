@@ -12,6 +12,8 @@ and ``logprobs=k``:
 
 A draft token is always scored with its own returned log-probability (vLLM returns the actual
 prompt token alongside the top-N); a response without it is rejected, never read as probability 0.
+Every request pins the sampling settings that would change the scores (:data:`._vllm.SCORE_PINS`).
+``cloud_only`` is one plain completions call (:mod:`._openai_generate`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 from specsteer import fusion
 from specsteer._errors import ConfigurationError, ProtocolError
 from specsteer.backends._base import ModelBackend
-from specsteer.cloud_adapter import _openai_text, _vllm
+from specsteer.cloud_adapter import _openai_generate, _openai_text, _vllm
 from specsteer.cloud_adapter._base import check_response
 from specsteer.cloud_adapter._http import (
     MAX_RESPONSE_BYTES,
@@ -39,6 +41,8 @@ from specsteer.cloud_adapter._http import (
     summarize_validation,
 )
 from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
     Text,
     TokenIds,
     TopK,
@@ -86,10 +90,13 @@ class OpenAICompatibleVerifier(HttpAdapter):
             such requests instead, before anything is sent.
         max_response_bytes: a fixed cap on one answer; by default the cap grows with the
             request (``prompt_logprobs`` hold ``top_k + 1`` entries per prompt token).
+        generate_timeout: seconds one ``cloud_only`` call may take (it writes a whole answer).
         path: the completions path.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport for the client built here.
     """
+
+    can_generate = True
 
     def __init__(
         self,
@@ -108,12 +115,15 @@ class OpenAICompatibleVerifier(HttpAdapter):
         max_logprobs: int = 20,
         clamp_top_k: bool = True,
         max_response_bytes: int | None = None,
+        generate_timeout: float = 300.0,
         path: str = "/v1/completions",
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if max_logprobs < 1:
             raise ConfigurationError("max_logprobs must be >= 1 (vLLM's --max-logprobs)")
+        if not generate_timeout > 0:
+            raise ConfigurationError("generate_timeout must be > 0 seconds")
         self.channel = HttpChannel(
             base_url,
             token=token,
@@ -133,6 +143,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
         self.clamp_top_k = clamp_top_k
         self.scale_response_cap = max_response_bytes is None
         self.destination = self.channel.base_url
+        self.generate_timeout = generate_timeout
         self._warned_clamp = False
 
     def n_logprobs(self, top_k: int) -> int:
@@ -198,6 +209,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             "prompt": [*prompt_ids, *request.prefix.ids, *request.draft.ids],
             "max_tokens": 1,
             "temperature": 0.0,
+            **_vllm.SCORE_PINS,
             "logprobs": n,
             "echo": False,
             "return_tokens_as_token_ids": True,
@@ -213,6 +225,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             "prompt": _openai_text.prompts(self.tokenizer, request),
             "max_tokens": 1,
             "temperature": 0.0,
+            **_vllm.SCORE_PINS,
             "logprobs": n,
             "prompt_logprobs": n,
             "echo": True,
@@ -222,6 +235,24 @@ class OpenAICompatibleVerifier(HttpAdapter):
 
     def encode(self, request: VerifyRequest) -> bytes:
         return json.dumps(self.completion_body(request), separators=(",", ":")).encode()
+
+    def encode_generate(self, request: GenerateRequest) -> bytes:
+        body = _openai_generate.generate_body(self.tokenizer, self.model, request)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        t0 = time.perf_counter()
+
+        def parse(data: bytes) -> GenerateResponse:
+            try:
+                elapsed = time.perf_counter() - t0
+                return _openai_generate.read_answer(self.tokenizer, request, data, elapsed)
+            except ValidationError as e:
+                raise ProtocolError(
+                    f"unusable completion response: {summarize_validation(e)}"
+                ) from e
+
+        return self.channel.call(self.path, wire, parse, timeout=self.generate_timeout)
 
     def response_cap(self, body: dict[str, Any]) -> int | None:
         """The answer size this body may need (``None``: the channel's fixed cap)."""

@@ -16,7 +16,29 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from specsteer._errors import ProtocolError
 from specsteer.cloud_adapter._http import summarize_validation
 
-__all__ = ["Choice", "choices", "one_choice", "parse_entry", "parse_top", "ranked"]
+__all__ = [
+    "SCORE_PINS",
+    "Choice",
+    "choices",
+    "completion",
+    "one_choice",
+    "parse_entry",
+    "parse_top",
+    "ranked",
+]
+
+#: Sampling settings every request pins to their neutral values. vLLM applies a model's
+#: ``generation_config.json`` defaults to any it is not sent (Qwen2.5 sets
+#: ``repetition_penalty: 1.05``), and in its ``processed_logprobs`` modes those change the
+#: returned scores; pinned, the scores are the raw model's and the ratio test means what it says.
+SCORE_PINS: dict[str, float | int] = {
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "top_p": 1.0,
+    "top_k": -1,
+    "min_p": 0.0,
+}
 
 
 class Logprob(BaseModel):
@@ -33,13 +55,22 @@ class LogProbs(BaseModel):
 
 class Choice(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    text: str = ""
+    finish_reason: str | None = None
     logprobs: LogProbs | None = None
     prompt_logprobs: list[dict[str, Logprob] | None] | None = None
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Completion(BaseModel):
     model_config = ConfigDict(extra="ignore")
     choices: list[Choice]
+    usage: Usage | None = None
 
 
 def finite_lp(value: float, where: str) -> float:
@@ -87,12 +118,17 @@ def ranked(candidates: dict[int, float], k: int) -> tuple[list[int], list[float]
     return [i for i, _ in best], [lp for _, lp in best]
 
 
-def choices(data: bytes) -> list[Choice]:
-    """The choices of a completions answer, validated."""
+def completion(data: bytes) -> Completion:
+    """A completions answer, validated."""
     try:
-        return Completion.model_validate_json(data).choices
+        return Completion.model_validate_json(data)
     except ValidationError as e:
         raise ProtocolError(f"malformed completion response: {summarize_validation(e)}") from e
+
+
+def choices(data: bytes) -> list[Choice]:
+    """The choices of a completions answer, validated."""
+    return completion(data).choices
 
 
 def one_choice(data: bytes) -> Choice:

@@ -53,9 +53,7 @@ def scores(cloud: TransformersBackend, among: int | None = None) -> tuple[float,
     spelled = [
         i
         for i in range(cloud.vocab_size)
-        if cloud.decode([context[-1], i], skip_special_tokens=False)[len(base) :].startswith(
-            " the"
-        )
+        if cloud.decode([context[-1], i], skip_special_tokens=False)[len(base) :].startswith(" the")
     ]
     assert them in spelled and len(spelled) > 1  # "the", "them", "they", "their", "these"
     if among is not None:
