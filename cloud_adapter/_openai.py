@@ -94,6 +94,8 @@ class OpenAICompatibleVerifier(HttpAdapter):
         path: the completions path.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport for the client built here.
+        insecure_http: allow plain ``http://`` to a host that is not loopback (the API key and
+            drafts then travel unencrypted); refused without it.
     """
 
     can_generate = True
@@ -119,6 +121,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
         path: str = "/v1/completions",
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
+        insecure_http: bool = False,
     ) -> None:
         if max_logprobs < 1:
             raise ConfigurationError("max_logprobs must be >= 1 (vLLM's --max-logprobs)")
@@ -135,6 +138,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             breaker=CircuitBreaker(breaker_threshold, breaker_cooldown, clock=breaker_clock),
             client=client,
             transport=transport,
+            insecure_http=insecure_http,
         )
         self.model = model
         self.tokenizer = tokenizer

@@ -244,7 +244,7 @@ def test_a_base_url_ending_in_v1_reaches_v1_completions(slm) -> None:
         "http://gpu:8000/v1/",
     ):
         OpenAICompatibleVerifier(
-            base, "m", tokenizer=slm, transport=httpx.MockTransport(record)
+            base, "m", tokenizer=slm, transport=httpx.MockTransport(record), insecure_http=True
         ).verify(request([20], [-0.6]))
     assert paths == ["/v1/completions"] * 4
 
