@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from specsteer.cloud_adapter._app import create_app
     from specsteer.cloud_adapter._bench import (
         ServerBenchResult,
         render_markdown,
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
     )
     from specsteer.cloud_adapter._server import (
         BackgroundServer,
-        create_app,
         load_backend,
         run_server,
         serve,
@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 #: Names served by modules that import the ``server`` extra, imported on first access.
 _LAZY = {
     "BackgroundServer": "_server",
-    "create_app": "_server",
+    "create_app": "_app",
     "load_backend": "_server",
     "run_server": "_server",
     "serve": "_server",

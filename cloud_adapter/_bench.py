@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from specsteer._errors import CloudError
+from specsteer.cloud_adapter._app import create_app
 from specsteer.cloud_adapter._http import HttpVerifier
 from specsteer.cloud_adapter._limits import ServerLimits
-from specsteer.cloud_adapter._server import BackgroundServer, create_app
+from specsteer.cloud_adapter._server import BackgroundServer
 from specsteer.cloud_adapter._verify import VerifierCore
 from specsteer.cloud_adapter.protocol import (
     ChatMessage,
@@ -86,30 +87,73 @@ def run_server_bench(
         core = VerifierCore(tiny_backend(1))
     token = uuid.uuid4().hex
     limits = ServerLimits(max_concurrency=max(64, 2 * concurrency))
-    app = create_app(core, token=token, limits=limits)
-    vocab = core.llm.vocab_size
-    prompt = [ChatMessage(role="user", content="what is my plan for friday ?")]
-    latencies: list[float] = []
-    accepted = [0, 0]
-    errors = [0]
-    lock = threading.Lock()
-    counter = [0]
+    sessions = _Sessions(core.llm.vocab_size, draft_tokens, max_prefix, seed)
+    with BackgroundServer(create_app(core, token=token, limits=limits), limits=limits) as server:
+        clients = [
+            HttpVerifier(server.url, token=token, timeout=60.0, retries=0)
+            for _ in range(concurrency)
+        ]
+        try:
+            sessions.run(0, warmup, False, clients[0])
+            sessions.counter = 0
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                futures = [
+                    pool.submit(sessions.run, w, requests, True, clients[w])
+                    for w in range(concurrency)
+                ]
+                for f in futures:
+                    f.result()
+            seconds = time.perf_counter() - t0
+        finally:
+            for c in clients:
+                c.close()
+    lat = sorted(x * 1000 for x in sessions.latencies)
+    return ServerBenchResult(
+        requests=len(lat),
+        concurrency=concurrency,
+        draft_tokens=draft_tokens,
+        errors=sessions.errors,
+        seconds=seconds,
+        requests_per_second=len(lat) / seconds if seconds > 0 else 0.0,
+        p50_ms=_percentile(lat, 0.50),
+        p99_ms=_percentile(lat, 0.99),
+        mean_ms=statistics.fmean(lat) if lat else 0.0,
+        acceptance_rate=sessions.accepted / sessions.drafted if sessions.drafted else 0.0,
+        model=core.llm.name,
+    )
 
-    def take(limit: int) -> bool:
-        with lock:
-            if counter[0] >= limit:
+
+class _Sessions:
+    """Client sessions sending rounds as the engine does, sharing one bounded request count."""
+
+    def __init__(self, vocab: int, draft_tokens: int, max_prefix: int, seed: int) -> None:
+        self.vocab = vocab
+        self.draft_tokens = draft_tokens
+        self.max_prefix = max_prefix
+        self.seed = seed
+        self.prompt = [ChatMessage(role="user", content="what is my plan for friday ?")]
+        self.latencies: list[float] = []
+        self.accepted = self.drafted = self.errors = self.counter = 0
+        self._lock = threading.Lock()
+
+    def _take(self, limit: int) -> bool:
+        with self._lock:
+            if self.counter >= limit:
                 return False
-            counter[0] += 1
+            self.counter += 1
             return True
 
-    def session(worker: int, limit: int, timed: bool, verifier: HttpVerifier) -> None:
-        rng = random.Random(seed * 1000 + worker)
+    def run(self, worker: int, limit: int, timed: bool, verifier: HttpVerifier) -> None:
+        """Send rounds until ``limit`` calls are taken in all; the prefix grows by the accepted
+        tokens plus one and starts over after ``max_prefix`` tokens."""
+        rng = random.Random(self.seed * 1000 + worker)
         prefix: list[int] = []
-        while take(limit):
-            draft = [rng.randrange(8, vocab) for _ in range(draft_tokens)]
+        while self._take(limit):
+            draft = [rng.randrange(8, self.vocab) for _ in range(self.draft_tokens)]
             req = VerifyRequest(
                 request_id=uuid.uuid4().hex,
-                prompt=prompt,
+                prompt=self.prompt,
                 prefix=TokenIds(ids=prefix),
                 draft=TokenIds(ids=draft),
                 ctxfree_logprobs=[-rng.uniform(0.5, 6.0) for _ in draft],
@@ -119,53 +163,19 @@ def run_server_bench(
             try:
                 resp = verifier.verify(req)
             except CloudError:
-                with lock:
-                    errors[0] += 1
+                with self._lock:
+                    self.errors += 1
                 continue
             dt = time.perf_counter() - t0
             n = resp.n_accepted
             prefix = [*prefix, *draft[:n], (resp.top_k.ids or [8])[0]]
-            if len(prefix) > max_prefix:
+            if len(prefix) > self.max_prefix:
                 prefix = []
             if timed:
-                with lock:
-                    latencies.append(dt)
-                    accepted[0] += n
-                    accepted[1] += len(draft)
-
-    with BackgroundServer(app, limits=limits) as server:
-        clients = [
-            HttpVerifier(server.url, token=token, timeout=60.0, retries=0)
-            for _ in range(concurrency)
-        ]
-        try:
-            session(0, warmup, False, clients[0])
-            counter[0] = 0
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                futures = [
-                    pool.submit(session, w, requests, True, clients[w]) for w in range(concurrency)
-                ]
-                for f in futures:
-                    f.result()
-            seconds = time.perf_counter() - t0
-        finally:
-            for c in clients:
-                c.close()
-    lat = sorted(x * 1000 for x in latencies)
-    return ServerBenchResult(
-        requests=len(lat),
-        concurrency=concurrency,
-        draft_tokens=draft_tokens,
-        errors=errors[0],
-        seconds=seconds,
-        requests_per_second=len(lat) / seconds if seconds > 0 else 0.0,
-        p50_ms=_percentile(lat, 0.50),
-        p99_ms=_percentile(lat, 0.99),
-        mean_ms=statistics.fmean(lat) if lat else 0.0,
-        acceptance_rate=accepted[0] / accepted[1] if accepted[1] else 0.0,
-        model=core.llm.name,
-    )
+                with self._lock:
+                    self.latencies.append(dt)
+                    self.accepted += n
+                    self.drafted += len(draft)
 
 
 def render_markdown(result: ServerBenchResult) -> str:

@@ -10,6 +10,7 @@ seeded by the request, so a seeded request gives the same answer wherever it run
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -27,8 +28,15 @@ def _rule_out(lp: torch.Tensor, eos: frozenset[int]) -> torch.Tensor:
     return out
 
 
-def generate_answer(llm: ModelBackend, request: GenerateRequest) -> GenerateResponse:
-    """Decode up to ``request.max_new_tokens`` tokens of the cloud model's answer."""
+def generate_answer(
+    llm: ModelBackend, request: GenerateRequest, check: Callable[[], None] = lambda: None
+) -> GenerateResponse:
+    """Decode up to ``request.max_new_tokens`` tokens of the cloud model's answer.
+
+    Args:
+        check: called before each token; a server passes its deadline's check, which raises
+            once the request has run out of time, so the work stops there.
+    """
     t0 = time.perf_counter()
     params = request.params
     gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
@@ -37,6 +45,7 @@ def generate_answer(llm: ModelBackend, request: GenerateRequest) -> GenerateResp
     stream = llm.stream()
     out: list[int] = []
     while len(out) < request.max_new_tokens:
+        check()
         logits = stream.logits(prompt_ids + out)[0]  # [V]
         lp = fusion.processed_log_probs(logits, out, params.processing)
         if params.ignore_eos and eos:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from specsteer._errors import CloudError, ConfigurationError, ProtocolError
 from specsteer.cloud_adapter._base import CloudVerifier, check_generate_response, check_response
 from specsteer.cloud_adapter._deadline import attempt_deadline, deadline_client
+from specsteer.cloud_adapter._net import is_loopback
 from specsteer.cloud_adapter.protocol import (
     GenerateRequest,
     GenerateResponse,
@@ -149,6 +150,13 @@ class HttpChannel:
             checked only between body chunks: install none of your own for untrusted servers.
         transport: an ``httpx`` transport for a client built here (tests see the exact bytes).
         rng: randomness for the jitter.
+        insecure_http: allow plain ``http://`` to a host that is not loopback; without it such
+            a URL is refused, since the bearer token and the drafts would cross the network
+            readable by anyone on the path.
+
+    Raises:
+        ConfigurationError: a malformed URL or setting, or plain ``http://`` to another host
+            without ``insecure_http``.
     """
 
     def __init__(
@@ -166,6 +174,7 @@ class HttpChannel:
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         rng: random.Random | None = None,
+        insecure_http: bool = False,
     ) -> None:
         if not (timeout > 0 and connect_timeout > 0):
             raise ConfigurationError("timeouts must be > 0 seconds")
@@ -175,7 +184,7 @@ class HttpChannel:
             raise ConfigurationError("max_response_bytes must be >= 1024")
         if client is not None and transport is not None:
             raise ConfigurationError("pass either client or transport, not both")
-        self.base_url = _root(base_url)
+        self.base_url = _root(base_url, insecure_http)
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.retries = retries
@@ -298,7 +307,7 @@ class HttpChannel:
             self._client.close()
 
 
-def _root(base_url: str) -> str:
+def _root(base_url: str, insecure_http: bool = False) -> str:
     """``base_url`` checked and without a trailing slash."""
     try:
         url = httpx.URL(base_url)
@@ -308,6 +317,13 @@ def _root(base_url: str) -> str:
         raise ConfigurationError(
             f"base_url must be an http(s) URL with a host, like http://127.0.0.1:8000; "
             f"got {base_url!r}"
+        )
+    if url.scheme == "http" and not is_loopback(url.host) and not insecure_http:
+        raise ConfigurationError(
+            f"refusing to send the bearer token and the drafts to {url.host} over plain http: "
+            "anyone on the network path could read them; use an https:// URL (e.g. a "
+            "TLS-terminating proxy in front of the server), or pass insecure_http=True if "
+            "this network is trusted"
         )
     return str(url).rstrip("/")
 
@@ -378,9 +394,12 @@ class HttpVerifier(HttpAdapter):
         vocab_size: the device vocabulary size; top-k ids at or above it are rejected.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport (e.g. ``httpx.MockTransport``) for the client built here.
+        insecure_http: allow plain ``http://`` to a host that is not loopback (the token and
+            drafts then travel unencrypted); refused without it.
 
     Raises:
-        ConfigurationError: a malformed URL or out-of-range setting.
+        ConfigurationError: a malformed URL or out-of-range setting, or plain ``http://`` to
+            another host without ``insecure_http``.
     """
 
     path = "/v1/verify"
@@ -403,6 +422,7 @@ class HttpVerifier(HttpAdapter):
         vocab_size: int | None = None,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
+        insecure_http: bool = False,
     ) -> None:
         self.channel = HttpChannel(
             base_url,
@@ -414,6 +434,7 @@ class HttpVerifier(HttpAdapter):
             breaker=CircuitBreaker(breaker_threshold, breaker_cooldown, clock=breaker_clock),
             client=client,
             transport=transport,
+            insecure_http=insecure_http,
         )
         if not generate_timeout > 0:
             raise ConfigurationError("generate_timeout must be > 0 seconds")

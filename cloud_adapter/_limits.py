@@ -24,7 +24,22 @@ class ServerLimits(BaseModel):
         default=20, ge=0, le=1000, description="Largest logprobs / prompt_logprobs N."
     )
     max_completion_tokens: int = Field(
-        default=16, ge=0, le=4096, description="Largest max_tokens on /v1/completions."
+        default=4096, ge=0, le=32_768, description="Largest max_tokens on /v1/completions."
+    )
+    max_batch: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Most prompts in one /v1/completions request; their tokens (each prompt "
+        "plus max_tokens) count together against max_tokens.",
+    )
+    logprob_rows: int = Field(
+        default=64,
+        ge=1,
+        le=8192,
+        description="Prompt positions scored per pass when a request asks for the "
+        "log-probabilities of its whole prompt: bounds the memory of one pass to this many "
+        "rows of the vocabulary.",
     )
     max_new_tokens: int = Field(
         default=4096, ge=1, le=32_768, description="Largest max_new_tokens on /v1/generate."

@@ -12,23 +12,26 @@ and ``logprobs=k``:
 
 A draft token is always scored with its own returned log-probability (vLLM returns the actual
 prompt token alongside the top-N); a response without it is rejected, never read as probability 0.
+Every request pins the sampling settings that would change the scores (:data:`._vllm.SCORE_PINS`).
+``cloud_only`` is one plain completions call (:mod:`._openai_generate`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from specsteer import fusion
 from specsteer._errors import ConfigurationError, ProtocolError
 from specsteer.backends._base import ModelBackend
+from specsteer.cloud_adapter import _openai_generate, _openai_text, _vllm
 from specsteer.cloud_adapter._base import check_response
 from specsteer.cloud_adapter._http import (
     MAX_RESPONSE_BYTES,
@@ -38,6 +41,8 @@ from specsteer.cloud_adapter._http import (
     summarize_validation,
 )
 from specsteer.cloud_adapter.protocol import (
+    GenerateRequest,
+    GenerateResponse,
     Text,
     TokenIds,
     TopK,
@@ -53,74 +58,6 @@ logger = logging.getLogger(__name__)
 #: Bytes one returned log-probability may take in vLLM's JSON: the id key, ``logprob``, ``rank``
 #: and ``decoded_token`` (a token of up to ~16 characters, JSON-escaped). Generous on purpose.
 BYTES_PER_LOGPROB = 256
-
-
-class _Logprob(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    logprob: float
-    rank: int | None = None
-
-
-class _LogProbs(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    top_logprobs: list[dict[str, float] | None] | None = None
-    tokens: list[str] | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    logprobs: _LogProbs | None = None
-    prompt_logprobs: list[dict[str, _Logprob] | None] | None = None
-
-
-class _Completion(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    choices: list[_Choice]
-
-
-def _finite_lp(value: float, where: str) -> float:
-    """A returned log-probability, checked: finite and at most 0 (tiny rounding allowed)."""
-    if not math.isfinite(value) or value > 1e-4:
-        raise ProtocolError(f"the server returned an invalid log-probability at {where}")
-    return min(0.0, value)
-
-
-def _parse_entry(entry: dict[str, _Logprob] | None, where: str) -> dict[int, float]:
-    """A ``prompt_logprobs`` entry as ``{token_id: logprob}``."""
-    if not entry:
-        raise ProtocolError(f"the server returned no prompt log-probabilities at {where}")
-    out: dict[int, float] = {}
-    for key, value in entry.items():
-        try:
-            tok = int(key)
-        except ValueError as e:
-            raise ProtocolError(f"prompt_logprobs key {key[:20]!r} at {where} is not an id") from e
-        if tok < 0:
-            raise ProtocolError(f"negative token id at {where}")
-        out[tok] = _finite_lp(value.logprob, where)
-    return out
-
-
-def _parse_top(top: dict[str, float] | None, where: str) -> dict[int, float]:
-    """A generated token's ``top_logprobs`` keyed ``token_id:N``, as ``{token_id: logprob}``."""
-    if not top:
-        raise ProtocolError(f"the server returned no top log-probabilities at {where}")
-    out: dict[int, float] = {}
-    for key, value in top.items():
-        prefix, _, num = key.partition("token_id:")
-        if prefix or not num.isdigit():
-            raise ProtocolError(
-                "the server answered with token strings, not ids; it must support "
-                "return_tokens_as_token_ids (vLLM does)"
-            )
-        out[int(num)] = _finite_lp(value, where)
-    return out
-
-
-def _top_k(candidates: dict[int, float], k: int) -> tuple[list[int], list[float]]:
-    """The ``k`` most likely candidates, best first (ties: lower id first, like ``argmax``)."""
-    ranked = sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-    return [i for i, _ in ranked], [lp for _, lp in ranked]
 
 
 class OpenAICompatibleVerifier(HttpAdapter):
@@ -153,10 +90,15 @@ class OpenAICompatibleVerifier(HttpAdapter):
             such requests instead, before anything is sent.
         max_response_bytes: a fixed cap on one answer; by default the cap grows with the
             request (``prompt_logprobs`` hold ``top_k + 1`` entries per prompt token).
+        generate_timeout: seconds one ``cloud_only`` call may take (it writes a whole answer).
         path: the completions path.
         client: an ``httpx.Client`` to reuse (the caller keeps ownership).
         transport: an ``httpx`` transport for the client built here.
+        insecure_http: allow plain ``http://`` to a host that is not loopback (the API key and
+            drafts then travel unencrypted); refused without it.
     """
+
+    can_generate = True
 
     def __init__(
         self,
@@ -175,12 +117,16 @@ class OpenAICompatibleVerifier(HttpAdapter):
         max_logprobs: int = 20,
         clamp_top_k: bool = True,
         max_response_bytes: int | None = None,
+        generate_timeout: float = 300.0,
         path: str = "/v1/completions",
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
+        insecure_http: bool = False,
     ) -> None:
         if max_logprobs < 1:
             raise ConfigurationError("max_logprobs must be >= 1 (vLLM's --max-logprobs)")
+        if not generate_timeout > 0:
+            raise ConfigurationError("generate_timeout must be > 0 seconds")
         self.channel = HttpChannel(
             base_url,
             token=token,
@@ -192,6 +138,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             breaker=CircuitBreaker(breaker_threshold, breaker_cooldown, clock=breaker_clock),
             client=client,
             transport=transport,
+            insecure_http=insecure_http,
         )
         self.model = model
         self.tokenizer = tokenizer
@@ -200,6 +147,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
         self.clamp_top_k = clamp_top_k
         self.scale_response_cap = max_response_bytes is None
         self.destination = self.channel.base_url
+        self.generate_timeout = generate_timeout
         self._warned_clamp = False
 
     def n_logprobs(self, top_k: int) -> int:
@@ -265,6 +213,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             "prompt": [*prompt_ids, *request.prefix.ids, *request.draft.ids],
             "max_tokens": 1,
             "temperature": 0.0,
+            **_vllm.SCORE_PINS,
             "logprobs": n,
             "echo": False,
             "return_tokens_as_token_ids": True,
@@ -275,13 +224,12 @@ class OpenAICompatibleVerifier(HttpAdapter):
 
     def _text_body(self, request: VerifyRequest, n: int) -> dict[str, Any]:
         """Cross-vocabulary mode: the text itself, every prompt token echoed back as an id."""
-        from specsteer.cloud_adapter import _openai_text
-
         return {
             "model": self.model,
             "prompt": _openai_text.prompts(self.tokenizer, request),
             "max_tokens": 1,
             "temperature": 0.0,
+            **_vllm.SCORE_PINS,
             "logprobs": n,
             "prompt_logprobs": n,
             "echo": True,
@@ -291,6 +239,24 @@ class OpenAICompatibleVerifier(HttpAdapter):
 
     def encode(self, request: VerifyRequest) -> bytes:
         return json.dumps(self.completion_body(request), separators=(",", ":")).encode()
+
+    def encode_generate(self, request: GenerateRequest) -> bytes:
+        body = _openai_generate.generate_body(self.tokenizer, self.model, request)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def transmit_generate(self, request: GenerateRequest, wire: bytes) -> GenerateResponse:
+        t0 = time.perf_counter()
+
+        def parse(data: bytes) -> GenerateResponse:
+            try:
+                elapsed = time.perf_counter() - t0
+                return _openai_generate.read_answer(self.tokenizer, request, data, elapsed)
+            except ValidationError as e:
+                raise ProtocolError(
+                    f"unusable completion response: {summarize_validation(e)}"
+                ) from e
+
+        return self.channel.call(self.path, wire, parse, timeout=self.generate_timeout)
 
     def response_cap(self, body: dict[str, Any]) -> int | None:
         """The answer size this body may need (``None``: the channel's fixed cap)."""
@@ -321,81 +287,70 @@ class OpenAICompatibleVerifier(HttpAdapter):
     def _decide(
         self, request: VerifyRequest, data: bytes, start: int, n_top: int, elapsed: float
     ) -> VerifyResponse:
-        """Run the ratio test on the returned log-probabilities and build the response.
+        """Judge the draft on the returned log-probabilities and build the response.
 
         ``n_top`` is the ``logprobs`` N that was asked for: the support is the top ``n_top``
         (a draft token's own entry, returned beside them, is no candidate unless it ranks).
         """
         assert isinstance(request.draft, TokenIds)
-        choice = _one_choice(data)
+        choice = _vllm.one_choice(data)
         draft = list(request.draft.ids)
-        k = len(draft)
-        params = request.params
-        entries: list[dict[int, float]] = []
-        if k:
-            plp = choice.prompt_logprobs
-            if plp is None or len(plp) != start + k:
-                got = "none" if plp is None else str(len(plp))
-                raise ProtocolError(
-                    f"prompt_logprobs has {got} entries for a prompt of {start + k} tokens"
-                )
-            for i, tok in enumerate(draft):
-                entry = _parse_entry(plp[start + i], f"draft position {i}")
-                if tok not in entry:
-                    raise ProtocolError(
-                        f"the server returned no log-probability for draft token {i}; it must "
-                        "return each prompt token's own logprob (vLLM does)"
-                    )
-                entries.append(entry)
-        lp_llm = torch.tensor(
-            [e[t] for e, t in zip(entries, draft, strict=True)], dtype=torch.float64
-        )
-        argmax = [_top_k(e, 1)[0][0] for e in entries]
-        lp0 = request.ctxfree_logprobs
-        n = params.ratio_test(
-            lp_llm,
-            None if lp0 is None else torch.tensor(lp0, dtype=torch.float64),  # [K]
-            argmax_matches=torch.tensor(
-                [a == t for a, t in zip(argmax, draft, strict=True)], dtype=torch.bool
-            ),
-        )
-        if n < k:
-            support = entries[n]
-        else:
+        entries = _draft_entries(choice, draft, start)
+
+        def candidates(i: int) -> tuple[list[int], list[float]]:
+            if i < len(draft):
+                return _vllm.ranked(entries[i], n_top)
             tops = choice.logprobs.top_logprobs if choice.logprobs is not None else None
             if not tops:
                 raise ProtocolError("the response carries no top log-probabilities after the draft")
-            support = _parse_top(tops[0], "the position after the draft")
-        ids, lps = _top_k(support, n_top)
+            return _vllm.ranked(_vllm.parse_top(tops[0], "the position after the draft"), n_top)
+
+        scored = fusion.Scored(
+            lp_llm=torch.tensor(
+                [e[t] for e, t in zip(entries, draft, strict=True)], dtype=torch.float64
+            ),
+            is_argmax=torch.tensor(
+                [_vllm.ranked(e, 1)[0][0] == t for e, t in zip(entries, draft, strict=True)],
+                dtype=torch.bool,
+            ),
+            top_k=candidates,
+        )
+        lp0 = request.ctxfree_logprobs
+        verdict = request.params.judge(
+            scored, None if lp0 is None else torch.tensor(lp0, dtype=torch.float64)
+        )
+        ids, lps = verdict.top_k
         vocab = self.tokenizer.vocab_size
         bad = next((i for i in ids if i >= vocab), None)
         if bad is not None:
             raise ProtocolError(f"top-k id {bad} is outside the vocabulary ({vocab})")
-        return self._respond(request, n, lambda: TopK(ids=ids, logprobs=lps), k + 1, elapsed, vocab)
+        top = TopK(ids=ids, logprobs=lps)
+        return self._respond(request, verdict.n_accepted, top, len(draft) + 1, elapsed, vocab)
 
     def _decide_text(
         self, request: VerifyRequest, data: bytes, body: dict[str, Any], elapsed: float
     ) -> VerifyResponse:
-        """Cross-vocabulary mode: align the echoed tokens with the draft, then the ratio test."""
-        from specsteer.cloud_adapter import _openai_text
-
+        """Cross-vocabulary mode: align the echoed tokens with the draft, then judge it."""
         sent = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         lay = _openai_text.layout(self.tokenizer, request, sent[0])
-        choices = _choices(data)
+        found = _vllm.choices(data)
         try:
-            n, top = _openai_text.judge(
-                self.tokenizer, request, choices, lay, sent, body["logprobs"]
+            scored = _openai_text.scored(
+                self.tokenizer, request, found, lay, sent, body["logprobs"]
             )
+            ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
+            verdict = request.params.judge(scored, ctxfree)
         except ValidationError as e:
             raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
-        scored = len(lay.ids) - lay.j0 + 1
-        return self._respond(request, n, lambda: top, scored, elapsed, None)
+        n_seg = verdict.n_accepted
+        n = lay.segs[n_seg - 1].unit_hi if n_seg else 0
+        return self._respond(request, n, verdict.top_k, len(lay.ids) - lay.j0 + 1, elapsed, None)
 
     def _respond(
         self,
         request: VerifyRequest,
         n: int,
-        top: Callable[[], TopK],
+        top: TopK,
         scored: int,
         elapsed: float,
         vocab: int | None,
@@ -404,7 +359,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
             response = VerifyResponse(
                 request_id=request.request_id,
                 n_accepted=n,
-                top_k=top(),
+                top_k=top,
                 usage=Usage(server_ms=elapsed * 1000, tokens_scored=scored),
             )
         except ValidationError as e:
@@ -412,17 +367,23 @@ class OpenAICompatibleVerifier(HttpAdapter):
         return check_response(request, response, vocab)
 
 
-def _choices(data: bytes) -> list[_Choice]:
-    """The choices of a completions answer, validated."""
-    try:
-        return _Completion.model_validate_json(data).choices
-    except ValidationError as e:
-        raise ProtocolError(f"malformed completion response: {summarize_validation(e)}") from e
-
-
-def _one_choice(data: bytes) -> _Choice:
-    """The single choice of a completions answer."""
-    choices = _choices(data)
-    if len(choices) != 1:
-        raise ProtocolError(f"expected one choice, got {len(choices)}")
-    return choices[0]
+def _draft_entries(choice: _vllm.Choice, draft: list[int], start: int) -> list[dict[int, float]]:
+    """The ``prompt_logprobs`` entry of every draft token, each holding the token's own."""
+    if not draft:
+        return []
+    plp = choice.prompt_logprobs
+    if plp is None or len(plp) != start + len(draft):
+        got = "none" if plp is None else str(len(plp))
+        raise ProtocolError(
+            f"prompt_logprobs has {got} entries for a prompt of {start + len(draft)} tokens"
+        )
+    entries = []
+    for i, tok in enumerate(draft):
+        entry = _vllm.parse_entry(plp[start + i], f"draft position {i}")
+        if tok not in entry:
+            raise ProtocolError(
+                f"the server returned no log-probability for draft token {i}; it must "
+                "return each prompt token's own logprob (vLLM does)"
+            )
+        entries.append(entry)
+    return entries

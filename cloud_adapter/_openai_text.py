@@ -6,8 +6,9 @@ accepted text and the draft, with ``add_special_tokens: false`` so the server ad
 ``echo`` + ``prompt_logprobs`` + ``return_tokens_as_token_ids`` so every prompt token comes back
 as an id with its log-probability and the top-N at its position. The adapter tokenizes the same
 text with the same tokenizer to find token boundaries (:func:`_text.cloud_tokens`), checks that
-the server's echoed ids are those tokens, and then judges the draft exactly as the reference core
-does (:mod:`._text`: segments, summed log-probabilities, the one ratio test).
+the server's echoed ids are those tokens, and then lays the draft out exactly as the reference
+core does (:mod:`._text`: segments, summed log-probabilities, a straddling first token
+conditioned on its accepted characters) for the one judge, :func:`specsteer.fusion.judge`.
 
 Approximate where the reference core can run a second forward pass:
 
@@ -32,13 +33,14 @@ from typing import Any
 
 import torch
 
+from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import _text
-from specsteer.cloud_adapter._openai import _Choice, _parse_entry, _parse_top, _top_k
+from specsteer.cloud_adapter._vllm import Choice, parse_entry, parse_top, ranked
 from specsteer.cloud_adapter.protocol import Text, TopK, VerifyRequest
 
-__all__ = ["Layout", "judge", "layout", "prompts"]
+__all__ = ["Layout", "layout", "prompts", "scored"]
 
 
 def prompts(tokenizer: ModelBackend, request: VerifyRequest) -> str | list[str]:
@@ -96,15 +98,15 @@ def layout(tokenizer: ModelBackend, request: VerifyRequest, sent: str) -> Layout
     return Layout([*ids, *end_ids], j0, segs, eos_seg, start, ends[j0])
 
 
-def judge(
+def scored(
     tokenizer: ModelBackend,
     request: VerifyRequest,
-    choices: list[_Choice],
+    choices: list[Choice],
     lay: Layout,
     sent: list[str],
     n_top: int,
-) -> tuple[int, TopK]:
-    """Run the ratio test on the returned log-probabilities: ``(n_accepted, candidates)``."""
+) -> fusion.Scored[TopK]:
+    """The returned log-probabilities of the draft's segments, in the judge's shape."""
     if len(choices) != len(sent):
         raise ProtocolError(f"expected {len(sent)} choices, got {len(choices)}")
     choice = choices[0]
@@ -113,7 +115,7 @@ def judge(
     eos = tokenizer.eos_token_ids
     n_block = lay.segs[-1].tok_hi if lay.segs else 0
     block = lay.ids[lay.j0 : lay.j0 + n_block]
-    entries = [_parse_entry(plp[lay.j0 + t], f"draft token {t}") for t in range(n_block)]
+    entries = [parse_entry(plp[lay.j0 + t], f"draft token {t}") for t in range(n_block)]
     lp_tok = torch.tensor(
         [_own(e, tok, t) for t, (e, tok) in enumerate(zip(entries, block, strict=True))],
         dtype=torch.float64,
@@ -122,12 +124,33 @@ def judge(
         last = entries[-1]
         lp_tok[-1] = math.log(sum(math.exp(v) for k, v in last.items() if k in eos))
     matches = [
-        (top := _top_k(e, 1)[0][0]) == tok or (top in eos and tok in eos)
+        (top := ranked(e, 1)[0][0]) == tok or (top in eos and tok in eos)
         for e, tok in zip(entries, block, strict=True)
     ]
-    ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
-    n_seg = _text.accept_segments(lay.segs, lp_tok, ctxfree, matches, request.params)
-    n_accepted = lay.segs[n_seg - 1].unit_hi if n_seg else 0
+    if entries and lay.boundary < lay.start:  # the first token straddles the draft's start
+        row = _as_row(entries[0], tokenizer.vocab_size)
+        accepted = sent[0][lay.boundary : lay.start]
+        lp_tok[0], matches[0] = _text.straddle(
+            tokenizer, row, lay.ids[: lay.j0], block[0], accepted
+        )
+
+    def candidates(n_seg: int) -> TopK:
+        return _candidates(tokenizer, request, choices, lay, sent, n_top, n_seg)
+
+    return _text.scored_segments(lay.segs, lp_tok, matches, candidates)
+
+
+def _candidates(
+    tokenizer: ModelBackend,
+    request: VerifyRequest,
+    choices: list[Choice],
+    lay: Layout,
+    sent: list[str],
+    n_top: int,
+    n_seg: int,
+) -> TopK:
+    """The candidate strings at the start of segment ``n_seg``."""
+    choice = choices[0]
     at = lay.j0 + (lay.segs[n_seg - 1].tok_hi if n_seg else 0)
     context, n_prompt = lay.ids[:at], len(lay.ids)
     if not n_seg and len(sent) == 2:
@@ -138,7 +161,7 @@ def judge(
         _check_echo(choice, context)
     row = _row(choice, choice.prompt_logprobs or [], at, n_prompt, n_top, tokenizer.vocab_size)
     strings, logprobs = _text.candidate_strings(tokenizer, row, context, request.params.top_k)
-    return n_accepted, TopK(strings=strings, logprobs=logprobs)
+    return TopK(strings=strings, logprobs=logprobs)
 
 
 def _own(entry: dict[int, float], tok: int, t: int) -> float:
@@ -150,7 +173,7 @@ def _own(entry: dict[int, float], tok: int, t: int) -> float:
     return entry[tok]
 
 
-def _check_echo(choice: _Choice, ids: list[int]) -> None:
+def _check_echo(choice: Choice, ids: list[int]) -> None:
     """The server's tokens of the text must be the adapter's: else boundaries are wrong."""
     tokens = choice.logprobs.tokens if choice.logprobs is not None else None
     want = [f"token_id:{i}" for i in ids]
@@ -165,20 +188,27 @@ def _check_echo(choice: _Choice, ids: list[int]) -> None:
         raise ProtocolError(f"prompt_logprobs must hold one entry per prompt token ({len(ids)})")
 
 
+def _as_row(support: dict[int, float], vocab: int) -> torch.Tensor:
+    """``[V]`` the returned log-probabilities, ``-inf`` for the tokens not returned."""
+    if any(i >= vocab for i in support):
+        raise ProtocolError(f"a returned token id is outside the vocabulary ({vocab})")
+    row = torch.full((vocab,), -math.inf)
+    row[torch.tensor(list(support), dtype=torch.long)] = torch.tensor(
+        list(support.values()), dtype=torch.float32
+    )
+    return row
+
+
 def _row(
-    choice: _Choice, plp: list[Any], at: int, n_prompt: int, n_top: int, vocab: int
+    choice: Choice, plp: list[Any], at: int, n_prompt: int, n_top: int, vocab: int
 ) -> torch.Tensor:
     """``[V]`` the returned top-N at token position ``at`` (-inf elsewhere)."""
     if at < n_prompt:
-        support = _parse_entry(plp[at], f"position {at}")
+        support = parse_entry(plp[at], f"position {at}")
     else:
         tops = choice.logprobs.top_logprobs if choice.logprobs is not None else None
         if not tops or len(tops) <= n_prompt:
             raise ProtocolError("the response carries no top log-probabilities after the draft")
-        support = _parse_top(tops[n_prompt], "the position after the draft")
-    ids, lps = _top_k(support, n_top)
-    if any(i >= vocab for i in ids):
-        raise ProtocolError(f"a returned token id is outside the vocabulary ({vocab})")
-    row = torch.full((vocab,), -math.inf)
-    row[torch.tensor(ids, dtype=torch.long)] = torch.tensor(lps, dtype=torch.float32)
-    return row
+        support = parse_top(tops[n_prompt], "the position after the draft")
+    ids, lps = ranked(support, n_top)
+    return _as_row(dict(zip(ids, lps, strict=True)), vocab)

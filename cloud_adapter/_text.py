@@ -8,29 +8,45 @@ over its ``n`` device units). A draft tail that ends at no shared boundary canno
 counts as not accepted. The top-k candidates at the first position not accepted are the cloud's
 next-token strings; ``""`` stands for its end-of-turn token.
 
-With identical tokenizers every unit is one token and every boundary is shared, so this gives
-the token-id mode's answer exactly (same draws, same order).
+When the accepted text ends inside one of the cloud's tokens of ``prefix + draft`` (prefix
+``"Dear Len"``, draft ``"a,"``, cloud token ``" Lena"``), that token's probability counts the
+accepted characters again; the first segment is scored with it conditioned on them
+(:func:`straddle`).
+
+With identical tokenizers, a draft whose every unit is one token, and a text the cloud tokenizes
+back into the device's own tokens, this gives the token-id mode's answer exactly (same draws,
+same order). A character split over several byte tokens is one unit here (one test, ``lam``
+once) but several tokens there, so those drafts can be judged differently.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
+from specsteer import fusion
 from specsteer._errors import ProtocolError
 from specsteer.backends._base import ModelBackend
-from specsteer.cloud_adapter.protocol import VerifyParams
 
 __all__ = [
     "Segment",
-    "accept_segments",
     "candidate_strings",
     "cloud_tokens",
+    "scored_segments",
     "segments",
     "span_sums",
+    "straddle",
 ]
+
+T = TypeVar("T")
+
+#: Tokens (by the cloud's rank) searched for the ones that spell the accepted characters of a
+#: straddling token; the mass beyond them is left out.
+STRADDLE_WIDTH = 128
 
 #: The replacement character a decoder emits for an incomplete UTF-8 sequence.
 PARTIAL = "\ufffd"
@@ -178,29 +194,67 @@ def candidate_strings(
     return [s for s, _ in ranked], [min(0.0, v) for _, v in ranked]
 
 
-def accept_segments(
+def straddle(
+    backend: ModelBackend,
+    lp_row: torch.Tensor,
+    context_ids: list[int],
+    token: int,
+    accepted: str,
+) -> tuple[float, bool]:
+    """A token that straddles the start of the draft, conditioned on its accepted characters.
+
+    ``P_L(" Lena")`` after ``"Dear"`` is the probability of ``" Len"`` (already accepted) and
+    ``"a"`` (drafted) together; the draft's share is ``P_L(" Lena") / P_L(text starts " Len")``,
+    the denominator summed over the tokens whose text starts with the accepted characters (among
+    the :data:`STRADDLE_WIDTH` most likely and ``token`` itself; paths of several shorter tokens
+    are not counted).
+
+    Args:
+        lp_row: ``[V]`` the cloud's log-probabilities at the straddling token's position.
+        context_ids: cloud tokens before it (the tail decides spacing).
+        token: the straddling token.
+        accepted: its characters before the draft's start.
+
+    Returns:
+        ``(log P_L(token | accepted), whether token is the most likely of those tokens)``.
+    """
+    own = float(lp_row[token])
+    if not math.isfinite(own):
+        return own, False
+    tail = context_ids[-4:]
+    base = _decode(backend, tail)
+    values, ids = torch.topk(lp_row, min(lp_row.shape[-1], STRADDLE_WIDTH))
+    spelled = {token: own}
+    for v, i in zip(values.tolist(), ids.tolist(), strict=True):
+        if i in spelled or not math.isfinite(v):
+            continue
+        full = _decode(backend, [*tail, i])
+        if full.startswith(base) and full[len(base) :].startswith(accepted):
+            spelled[i] = v
+    mass = float(torch.logsumexp(torch.tensor(list(spelled.values()), dtype=torch.float64), 0))
+    return min(0.0, own - mass), own >= max(spelled.values())
+
+
+def scored_segments(
     segs: list[Segment],
     lp_tok: torch.Tensor,
-    lp_ctxfree: torch.Tensor,
     argmax_matches: list[bool],
-    params: VerifyParams,
-) -> int:
-    """Number of segments accepted before the first rejection (the ratio test per segment).
+    top_k: Callable[[int], T],
+) -> fusion.Scored[T]:
+    """The draft's segments in the judge's shape (:class:`specsteer.fusion.Scored`).
 
     Args:
         segs: the draft's segments (see :func:`segments`).
         lp_tok: ``[T]`` log P_L of each cloud token of the block.
-        lp_ctxfree: ``[U]`` log P_S0 of each draft unit (device token).
         argmax_matches: ``[T]`` whether each cloud token of the block is the cloud's argmax
             (a segment matches when all of its tokens do).
-        params: the request's parameters; ``lam`` counts once per device unit.
+        top_k: the candidates at the start of segment ``i`` (``i = len(segs)``: after the last).
     """
-    seg_matches = torch.tensor(
-        [all(argmax_matches[s.tok_lo : s.tok_hi]) for s in segs], dtype=torch.bool
-    )
-    return params.ratio_test(
-        span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs]),
-        span_sums(lp_ctxfree, [(s.unit_lo, s.unit_hi) for s in segs]),
-        argmax_matches=seg_matches,
-        units=[s.unit_hi - s.unit_lo for s in segs],
+    return fusion.Scored(
+        lp_llm=span_sums(lp_tok, [(s.tok_lo, s.tok_hi) for s in segs]),
+        is_argmax=torch.tensor(
+            [all(argmax_matches[s.tok_lo : s.tok_hi]) for s in segs], dtype=torch.bool
+        ),
+        top_k=top_k,
+        units=tuple(s.unit_hi - s.unit_lo for s in segs),
     )

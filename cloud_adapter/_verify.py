@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -25,7 +28,9 @@ from specsteer.cloud_adapter.protocol import (
     VerifyResponse,
 )
 
-__all__ = ["StreamPool", "VerifierCore"]
+__all__ = ["StreamPool", "VerifierCore", "scored_ids"]
+
+T = TypeVar("T")
 
 
 class StreamPool:
@@ -93,7 +98,7 @@ class VerifierCore:
         self._lock = threading.Lock()
 
     def verify(self, request: VerifyRequest) -> VerifyResponse:
-        """Score the draft with the cloud model, run the ratio test, return the top-k.
+        """Score the draft with the cloud model, judge it, return the top-k at the rejection.
 
         Raises:
             ProtocolError: the request cannot be served (ids out of range, no way to get
@@ -104,6 +109,12 @@ class VerifierCore:
             return self._verify_text(request, request.prefix, request.draft, t0)
         if not isinstance(request.prefix, TokenIds) or not isinstance(request.draft, TokenIds):
             raise ProtocolError("prefix and draft must both be token ids or both be text")
+        return self._verify_ids(request, list(request.prefix.ids), list(request.draft.ids), t0)
+
+    def _verify_ids(
+        self, request: VerifyRequest, prefix: list[int], draft: list[int], t0: float
+    ) -> VerifyResponse:
+        """Token-id mode: one block pass over the draft, then :func:`fusion.judge`."""
         params = request.params
         mine = self.llm.tokenizer_fingerprint()
         if request.tokenizer is not None and mine is not None and request.tokenizer != mine:
@@ -111,7 +122,6 @@ class VerifierCore:
                 "the device's tokenizer differs from this cloud model's, so token ids would be "
                 "misread; send text instead (wire='text', cross-vocabulary mode)"
             )
-        prefix, draft = list(request.prefix.ids), list(request.draft.ids)
         vocab = self.llm.vocab_size
         if any(i >= vocab for i in prefix + draft):
             raise ProtocolError(f"token ids must be below the cloud vocabulary size {vocab}")
@@ -120,100 +130,81 @@ class VerifierCore:
             prompt_ids = self.llm.encode_chat(prompt)
             rows = self._llm_pool.logits(prompt_ids + prefix, draft)  # [K+1, V]
             lp_llm = fusion.processed_log_probs(rows, prefix, params.processing, draft)
-            k = len(draft)
-            draft_t = torch.tensor(draft, dtype=torch.long)
             lp_ctxfree = None
             if not params.uses_argmax:
                 lp_ctxfree = self._ctxfree(request, prompt, prefix, draft)
-            n = params.ratio_test(
-                lp_llm[torch.arange(k), draft_t],  # [K]
-                lp_ctxfree,
-                argmax_matches=rows[:k].argmax(dim=-1) == draft_t,  # [K]
-            )
-        _check_finite(lp_llm[n])
-        values, ids = torch.topk(lp_llm[n], min(params.top_k, lp_llm.shape[-1]))
-        keep = torch.isfinite(values)  # -inf: tokens the model rules out are no candidates
-        values, ids = values[keep], ids[keep]
+            verdict = params.judge(scored_ids(lp_llm, draft, params.top_k), lp_ctxfree)
+        ids, logprobs = verdict.top_k
         return VerifyResponse(
             request_id=request.request_id,
-            n_accepted=n,
-            top_k=TopK(ids=ids.tolist(), logprobs=[min(0.0, v) for v in values.tolist()]),
-            usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=k + 1),
+            n_accepted=verdict.n_accepted,
+            top_k=TopK(ids=ids, logprobs=logprobs),
+            usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(draft) + 1),
         )
 
-    def generate(self, request: GenerateRequest) -> GenerateResponse:
-        """The cloud model's own answer to the public prompt (``cloud_only``)."""
+    def generate(
+        self, request: GenerateRequest, check: Callable[[], None] = lambda: None
+    ) -> GenerateResponse:
+        """The cloud model's own answer to the public prompt (``cloud_only``); ``check`` is
+        called before each token (a server's deadline)."""
         with self._lock:
-            return generate_answer(self.llm, request)
+            return generate_answer(self.llm, request, check)
 
     def _verify_text(
         self, request: VerifyRequest, prefix: Text, draft: Text, t0: float
     ) -> VerifyResponse:
         """Cross-vocabulary mode (see :mod:`specsteer.cloud_adapter._text`)."""
-        params = request.params
         if request.ctxfree_logprobs is None and request.n_draft:
             raise ProtocolError(
                 "a text request needs ctxfree_logprobs (the device's context-free scores of its "
                 "own tokens); send them with ctxfree_source='device'"
             )
-        llm = self.llm
-        p_text, full = prefix.text, prefix.text + draft.text
-        unit_ends = [len(p_text) + o for o in draft.offsets]
         prompt = [m.model_dump() for m in request.prompt]
-        eos_ids = sorted(llm.eos_token_ids)
         with self._lock:
-            prompt_ids = llm.encode_chat(prompt)
-            ids, j0, ends = _text.cloud_tokens(llm, full, len(p_text))
-            segs = _text.segments(unit_ends, j0, ends)
-            block = ids[j0:]
-            n_text_units = len(draft.offsets)
-            # The end-of-answer unit is judged only right after a fully aligned draft.
-            eos_seg = draft.eos and (
-                (segs and segs[-1].unit_hi == n_text_units and segs[-1].tok_hi == len(block))
-                or (n_text_units == 0 and j0 == len(ids) and eos_ids)
-            )
-            if eos_seg:
-                segs.append(
-                    _text.Segment(
-                        n_text_units, n_text_units + 1, len(block), len(block) + 1, len(full)
-                    )
-                )
-                block = [*block, eos_ids[0]]
-            rows = self._llm_pool.logits(prompt_ids + ids[:j0], block)  # [len(block)+1, V]
-            lp_llm = fusion.processed_log_probs(rows, ids[:j0], params.processing, block)
+            prompt_ids = self.llm.encode_chat(prompt)
+            text = _TextBlock.of(self.llm, prefix, draft)
+            rows = self._llm_pool.logits(prompt_ids + text.before, text.block)  # [T+1, V]
+            processing = request.params.processing
+            lp_llm = fusion.processed_log_probs(rows, text.before, processing, text.block)
             _check_finite(lp_llm)
-            lp_tok = lp_llm[
-                torch.arange(len(block)), torch.tensor(block, dtype=torch.long)
-            ].double()
-            if eos_seg:  # P_L(end of answer): every end token counts
-                lp_tok[-1] = torch.logsumexp(lp_llm[len(block) - 1, eos_ids].double(), 0)
-            argmax = lp_llm[: len(block)].argmax(dim=-1).tolist()
-            matches = [
-                a == b or (a in eos_ids and b in eos_ids)
-                for a, b in zip(argmax, block, strict=True)
-            ]
+
+            def candidates(i: int) -> tuple[list[str], list[float]]:
+                return self._text_candidates(request, prompt_ids, text, lp_llm, i)
+
             ctxfree = torch.tensor(request.ctxfree_logprobs or [], dtype=torch.float64)
-            n_seg = _text.accept_segments(segs, lp_tok, ctxfree, matches, params)
-            n_accepted = segs[n_seg - 1].unit_hi if n_seg else 0
-            tok_pos = segs[n_seg - 1].tok_hi if n_seg else 0
-            char_pos = segs[n_seg - 1].end if n_seg else len(p_text)
-            context_ids = ids[: j0 + tok_pos]
-            row = lp_llm[tok_pos]
-            if not n_seg and ends[j0] < char_pos:
-                # The prefix ends inside one of the cloud's tokens of prefix + draft: read the
-                # prefix alone, so that the candidates start exactly where the draft did.
-                context_ids = llm.encode(p_text)
-                logits = self._llm_pool.logits(prompt_ids + context_ids)[0]
-                row = fusion.processed_log_probs(logits, context_ids, params.processing)
-                _check_finite(row)
-            strings, logprobs = _text.candidate_strings(
-                llm, row, prompt_ids + context_ids, params.top_k
-            )
+            verdict = request.params.judge(text.scored(lp_llm, candidates), ctxfree)
+        strings, logprobs = verdict.top_k
+        n_seg = verdict.n_accepted
         return VerifyResponse(
             request_id=request.request_id,
-            n_accepted=n_accepted,
+            n_accepted=text.segs[n_seg - 1].unit_hi if n_seg else 0,
             top_k=TopK(strings=strings, logprobs=logprobs),
-            usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(block) + 1),
+            usage=Usage(
+                server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(text.block) + 1
+            ),
+        )
+
+    def _text_candidates(
+        self,
+        request: VerifyRequest,
+        prompt_ids: list[int],
+        text: _TextBlock,
+        lp_llm: torch.Tensor,
+        n_seg: int,
+    ) -> tuple[list[str], list[float]]:
+        """The cloud's next-token strings at the start of segment ``n_seg``."""
+        tok_pos = text.segs[n_seg - 1].tok_hi if n_seg else 0
+        context_ids = text.before + text.block[:tok_pos]
+        row = lp_llm[tok_pos]
+        if not n_seg and text.straddles:
+            # The prefix ends inside one of the cloud's tokens of prefix + draft: read the
+            # prefix alone, so that the candidates start exactly where the draft did.
+            context_ids = self.llm.encode(text.prefix)
+            logits = self._llm_pool.logits(prompt_ids + context_ids)[0]
+            row = fusion.processed_log_probs(logits, context_ids, request.params.processing)
+            _check_finite(row)
+        return _text.candidate_strings(
+            self.llm, row, prompt_ids + context_ids, request.params.top_k
         )
 
     def _ctxfree(
@@ -237,6 +228,92 @@ class VerifierCore:
         rows = self._slm_pool.logits(ids + prefix, draft)[:-1]  # [K, V]
         lp = fusion.processed_log_probs(rows, prefix, request.params.processing, draft)
         return lp[torch.arange(len(draft)), torch.tensor(draft)].double()
+
+
+def scored_ids(
+    lp_llm: torch.Tensor, draft: list[int], top_k: int
+) -> fusion.Scored[tuple[list[int], list[float]]]:
+    """Token-id mode in the judge's shape, from the processed rows of one block pass.
+
+    Args:
+        lp_llm: ``[K+1, V]`` processed log P_L after each draft prefix.
+        draft: the ``K`` draft tokens.
+        top_k: candidates to return at the first rejection.
+    """
+    k = len(draft)
+    draft_t = torch.tensor(draft, dtype=torch.long)
+
+    def candidates(i: int) -> tuple[list[int], list[float]]:
+        _check_finite(lp_llm[i])
+        values, ids = torch.topk(lp_llm[i], min(top_k, lp_llm.shape[-1]))
+        keep = torch.isfinite(values)  # -inf: tokens the model rules out are no candidates
+        if not bool(keep.any()):
+            raise ProtocolError(
+                "every token is ruled out at this position (-inf after the logit processing); "
+                "a no_repeat_ngram_size this small bans them all: raise it or switch it off"
+            )
+        return ids[keep].tolist(), [min(0.0, v) for v in values[keep].tolist()]
+
+    return fusion.Scored(
+        lp_llm=lp_llm[torch.arange(k), draft_t],  # [K]
+        # The argmax of the processed distribution, the one recovery and cloud_only use.
+        is_argmax=lp_llm[:k].argmax(dim=-1) == draft_t,  # [K]
+        top_k=candidates,
+    )
+
+
+@dataclass(frozen=True)
+class _TextBlock:
+    """A text request laid over the cloud's tokens of ``prefix + draft``."""
+
+    prefix: str
+    before: list[int]  # cloud tokens wholly before the draft
+    block: list[int]  # cloud tokens scored on top of them (and the end token, when judged)
+    segs: list[_text.Segment]
+    eos_ids: list[int]
+    eos_seg: bool  # the end of the answer is judged as the last unit
+    accepted: str  # characters of block[0] that lie in the prefix ("" when none straddles)
+    backend: ModelBackend
+
+    @property
+    def straddles(self) -> bool:
+        """Whether the prefix ends inside the block's first cloud token."""
+        return bool(self.accepted)
+
+    @classmethod
+    def of(cls, llm: ModelBackend, prefix: Text, draft: Text) -> _TextBlock:
+        full = prefix.text + draft.text
+        ids, j0, ends = _text.cloud_tokens(llm, full, len(prefix.text))
+        segs = _text.segments([len(prefix.text) + o for o in draft.offsets], j0, ends)
+        block, eos_ids, n_units = ids[j0:], sorted(llm.eos_token_ids), len(draft.offsets)
+        # The end-of-answer unit is judged only right after a fully aligned draft.
+        eos_seg = bool(draft.eos) and bool(
+            (segs and segs[-1].unit_hi == n_units and segs[-1].tok_hi == len(block))
+            or (n_units == 0 and j0 == len(ids) and eos_ids)
+        )
+        if eos_seg:
+            segs.append(_text.Segment(n_units, n_units + 1, len(block), len(block) + 1, len(full)))
+            block = [*block, eos_ids[0]]
+        accepted = full[ends[j0] : len(prefix.text)] if block else ""
+        return cls(prefix.text, ids[:j0], block, segs, eos_ids, eos_seg, accepted, llm)
+
+    def scored(self, lp_llm: torch.Tensor, candidates: Callable[[int], T]) -> fusion.Scored[T]:
+        """The segments in the judge's shape, from the processed rows ``[T+1, V]``."""
+        n = len(self.block)
+        lp_tok = lp_llm[torch.arange(n), torch.tensor(self.block, dtype=torch.long)].double()
+        if self.eos_seg:  # P_L(end of answer): every end token counts
+            lp_tok[-1] = torch.logsumexp(lp_llm[n - 1, self.eos_ids].double(), 0)
+        argmax = lp_llm[:n].argmax(dim=-1).tolist()
+        ends = set(self.eos_ids)
+        matches = [
+            a == b or (a in ends and b in ends) for a, b in zip(argmax, self.block, strict=True)
+        ]
+        if self.straddles:
+            own, best = _text.straddle(
+                self.backend, lp_llm[0], self.before, self.block[0], self.accepted
+            )
+            lp_tok[0], matches[0] = own, best
+        return _text.scored_segments(self.segs, lp_tok, matches, candidates)
 
 
 def _check_finite(lp: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ Two modes share one shape:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Literal[1] = 1
+
+T = TypeVar("T")
 
 #: Largest number of draft units in one request; bounds the cloud's work per call.
 MAX_DRAFT = 64
@@ -152,23 +154,19 @@ class VerifyParams(_Sampling):
         """The source of the ``u_i`` draws: seeded from ``seed``, or ``None`` (unseeded)."""
         return torch.Generator().manual_seed(self.seed) if self.seed is not None else None
 
-    def ratio_test(
-        self,
-        lp_llm: torch.Tensor,
-        lp_ctxfree: torch.Tensor | None,
-        *,
-        argmax_matches: torch.Tensor | None = None,
-        units: list[int] | None = None,
-    ) -> int:
-        """:func:`specsteer.fusion.ratio_test` with these parameters (``[K]`` tensors)."""
-        return fusion.ratio_test(
-            lp_llm,
+    def judge(self, scored: fusion.Scored[T], lp_ctxfree: torch.Tensor | None) -> fusion.Verdict[T]:
+        """:func:`specsteer.fusion.judge` with these parameters (a fresh generator per call).
+
+        Args:
+            scored: the cloud's scores of the draft, one entry per item.
+            lp_ctxfree: ``[U]`` log P_S0 of each draft unit, as the request carries them.
+        """
+        return fusion.judge(
+            scored,
             lp_ctxfree,
             lam=self.lam,
             greedy=self.greedy,
             target=self.target,
-            argmax_matches=argmax_matches,
-            units=units,
             generator=self.generator(),
         )
 

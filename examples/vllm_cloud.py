@@ -1,8 +1,9 @@
 """Cloud on vLLM (or any OpenAI-compatible server with vLLM's ``prompt_logprobs``).
 
-Run: python examples/vllm_cloud.py http://gpu-host:8000 Qwen/Qwen2.5-7B-Instruct ./qwen2.5-0.5b
+Run: python examples/vllm_cloud.py https://gpu-host:8000 Qwen/Qwen2.5-7B-Instruct ./qwen2.5-0.5b
 The device model must share the served model's tokenizer (token ids are sent); $VLLM_API_KEY is
-sent as the bearer token.
+sent as the bearer token. Plain http:// is refused for any host but this machine (the key and the
+drafts would cross the network in the clear); pass insecure_http=True only on a trusted network.
 """
 
 import os

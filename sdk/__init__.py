@@ -15,6 +15,7 @@ from specsteer._engine import Decoder, Wire
 from specsteer._errors import (
     CloudError,
     ConfigurationError,
+    DegenerateScoresError,
     InvalidInputError,
     MemoryStoreError,
     MissingDependencyError,
@@ -63,6 +64,7 @@ __all__ = [
     "CloudError",
     "ConfigurationError",
     "Decoder",
+    "DegenerateScoresError",
     "DeviceWork",
     "EvalExample",
     "Exchange",

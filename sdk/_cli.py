@@ -369,17 +369,32 @@ def serve(
             "(the default), Qwen2.5-Coder-0.5B-Instruct or SmolLM2-135M-Instruct."
         ),
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the bearer token (default: $SPECSTEER_SERVER_TOKEN)."),
+    ] = None,
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Serve a cloud model for verification (reads the bearer token from $SPECSTEER_SERVER_TOKEN)."""
+    """Serve a cloud model for verification (the bearer token from $SPECSTEER_SERVER_TOKEN or
+    --token-file, never the command line)."""
     from specsteer.cloud_adapter import server_main
 
+    if token is not None:
+        _fail(
+            "--token would show the token to every user of this machine (the process list); "
+            "set $SPECSTEER_SERVER_TOKEN, or write it in a file and pass --token-file PATH"
+        )
     if model is not None:
         if tiny or llm is not None:
             _fail("pass one of --model, --llm and --tiny")
-        _serve_named(model, slm=slm, host=host, port=port, log_level=log_level)
+        _serve_named(
+            model, slm=slm, host=host, port=port, log_level=log_level, token_file=token_file
+        )
         return
 
     argv = ["--host", host, "--port", str(port), "--log-level", log_level]
+    if token_file is not None:
+        argv += ["--token-file", str(token_file)]
     if tiny:
         argv.append("--tiny")
     elif llm is not None:
@@ -391,19 +406,26 @@ def serve(
         raise typer.Exit(code=code)
 
 
-def _serve_named(model: str, *, slm: str | None, host: str, port: int, log_level: str) -> None:
-    import os
-
+def _serve_named(
+    model: str, *, slm: str | None, host: str, port: int, log_level: str, token_file: Path | None
+) -> None:
     from specsteer.apps._assistants import TOKEN_ENV, named_models
     from specsteer.cloud_adapter import run_server
     from specsteer.cloud_adapter._server import is_loopback
+    from specsteer.cloud_adapter.server_main import server_token
 
     models = named_models()
     if model not in models:
         _fail(f"unknown model {model!r}; choose one of: {', '.join(models)}")
-    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        token = server_token(None if token_file is None else str(token_file))
+    except SpecSteerError as e:
+        _fail(e)
     if token is None and not is_loopback(host):
-        _fail(f"refusing to serve on {host} without a bearer token; set ${TOKEN_ENV}")
+        _fail(
+            f"refusing to serve on {host} without a bearer token; set ${TOKEN_ENV} or pass "
+            "--token-file PATH"
+        )
 
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "CloudError",
     "ConfigurationError",
+    "DegenerateScoresError",
     "InvalidInputError",
     "MemoryStoreError",
     "MissingDependencyError",
@@ -37,6 +38,14 @@ class ConfigurationError(UsageError):
 
 class InvalidInputError(UsageError, ValueError):
     """An argument (text, user id, token ids, ...) is invalid."""
+
+
+class DegenerateScoresError(InvalidInputError):
+    """Scores leave nothing to choose: NaN, or every candidate ruled out (``-inf``).
+
+    Raised by the fusion math instead of letting a NaN pick a token; the message names the
+    setting that emptied the distribution.
+    """
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

@@ -14,22 +14,39 @@ which the private term cancels; at the first rejection the device recovers from
 
 Every distribution here is ``log_softmax(logits / temperature)``, so temperature scales the final
 logits the same way everywhere. No I/O, no global randomness: generators are passed in. This
-module imports nothing from the package, so the device engine and the cloud server share it.
+module imports nothing from the package but its exceptions, so the device engine and the cloud
+server share it.
+
+Every verifier -- in process, the reference server, the vLLM adapter; token ids or text -- hands
+the cloud's scores of a draft to :func:`judge` in one shape (:class:`Scored`), so the verdict is
+computed in one place.
+
+Extreme values have one meaning everywhere: ``-inf`` is probability 0 (a candidate with it is
+never chosen while one with a finite score exists, and a draft item the cloud gives probability 0
+is never accepted); a temperature too small to divide by is its limit, the argmax; NaN, or a
+choice among candidates that are all ruled out, raises :class:`DegenerateScoresError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import torch
 
+from specsteer._errors import DegenerateScoresError, InvalidInputError
+
 __all__ = [
     "Processing",
+    "Scored",
+    "Verdict",
     "acceptance_probs",
     "draft_token",
     "fused_scores",
+    "judge",
     "log_probs",
     "processed_log_probs",
     "ratio_test",
@@ -45,16 +62,37 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
+
+#: Below this temperature the distribution is its limit, the argmax (dividing by it overflows).
+MIN_TEMPERATURE = 1e-30
+
+
 def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Log-probabilities ``log_softmax(logits / temperature)`` in float32.
+
+    The maximum is subtracted before dividing, so a tiny temperature sends every other entry to
+    ``-inf`` (its limit) instead of overflowing to NaN; below :data:`MIN_TEMPERATURE` the result
+    is the limit itself, the argmax (ties share its mass). A row with no finite entry stays all
+    ``-inf`` (nothing to choose; the choice functions say so).
 
     Args:
         logits: ``[..., vocab]`` raw logits.
         temperature: > 0.
     """
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
-    return torch.log_softmax(logits.float() / temperature, dim=-1)
+    if not temperature > 0:
+        raise InvalidInputError("temperature must be > 0; use greedy decoding for its limit")
+    x = logits.float()
+    top = x.amax(dim=-1, keepdim=True)  # [..., 1]
+    empty = torch.isneginf(top)
+    if temperature < MIN_TEMPERATURE:
+        best = x == top
+        share = -torch.log(best.sum(dim=-1, keepdim=True).float())
+        out = torch.where(best, share, torch.full_like(x, -torch.inf))
+    else:
+        shift = torch.where(empty, torch.zeros_like(top), top)
+        out = torch.log_softmax((x - shift) / temperature, dim=-1)
+    return torch.where(empty, torch.full_like(out, -torch.inf), out)
 
 
 @dataclass(frozen=True)
@@ -172,6 +210,21 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     return out
 
 
+def _choosable(scores: torch.Tensor, what: str) -> None:
+    """Raise unless ``scores`` (``[n]``) can be chosen from: no NaN or ``+inf``, one finite."""
+    if bool(torch.isnan(scores).any()) or bool(torch.isposinf(scores).any()):
+        raise DegenerateScoresError(
+            f"the {what} hold NaN or +inf, so no token can be chosen: the model's scores are "
+            "broken (check its weights and dtype)"
+        )
+    if not bool(torch.isfinite(scores).any()):
+        raise DegenerateScoresError(
+            f"every one of the {what} is ruled out (-inf): nothing is left to choose; a "
+            "no_repeat_ngram_size this small bans every token, so raise it (or switch it off "
+            "with 0), or ask for a shorter answer"
+        )
+
+
 def sample_or_argmax(
     scores: torch.Tensor,
     greedy: bool,
@@ -181,10 +234,14 @@ def sample_or_argmax(
     """Index of the maximum (greedy) or a draw from ``softmax(scores)`` within the nucleus.
 
     Args:
-        scores: ``[n]`` unnormalized log-weights; ``-inf`` entries are never drawn.
+        scores: ``[n]`` unnormalized log-weights; ``-inf`` entries are never chosen.
         top_p: nucleus size for draws (1 keeps every entry); no effect in greedy mode.
+
+    Raises:
+        DegenerateScoresError: ``scores`` hold NaN or ``+inf``, or no finite entry.
     """
     assert scores.dim() == 1, f"scores must be [n], got {tuple(scores.shape)}"
+    _choosable(scores, "scores")
     if greedy:
         return int(torch.argmax(scores).item())
     probs = torch.softmax(top_p_filter(scores, top_p).double(), dim=-1)
@@ -206,6 +263,27 @@ def draft_token(
     return sample_or_argmax(lp_private, greedy, generator, top_p)
 
 
+def _log_ratios(lp_llm: torch.Tensor, lp_ctxfree: torch.Tensor, lam: float) -> torch.Tensor:
+    """``[K]`` float64 ``log(P_L(d_i) / (lam * P_S0(d_i)))``; ``-inf`` wherever ``P_L(d_i) = 0``.
+
+    A draft item the cloud gives probability 0 has no mass under the fused target, whatever
+    ``P_S0`` says (``-inf - -inf`` would otherwise be NaN); ``P_S0(d_i) = 0`` with ``P_L(d_i) > 0``
+    is a ratio of ``+inf``.
+    """
+    assert lp_llm.shape == lp_ctxfree.shape and lp_llm.dim() == 1, "expected two [K] tensors"
+    for name, lp in (("P_L", lp_llm), ("P_S0", lp_ctxfree)):
+        if bool(torch.isnan(lp).any()) or bool(torch.isposinf(lp).any()):
+            raise DegenerateScoresError(
+                f"log {name} of a draft item is NaN or +inf: the scores are broken (check the "
+                "model's weights and dtype)"
+            )
+    llm, ctxfree = lp_llm.double(), lp_ctxfree.double()
+    # a - (b + c), not a - b - c: its sign is exactly that of the test a >= b + c, so a ratio
+    # of exactly 1 passes in both modes.
+    ratio = llm - (ctxfree + math.log(lam))
+    return torch.where(torch.isneginf(llm), torch.full_like(ratio, -torch.inf), ratio)
+
+
 def acceptance_probs(lp_llm: torch.Tensor, lp_ctxfree: torch.Tensor, lam: float) -> torch.Tensor:
     """Per-token acceptance probabilities ``min(1, P_L(d_i) / (lam * P_S0(d_i)))``.
 
@@ -213,16 +291,18 @@ def acceptance_probs(lp_llm: torch.Tensor, lp_ctxfree: torch.Tensor, lam: float)
         lp_llm: ``[K]`` log P_L of each draft token.
         lp_ctxfree: ``[K]`` log P_S0 of each draft token.
         lam: threshold >= 0; 0 accepts everything, ``inf`` rejects everything.
+
+    Raises:
+        DegenerateScoresError: a log-probability is NaN or ``+inf``.
     """
     assert lp_llm.shape == lp_ctxfree.shape and lp_llm.dim() == 1, "expected two [K] tensors"
     if lam < 0 or math.isnan(lam):
-        raise ValueError("lam must be >= 0")
+        raise InvalidInputError("lam must be >= 0")
     if lam == 0:
         return torch.ones_like(lp_llm, dtype=torch.float64)
     if math.isinf(lam):
         return torch.zeros_like(lp_llm, dtype=torch.float64)
-    log_ratio = lp_llm.double() - lp_ctxfree.double() - math.log(lam)
-    return torch.exp(torch.clamp(log_ratio, max=0.0))
+    return torch.exp(torch.clamp(_log_ratios(lp_llm, lp_ctxfree, lam), max=0.0))
 
 
 def verify_draft(
@@ -235,27 +315,33 @@ def verify_draft(
     """The SpecSteer ratio test: number of draft tokens accepted before the first rejection.
 
     Greedy: accept ``d_i`` iff ``P_L(d_i) >= lam * P_S0(d_i)``. Stochastic: iff
-    ``u_i <= min(1, P_L(d_i) / (lam * P_S0(d_i)))`` with ``u_i ~ U(0, 1)`` drawn from
+    ``u_i < min(1, P_L(d_i) / (lam * P_S0(d_i)))`` with ``u_i ~ U[0, 1)`` drawn from
     ``generator``. Standard speculative decoding is the case ``lam = 1`` with a context-free
-    drafter.
+    drafter. Both modes read one log-ratio, so they agree wherever the outcome is certain: a
+    ratio of at least 1 is accepted by both, an item with ``P_L(d_i) = 0`` rejected by both.
 
     Args:
         lp_llm: ``[K]`` log P_L(d_i).
         lp_ctxfree: ``[K]`` log P_S0(d_i).
+
+    Raises:
+        DegenerateScoresError: a log-probability is NaN or ``+inf``.
     """
     k = lp_llm.shape[0]
     if k == 0:
         return 0
+    if lam < 0 or math.isnan(lam):
+        raise InvalidInputError("lam must be >= 0")
     if greedy:
         if lam == 0:
             return k
         if math.isinf(lam):
             return 0
-        ok = lp_llm.double() >= lp_ctxfree.double() + math.log(lam)
+        ok = _log_ratios(lp_llm, lp_ctxfree, lam) >= 0
     else:
         accept = acceptance_probs(lp_llm, lp_ctxfree, lam)
         u = torch.rand(k, generator=generator, dtype=torch.float64)
-        ok = u <= accept
+        ok = u < accept
     rejected = torch.nonzero(~ok)
     return int(rejected[0].item()) if rejected.numel() else k
 
@@ -293,7 +379,7 @@ def ratio_test(
     units: Sequence[int] | None = None,
     generator: torch.Generator | None = None,
 ) -> int:
-    """The verify step's one decision: draft items accepted before the first rejection.
+    """The decision inside :func:`judge`: draft items accepted before the first rejection.
 
     * ``target='fused'`` (SpecSteer): :func:`verify_draft` at ``lam``;
     * ``target='llm'``, sampled (standard speculative decoding): :func:`verify_draft` at
@@ -308,14 +394,15 @@ def ratio_test(
         lam: acceptance threshold of the fused target.
         greedy: deterministic acceptance.
         target: ``'fused'`` or ``'llm'``.
-        argmax_matches: ``[K]`` bool, item ``i`` is the cloud's argmax; needed when
-            :func:`uses_argmax`.
-        units: ``[K]`` device tokens per item (cross-vocabulary segments, whose scores are
-            sums over their tokens): ``lam`` counts once per device token. ``None``: one each.
+        argmax_matches: ``[K]`` bool, item ``i`` is the cloud's argmax of the distribution the
+            recovery uses (the processed one); needed when :func:`uses_argmax`.
+        units: ``[K]`` draft units per item (cross-vocabulary segments, whose scores are sums
+            over their units): an item of ``n`` units is tested against ``lam ** n * P_S0``,
+            ``lam`` once per unit. ``None``: one unit each.
         generator: source of the ``u_i`` draws.
     """
     if target not in ("fused", "llm"):
-        raise ValueError(f"target must be 'fused' or 'llm', not {target!r}")
+        raise InvalidInputError(f"target must be 'fused' or 'llm', not {target!r}")
     k = lp_llm.shape[0]
     if k == 0:  # an empty draft (token-level fusion): nothing to accept
         return 0
@@ -330,6 +417,86 @@ def ratio_test(
         extra = torch.tensor([n - 1 for n in units], dtype=torch.float64)  # [K]
         lp_ctxfree = lp_ctxfree + extra * math.log(lam)
     return verify_draft(lp_llm.double(), lp_ctxfree, lam, greedy, generator)
+
+
+@dataclass(frozen=True)
+class Scored(Generic[T]):
+    """The cloud's scores of a draft of ``K`` items: the one shape every verifier judges.
+
+    An item is a draft token (token-id mode) or a segment of draft units cut at a boundary both
+    tokenizers share (cross-vocabulary mode).
+
+    Attributes:
+        lp_llm: ``[K]`` log P_L of each item, processed as the recovery's distribution is (a
+            segment: the sum over its cloud tokens).
+        is_argmax: ``[K]`` bool, each item is the cloud's argmax of that same distribution (a
+            segment: each of its cloud tokens is).
+        top_k: the cloud's top-k at the start of item ``i`` (``i = K``: after the whole draft,
+            the bonus position). Called once, for the position the verdict names, so a verifier
+            builds only the candidates it sends.
+        units: ``[K]`` draft units in each item (segments); ``None``: one each.
+    """
+
+    lp_llm: torch.Tensor
+    is_argmax: torch.Tensor
+    top_k: Callable[[int], T]
+    units: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict(Generic[T]):
+    """What :func:`judge` decided: items accepted, and the candidates where the first failed."""
+
+    n_accepted: int
+    top_k: T
+
+
+def judge(
+    scored: Scored[T],
+    lp_ctxfree: torch.Tensor | None,
+    *,
+    lam: float,
+    greedy: bool,
+    target: str = "fused",
+    generator: torch.Generator | None = None,
+) -> Verdict[T]:
+    """The verify step's one verdict, whoever computes the cloud's scores.
+
+    Accepts items while :func:`ratio_test` passes them and returns the cloud's top-k at the
+    first item it rejects (after the draft when every item passed).
+
+    Args:
+        scored: the cloud's scores of the draft (:class:`Scored`).
+        lp_ctxfree: ``[U]`` log P_S0 of each draft unit as the device sent them (``U`` at least
+            the units the items cover; a text draft's unjudged tail is ignored); summed per
+            item. Unused (may be ``None``) when :func:`uses_argmax`.
+        lam: acceptance threshold of the fused target.
+        greedy: deterministic acceptance.
+        target: ``'fused'`` (SpecSteer) or ``'llm'`` (standard speculative decoding).
+        generator: source of the ``u_i`` draws.
+    """
+    k = scored.lp_llm.shape[0]
+    lp0 = None
+    if lp_ctxfree is not None and not uses_argmax(target, greedy):
+        sizes = scored.units or (1,) * k
+        assert lp_ctxfree.dim() == 1 and lp_ctxfree.shape[0] >= sum(sizes), "need [U] P_S0"
+        bounds = [0, *itertools.accumulate(sizes)]
+        lp0 = (
+            torch.stack([lp_ctxfree[lo:hi].double().sum() for lo, hi in itertools.pairwise(bounds)])
+            if k
+            else torch.zeros(0, dtype=torch.float64)
+        )
+    n = ratio_test(
+        scored.lp_llm,
+        lp0,
+        lam=lam,
+        greedy=greedy,
+        target=target,
+        argmax_matches=scored.is_argmax,
+        units=scored.units,
+        generator=generator,
+    )
+    return Verdict(n, scored.top_k(n))
 
 
 def fused_scores(
@@ -444,11 +611,25 @@ def recover_residual_index(
     greedy: bool,
     generator: torch.Generator | None = None,
 ) -> int:
-    """:func:`recover_residual` over candidates given by their scores; returns an index."""
+    """:func:`recover_residual` over candidates given by their scores; returns an index.
+
+    The residual is computed relative to the best candidate, so log-probabilities far below
+    ``exp``'s range (vLLM writes ``-inf`` as -9999) still weigh as they should.
+
+    Raises:
+        DegenerateScoresError: NaN scores, or every candidate at ``-inf``.
+    """
     assert lp_llm_topk.dim() == 1 and lp_llm_topk.shape == lp_ctxfree_topk.shape
+    _choosable(lp_llm_topk, "cloud's candidates")
+    if bool(torch.isnan(lp_ctxfree_topk).any()):
+        raise DegenerateScoresError(
+            "the drafter's log-probabilities of the candidates are NaN: its scores are broken"
+        )
     if greedy:
         return int(torch.argmax(lp_llm_topk).item())
-    residual = torch.clamp(lp_llm_topk.double().exp() - lp_ctxfree_topk.double().exp(), min=0.0)
-    weights = residual if float(residual.sum()) > 0 else lp_llm_topk.double().exp()
+    top = lp_llm_topk.double().max()
+    target = torch.exp(lp_llm_topk.double() - top)  # [k], its maximum is 1
+    residual = torch.clamp(target - torch.exp(lp_ctxfree_topk.double() - top), min=0.0)
+    weights = residual if float(residual.sum()) > 0 else target
     choice = torch.multinomial(weights / weights.sum(), 1, generator=generator)
     return int(choice.item())

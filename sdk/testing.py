@@ -2,18 +2,21 @@
 
 ``tiny_backend()`` builds a 2-layer, 64-wide Llama with a small word-level tokenizer and a chat
 template, so the whole engine runs in milliseconds in tests and examples. Two calls with the same
-seed give identical models.
+seed give identical models. ``BigramBackend`` is a model whose next-token logits are a table row
+chosen by the last token: hand-built logits with exact expected tokens, through the real seam.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 
+from specsteer.backends._base import Messages, ModelBackend
 from specsteer.backends._transformers import TransformersBackend
 
-__all__ = ["TINY_WORDS", "tiny_backend", "tiny_tokenizer"]
+__all__ = ["TINY_WORDS", "BigramBackend", "tiny_backend", "tiny_tokenizer"]
 
 #: The tiny tokenizer's ordinary words (plus special tokens); enough for readable test prompts.
 TINY_WORDS: tuple[str, ...] = tuple(
@@ -369,3 +372,46 @@ def tiny_backend(
         model.lm_head.weight.mul_(sharpness)
     model.generation_config.eos_token_id = 3
     return TransformersBackend(model, tok, name=name or f"tiny-{seed}")
+
+
+class BigramBackend(ModelBackend):
+    """A model whose logits after a token are one row of a table: ``table[last_token]``.
+
+    Token 0 is the start token every chat renders to (the prompt's content is ignored), token 1
+    ends an answer; ``words[i]`` is token ``i``'s text, and text is words joined by spaces.
+
+    Args:
+        table: ``[V, V]`` logits; row ``i`` follows token ``i``.
+        words: the ``V`` tokens' texts (``words[0]`` and ``words[1]`` are special).
+        name: the model's name.
+    """
+
+    def __init__(self, table: torch.Tensor, words: Sequence[str], *, name: str = "bigram") -> None:
+        assert table.dim() == 2 and table.shape[0] == table.shape[1] == len(words) >= 2
+        self.table = table.float()
+        self.words = list(words)
+        self.name = name
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.table.shape[1])
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return frozenset({1})
+
+    def forward(self, ids: Sequence[int], cache: Any | None) -> tuple[torch.Tensor, Any]:
+        return self.table[torch.tensor(list(ids), dtype=torch.long)], (cache or 0) + len(ids)
+
+    def crop(self, cache: Any, length: int) -> Any | None:
+        return length
+
+    def encode_chat(self, messages: Messages, *, add_generation_prompt: bool = True) -> list[int]:
+        return [0]
+
+    def encode(self, text: str) -> list[int]:
+        return [self.words.index(w) for w in text.split()]
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        skip = {0, 1} if skip_special_tokens else set()
+        return " ".join(self.words[i] for i in ids if i not in skip)

@@ -447,3 +447,10 @@ def test_bench_refuses_bad_grids_with_a_message(args: tuple[str, ...], message: 
     assert_no_traceback(result)
     assert result.exit_code != 0
     assert message in flat(result.output)
+
+
+def test_serve_refuses_a_token_on_the_command_line() -> None:
+    result = invoke("serve", "--tiny", "--token", "s3cret")
+    assert result.exit_code == 2
+    assert "process list" in flat(result.output) and "--token-file" in flat(result.output)
+    assert "s3cret" not in result.output

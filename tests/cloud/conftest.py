@@ -37,10 +37,20 @@ class LiveServer:
     model: str = "tiny-1"
 
 
-def start_server(tmp: Path, *args: str, token: str | None = None) -> LiveServer:
-    """Start ``server_main --tiny`` on a free loopback port; wait until /healthz answers."""
+def start_server(
+    tmp: Path, *args: str, token: str | None = None, token_file: bool = False
+) -> LiveServer:
+    """Start ``server_main --tiny`` on a free loopback port; wait until /healthz answers.
+
+    The token goes in ``$SPECSTEER_SERVER_TOKEN``, or with ``token_file`` in a file passed as
+    ``--token-file`` (the variable then unset)."""
     token = token or uuid.uuid4().hex
     env = {**os.environ, "SPECSTEER_SERVER_TOKEN": token, "SPECSTEER_HOME": str(tmp / "home")}
+    if token_file:
+        path = tmp / f"token-{uuid.uuid4().hex[:6]}"
+        path.write_text(token + "\n")
+        del env["SPECSTEER_SERVER_TOKEN"]
+        args = (*args, "--token-file", str(path))
     log = (tmp / f"server-{uuid.uuid4().hex[:6]}.log").open("w")
     proc = subprocess.Popen(
         [

@@ -87,6 +87,29 @@ def test_request_shape(slm) -> None:
     assert body["return_tokens_as_token_ids"] is True and body["echo"] is False
 
 
+def test_the_body_pins_every_setting_that_would_change_the_scores(slm) -> None:
+    """vLLM applies a model's generation_config defaults (Qwen2.5: repetition_penalty 1.05) to
+    any sampling setting it is not sent; each is pinned to its neutral value."""
+    fake = FakeVllm([entry(20, -0.5, 1, {20: -0.5, 21: -1.5})])
+    verifier(slm, fake).verify(request([20], [-0.6]))
+    assert fake.last == {
+        "model": "m",
+        "prompt": [*slm.encode_chat([{"role": "user", "content": QUERY}]), 20],
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "repetition_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_p": 1.0,
+        "top_k": -1,
+        "min_p": 0.0,
+        "logprobs": 2,
+        "echo": False,
+        "return_tokens_as_token_ids": True,
+        "prompt_logprobs": 2,
+    }
+
+
 def test_draft_token_outside_the_top_list_is_scored_with_its_own_logprob(slm) -> None:
     """Token 30 is rank 57, far outside the top 2, yet likely enough to pass the ratio test."""
     fake = FakeVllm([entry(30, -5.0, 57, {20: -0.3, 21: -1.6})])
@@ -221,7 +244,7 @@ def test_a_base_url_ending_in_v1_reaches_v1_completions(slm) -> None:
         "http://gpu:8000/v1/",
     ):
         OpenAICompatibleVerifier(
-            base, "m", tokenizer=slm, transport=httpx.MockTransport(record)
+            base, "m", tokenizer=slm, transport=httpx.MockTransport(record), insecure_http=True
         ).verify(request([20], [-0.6]))
     assert paths == ["/v1/completions"] * 4
 

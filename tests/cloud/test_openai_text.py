@@ -97,3 +97,6 @@ def test_the_body_carries_text_and_asks_for_ids(device, cloud) -> None:
     assert isinstance(body["prompt"], str) and body["prompt"].endswith(request.draft.text)
     assert body["add_special_tokens"] is False and body["echo"] is True
     assert body["return_tokens_as_token_ids"] is True and body["prompt_logprobs"] == 8
+    pins = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+    pins |= {"top_p": 1.0, "top_k": -1, "min_p": 0.0}
+    assert {k: body[k] for k in pins} == pins

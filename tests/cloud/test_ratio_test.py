@@ -99,6 +99,7 @@ def test_params_bind_their_seed() -> None:
     direct = fusion.ratio_test(
         LP_LLM, LP_CTXFREE, lam=0.5, greedy=False, generator=torch.Generator().manual_seed(5)
     )
-    assert params.ratio_test(LP_LLM, LP_CTXFREE) == direct
-    assert params.ratio_test(LP_LLM, LP_CTXFREE) == direct  # a fresh generator per call
+    scored = fusion.Scored(LP_LLM, MATCHES, top_k=lambda n: n)
+    assert params.judge(scored, LP_CTXFREE) == fusion.Verdict(direct, direct)
+    assert params.judge(scored, LP_CTXFREE).n_accepted == direct  # a fresh generator per call
     assert VerifyParams(target="llm", greedy=True).uses_argmax
