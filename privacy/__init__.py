@@ -5,15 +5,9 @@ recorded first in the :class:`AuditLog`; the memory store seals private text wit
 :class:`Keyring`.
 """
 
-from specsteer.privacy._audit import (
-    AuditLog,
-    AuditRecord,
-    PayloadStorage,
-    VerifyProblem,
-    VerifyReport,
-    verify_log,
-)
+from specsteer.privacy._audit import AuditLog, AuditRecord, PayloadStorage
 from specsteer.privacy._audit_cli import audit_export, audit_show, audit_verify
+from specsteer.privacy._audit_verify import VerifyProblem, VerifyReport, verify_log
 from specsteer.privacy._detectors import (
     Detector,
     NameDetector,

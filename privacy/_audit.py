@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -40,54 +39,31 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from specsteer._errors import InvalidInputError
 from specsteer._home import specsteer_home
+from specsteer.privacy._audit_format import (
+    FORMAT,
+    GENESIS,
+    canonical,
+    chain_digest,
+    chain_hmac,
+    checkpoint_message,
+    read_lines,
+)
+from specsteer.privacy._audit_verify import VerifyReport, verify_log
 from specsteer.privacy._exceptions import AuditLogError
 from specsteer.privacy._keyring import Keyring
 from specsteer.privacy._seal import open_sealed, seal
 
-__all__ = [
-    "AuditLog",
-    "AuditRecord",
-    "PayloadStorage",
-    "VerifyProblem",
-    "VerifyReport",
-    "verify_log",
-]
+__all__ = ["AuditLog", "AuditRecord", "PayloadStorage"]
 
 logger = logging.getLogger(__name__)
 
 PayloadStorage = Literal["plain", "sealed", "digest"]
-_GENESIS = "0" * 64
-_FORMAT = 1
-
-
-def _canonical(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _body(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in ("digest", "hmac")}
-
-
-def _chain_hmac(key: bytes, prev: str, canon: bytes) -> str:
-    return hmac.new(key, bytes.fromhex(prev) + canon, hashlib.sha256).hexdigest()
-
-
-def _chain_digest(prev: str, canon: bytes) -> str:
-    return hashlib.sha256(bytes.fromhex(prev) + canon).hexdigest()
-
-
-def _checkpoint_message(cp: Mapping[str, Any]) -> bytes:
-    return _canonical({k: cp[k] for k in ("v", "seq", "hmac", "digest", "time")})
 
 
 @dataclass(frozen=True)
@@ -98,223 +74,6 @@ class AuditRecord:
     hmac: str
     digest: str
     sha256: str
-
-
-@dataclass(frozen=True)
-class VerifyProblem:
-    """One failure found by :func:`verify_log`: the record (``seq``) and why."""
-
-    seq: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """The result of verifying an audit log.
-
-    Attributes:
-        ok: True when no problem was found.
-        records: Records read (including bad ones).
-        checkpoints: Signed checkpoints checked (side file and witnesses).
-        hmac_checked: Whether HMACs were checked (needs the audit key).
-        problems: Every problem, sorted by ``seq``.
-        unchecked_tail: Records after the newest checkpoint (not yet covered by a signature).
-    """
-
-    ok: bool
-    records: int
-    checkpoints: int
-    hmac_checked: bool
-    problems: tuple[VerifyProblem, ...] = field(default=())
-    unchecked_tail: int = 0
-
-    @property
-    def first_bad(self) -> VerifyProblem | None:
-        """The first bad record, or None for a clean log."""
-        return self.problems[0] if self.problems else None
-
-    def summary(self) -> str:
-        """One line for people: "ok: ..." or the first bad record and why."""
-        if self.ok:
-            tail = (
-                f", {self.unchecked_tail} after the newest checkpoint"
-                if self.unchecked_tail
-                else ""
-            )
-            how = "HMAC chain" if self.hmac_checked else "digest chain (no audit key)"
-            return (
-                f"ok: {self.records} records, {self.checkpoints} signed checkpoints, "
-                f"{how} intact{tail}"
-            )
-        bad = self.problems[0]
-        more = f" (+{len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        return f"FAILED at record {bad.seq}: {bad.reason}{more}"
-
-
-def _read_lines(path: Path) -> list[bytes]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
-
-
-def _load_public_key(public_key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
-    if isinstance(public_key, Ed25519PublicKey):
-        return public_key
-    raw = public_key.encode("ascii") if isinstance(public_key, str) else public_key
-    try:
-        key = serialization.load_pem_public_key(raw)
-    except ValueError as e:
-        raise InvalidInputError("public_key must be an Ed25519 public key in PEM form") from e
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInputError("public_key must be an Ed25519 public key in PEM form")
-    return key
-
-
-def verify_log(
-    path: str | Path,
-    *,
-    audit_key: bytes | None = None,
-    public_key: Ed25519PublicKey | bytes | str | None = None,
-    checkpoints_path: str | Path | None = None,
-    witness: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None,
-) -> VerifyReport:
-    """Verify an audit log and name its first bad record.
-
-    Args:
-        path: The JSONL log.
-        audit_key: The HMAC key; without it HMACs are not checked (an outside auditor).
-        public_key: The checkpoint-signing key (object or PEM); without it checkpoints are not
-            checked.
-        checkpoints_path: The signed checkpoints; default ``<log>.checkpoints`` next to it.
-        witness: Checkpoints kept elsewhere (from :meth:`AuditLog.export_checkpoint`).
-
-    Returns:
-        A :class:`VerifyReport`; ``ok`` is false when anything was altered, inserted, removed,
-        reordered, or cut from the tail.
-    """
-    path = Path(path)
-    problems: list[VerifyProblem] = []
-    heads: dict[int, tuple[str, str]] = {}  # seq -> (hmac, digest) as recomputed
-    prev_hmac = prev_digest = _GENESIS
-    expected = 1
-    lines = _read_lines(path)
-    for lineno, line in enumerate(lines, 1):
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            problems.append(VerifyProblem(expected, f"line {lineno} is not a JSON record"))
-            break
-        seq = rec.get("seq")
-        if seq != expected:
-            if isinstance(seq, int) and seq > expected:
-                why = f"record {expected} is missing (line {lineno} holds record {seq})"
-            else:
-                why = f"line {lineno} holds record {seq!r} where record {expected} belongs (reordered or duplicated)"
-            problems.append(VerifyProblem(expected, why))
-            break
-        canon = _canonical(_body(rec))
-        if rec.get("prev") != prev_hmac:
-            problems.append(
-                VerifyProblem(
-                    seq,
-                    "chain broken: 'prev' does not match the previous record's HMAC (a record was inserted, removed or replaced)",
-                )
-            )
-            break
-        if audit_key is not None:
-            if not hmac.compare_digest(
-                str(rec.get("hmac")), _chain_hmac(audit_key, prev_hmac, canon)
-            ):
-                problems.append(VerifyProblem(seq, "HMAC mismatch: the record was altered"))
-                break
-            prev_hmac = _chain_hmac(audit_key, prev_hmac, canon)
-        else:
-            prev_hmac = str(rec.get("hmac"))
-        payload = rec.get("payload")
-        if rec.get("storage") == "plain" and isinstance(payload, str):
-            body = payload.encode("utf-8")
-            if hashlib.sha256(body).hexdigest() != rec.get("sha256") or len(body) != rec.get(
-                "size"
-            ):
-                problems.append(VerifyProblem(seq, "payload does not match its sha256/size"))
-                break
-        prev_digest = _chain_digest(prev_digest, canon)
-        heads[seq] = (prev_hmac, prev_digest)
-        expected += 1
-    last = expected - 1
-    broken = bool(problems)
-
-    cps: list[tuple[str, Mapping[str, Any]]] = []
-    cp_path = (
-        Path(checkpoints_path)
-        if checkpoints_path is not None
-        else path.with_name(path.name + ".checkpoints")
-    )
-    for lineno, line in enumerate(_read_lines(cp_path), 1):
-        try:
-            cp = json.loads(line)
-            if not isinstance(cp, dict):
-                raise ValueError("not an object")
-            cps.append((f"checkpoint line {lineno}", cp))
-        except ValueError:
-            problems.append(VerifyProblem(last + 1, f"checkpoint line {lineno} is not JSON"))
-    if witness is not None:
-        items = [witness] if isinstance(witness, Mapping) else list(witness)
-        cps.extend((f"witness checkpoint {i + 1}", w) for i, w in enumerate(items))
-
-    checked = 0
-    newest = 0
-    if public_key is not None:
-        pub = _load_public_key(public_key)
-        for label, cp in cps:
-            checked += 1
-            try:
-                seq = int(cp["seq"])
-                pub.verify(base64.b64decode(cp["sig"]), _checkpoint_message(cp))
-            except (KeyError, ValueError, TypeError, InvalidSignature):
-                problems.append(
-                    VerifyProblem(last + 1, f"{label}: signature invalid or fields missing")
-                )
-                continue
-            newest = max(newest, seq)
-            if seq > last and broken:
-                continue  # records past a break are unverifiable, not missing; already reported
-            if seq > last:
-                problems.append(
-                    VerifyProblem(
-                        last + 1,
-                        f"{label} is signed for record {seq} but the log ends at record {last}: the tail was cut (records {last + 1}..{seq} are missing)",
-                    )
-                )
-                continue
-            head = heads.get(seq)
-            if head is None:
-                continue  # before a record-level problem; already reported
-            mine = head[1] if audit_key is None else head[0]
-            theirs = cp.get("digest") if audit_key is None else cp.get("hmac")
-            if mine != theirs or (audit_key is None and head[0] != cp.get("hmac")):
-                problems.append(
-                    VerifyProblem(
-                        seq,
-                        f"{label}: record {seq} (or one before it) does not match the signed chain head",
-                    )
-                )
-    problems.sort(key=lambda p: p.seq)
-    return VerifyReport(
-        ok=not problems,
-        records=len(lines),
-        checkpoints=checked,
-        hmac_checked=audit_key is not None,
-        problems=tuple(problems),
-        unchecked_tail=max(0, last - newest) if public_key is not None else last,
-    )
 
 
 class AuditLog:
@@ -381,11 +140,11 @@ class AuditLog:
         try:
             f = open(self._path, "rb+")  # noqa: SIM115 - closed below
         except FileNotFoundError:
-            return 0, _GENESIS, _GENESIS
+            return 0, GENESIS, GENESIS
         with f:
             end = f.seek(0, os.SEEK_END)
             if end == 0:
-                return 0, _GENESIS, _GENESIS
+                return 0, GENESIS, GENESIS
             # Read backwards until the start of the last complete line.
             buf = b""
             pos = end
@@ -436,47 +195,21 @@ class AuditLog:
         Raises:
             AuditLogError: The record could not be written (the caller must not send).
         """
+        fields = {
+            "destination": destination,
+            "payload_type": payload_type,
+            "size": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "storage": self._storage,
+            "detectors": dict(sorted((detectors or {}).items())),
+            "policy": dict(policy or {}),
+            **({"note": dict(note)} if note else {}),
+        }
         try:
             with self._lock:
                 lock_fd = self._locked_file()
                 try:
-                    seq, prev_hmac, prev_digest = self._head()
-                    seq += 1
-                    record: dict[str, Any] = {
-                        "v": _FORMAT,
-                        "seq": seq,
-                        "time": round(time.time(), 6),
-                        "destination": destination,
-                        "payload_type": payload_type,
-                        "size": len(payload),
-                        "sha256": hashlib.sha256(payload).hexdigest(),
-                        "storage": self._storage,
-                        "detectors": dict(sorted((detectors or {}).items())),
-                        "policy": dict(policy or {}),
-                        "prev": prev_hmac,
-                    }
-                    if note:
-                        record["note"] = dict(note)
-                    if self._storage == "plain":
-                        record["payload"] = payload.decode("utf-8")
-                    elif self._storage == "sealed":
-                        blob = seal(
-                            self._keyring.audit_seal_key(), payload, f"audit:{seq}".encode()
-                        )
-                        record["payload_sealed"] = base64.b64encode(blob).decode("ascii")
-                    canon = _canonical(record)
-                    record["digest"] = _chain_digest(prev_digest, canon)
-                    record["hmac"] = _chain_hmac(self._key, prev_hmac, canon)
-                    # ASCII lines: no U+0085 or U+2028 inside a record, so any line tool splits records right.
-                    line = json.dumps(record, sort_keys=True).encode() + b"\n"
-                    fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                    try:
-                        os.write(fd, line)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    if seq % self._every == 0:
-                        self._write_checkpoint(seq, record["hmac"], record["digest"])
+                    record = self._append_locked(fields, payload)
                 finally:
                     os.close(lock_fd)  # releases the flock
         except AuditLogError:
@@ -486,17 +219,48 @@ class AuditLog:
                 f"could not write the audit record to {self._path} ({type(e).__name__}); nothing "
                 "was sent. Check disk space and permissions of the audit folder"
             ) from e
-        return AuditRecord(seq, record["hmac"], record["digest"], record["sha256"])
+        return AuditRecord(record["seq"], record["hmac"], record["digest"], record["sha256"])
+
+    def _append_locked(self, fields: Mapping[str, Any], payload: bytes) -> dict[str, Any]:
+        """Chain, write and fsync one record (the caller holds both locks); checkpoint it."""
+        seq, prev_hmac, prev_digest = self._head()
+        seq += 1
+        record: dict[str, Any] = {
+            "v": FORMAT,
+            "seq": seq,
+            "time": round(time.time(), 6),
+            **fields,
+            "prev": prev_hmac,
+        }
+        if self._storage == "plain":
+            record["payload"] = payload.decode("utf-8")
+        elif self._storage == "sealed":
+            blob = seal(self._keyring.audit_seal_key(), payload, f"audit:{seq}".encode())
+            record["payload_sealed"] = base64.b64encode(blob).decode("ascii")
+        canon = canonical(record)
+        record["digest"] = chain_digest(prev_digest, canon)
+        record["hmac"] = chain_hmac(self._key, prev_hmac, canon)
+        # ASCII lines: no U+0085 or U+2028 inside a record, so any line tool splits records right.
+        line = json.dumps(record, sort_keys=True).encode() + b"\n"
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if seq % self._every == 0:
+            self._write_checkpoint(seq, record["hmac"], record["digest"])
+        return record
 
     def _write_checkpoint(self, seq: int, head_hmac: str, head_digest: str) -> dict[str, Any]:
         cp: dict[str, Any] = {
-            "v": _FORMAT,
+            "v": FORMAT,
             "seq": seq,
             "hmac": head_hmac,
             "digest": head_digest,
             "time": round(time.time(), 6),
         }
-        cp["sig"] = base64.b64encode(self._signer.sign(_checkpoint_message(cp))).decode("ascii")
+        cp["sig"] = base64.b64encode(self._signer.sign(checkpoint_message(cp))).decode("ascii")
         fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, json.dumps(cp, sort_keys=True).encode() + b"\n")
@@ -532,7 +296,7 @@ class AuditLog:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Yield each record (unverified; call :meth:`verify` to check them)."""
-        for line in _read_lines(self._path):
+        for line in read_lines(self._path):
             rec = json.loads(line)
             if isinstance(rec, dict):
                 yield rec

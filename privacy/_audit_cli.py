@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from specsteer.privacy._audit import AuditLog, VerifyReport, verify_log
+from specsteer.privacy._audit import AuditLog
+from specsteer.privacy._audit_verify import VerifyReport, verify_log
 from specsteer.privacy._keyring import Keyring
 
 __all__ = ["audit_export", "audit_show", "audit_verify"]

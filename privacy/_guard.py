@@ -318,27 +318,10 @@ class EgressGuard:
                 may be sent. The message names the entity and field, never the text.
             AuditLogError: The audit record could not be written; nothing may be sent.
         """
-        if type(payload) not in self._allowed:
-            self._report.add(payloads_refused=1)
-            allowed = ", ".join(t.__name__ for t in self._allowed)
-            raise DisallowedPayloadError(
-                f"only protocol types may leave the device ({allowed}); got "
-                f"{type(payload).__name__}. Build one of those instead"
-            )
+        self._check_type(payload)
         data = encode(payload) if encode is not None else payload.model_dump_json().encode()
         findings, fields, ids, words = self._scan(data)
-        fired = Counter(f.span.entity for f in findings if f.field != "<joined>")
-        # A joined view repeats what the fields hold; count an entity from it only when no
-        # single field had it (a span straddling fields).
-        straddling = {f.span.entity for f in findings if f.field == "<joined>"} - set(fired)
-        fired.update(dict.fromkeys(straddling, 1))
-        stopped = [
-            f
-            for f in findings
-            if f.action != "allow" and (f.field != "<joined>" or f.span.entity in straddling)
-        ]
-        if stopped:
-            self._refuse(stopped, fired)
+        fired = self._refuse_unless_clean(findings)
         record = self.audit_log.append(
             destination=destination,
             payload=data,
@@ -350,16 +333,6 @@ class EgressGuard:
         self._report.fired(fired)
         self._report.sent(destination=destination, fields=fields, seq=record.seq)
         return Admitted(data=data, seq=record.seq, token_ids=ids, words=words)
-
-    def _refuse(self, stopped: list[Finding], fired: Counter[str]) -> None:
-        self._report.add(payloads_refused=1)
-        self._report.fired(fired)
-        where = sorted({f"{f.span.entity} in {f.field}" for f in stopped})
-        raise PrivacyViolation(
-            f"payload refused, nothing was sent: {', '.join(where)} (policy: "
-            f"{', '.join(sorted({f.action for f in stopped}))}). Screen the text with "
-            "EgressGuard.screen_text and send its safe_text"
-        )
 
     def delivered(self, admitted: Admitted, received: int) -> None:
         """Count an admitted payload as sent, and its answer of ``received`` bytes."""
@@ -404,6 +377,38 @@ class EgressGuard:
         response = transmit(admitted.data)
         self.delivered(admitted, len(response))
         return response
+
+    def _check_type(self, payload: BaseModel) -> None:
+        if type(payload) not in self._allowed:
+            self._report.add(payloads_refused=1)
+            allowed = ", ".join(t.__name__ for t in self._allowed)
+            raise DisallowedPayloadError(
+                f"only protocol types may leave the device ({allowed}); got "
+                f"{type(payload).__name__}. Build one of those instead"
+            )
+
+    def _refuse_unless_clean(self, findings: list[Finding]) -> Counter[str]:
+        """The entities that fired; raises if a blocked or pseudonymized span is still there."""
+        fired = Counter(f.span.entity for f in findings if f.field != "<joined>")
+        # A joined view repeats what the fields hold; count an entity from it only when no
+        # single field had it (a span straddling fields).
+        straddling = {f.span.entity for f in findings if f.field == "<joined>"} - set(fired)
+        fired.update(dict.fromkeys(straddling, 1))
+        stopped = [
+            f
+            for f in findings
+            if f.action != "allow" and (f.field != "<joined>" or f.span.entity in straddling)
+        ]
+        if stopped:
+            self._report.add(payloads_refused=1)
+            self._report.fired(fired)
+            where = sorted({f"{f.span.entity} in {f.field}" for f in stopped})
+            raise PrivacyViolation(
+                f"payload refused, nothing was sent: {', '.join(where)} (policy: "
+                f"{', '.join(sorted({f.action for f in stopped}))}). Screen the text with "
+                "EgressGuard.screen_text and send its safe_text"
+            )
+        return fired
 
     # -- reporting -------------------------------------------------------------------------------
 
