@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives import serialization
+
 from specsteer._errors import InvalidInputError
 from specsteer._home import specsteer_home
 from specsteer.privacy._audit_format import (
@@ -56,7 +58,7 @@ from specsteer.privacy._audit_format import (
 )
 from specsteer.privacy._audit_verify import VerifyReport, verify_log
 from specsteer.privacy._exceptions import AuditLogError
-from specsteer.privacy._keyring import Keyring
+from specsteer.privacy._keyring import SIGNING_PASSPHRASE_ENV, Keyring
 from specsteer.privacy._seal import open_sealed, seal
 
 __all__ = ["AuditLog", "AuditRecord", "PayloadStorage"]
@@ -90,6 +92,8 @@ class AuditLog:
             construction, and auditors want to read it); ``"sealed"`` an AES-GCM copy only the
             keyring can open; ``"digest"`` only its size and sha256.
         checkpoint_every: Sign the chain head after this many records (1: after each).
+        signing_passphrase: The signing key's own passphrase, when it is sealed under one
+            (:meth:`Keyring.protect_signing_key`); default ``$SPECSTEER_SIGNING_PASSPHRASE``.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class AuditLog:
         keyring: Keyring | None = None,
         payload_storage: PayloadStorage = "plain",
         checkpoint_every: int = 1,
+        signing_passphrase: str | None = None,
     ) -> None:
         if payload_storage not in ("plain", "sealed", "digest"):
             raise InvalidInputError("payload_storage must be 'plain', 'sealed' or 'digest'")
@@ -108,7 +113,9 @@ class AuditLog:
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._keyring = keyring if keyring is not None else Keyring()
         self._key = self._keyring.audit_key()
-        self._signer = self._keyring.signing_key()
+        if signing_passphrase is None:
+            signing_passphrase = os.environ.get(SIGNING_PASSPHRASE_ENV) or None
+        self._signer = self._keyring.signing_key(signing_passphrase)
         self._storage: PayloadStorage = payload_storage
         self._every = checkpoint_every
         self._lock = threading.Lock()
@@ -290,7 +297,10 @@ class AuditLog:
 
     def public_key_pem(self) -> str:
         """The Ed25519 public key that verifies this log's checkpoints."""
-        return self._keyring.export_public_key()
+        pem = self._signer.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem.decode("ascii")
 
     # -- reading -------------------------------------------------------------------------------
 

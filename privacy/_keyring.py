@@ -11,7 +11,14 @@ Layout under ``root`` (default ``specsteer_home() / "keys"``, mode 0700; every f
 
 With a passphrase, each key is stored sealed (AES-GCM) under a key-encryption key derived with
 scrypt, so a copied key folder is useless without the passphrase. Without one, keys rely on file
-permissions only, like an SSH private key without a passphrase.
+permissions only, like an SSH private key without a passphrase. The audit signing key can also
+be sealed under a passphrase of its own (:meth:`Keyring.protect_signing_key`), so that whoever
+can write the state folder cannot re-sign a rewritten audit log. The scrypt parameters stored in
+the files are bounded before use (:mod:`._kdf`).
+
+**Files.** Every key file is opened with ``O_NOFOLLOW`` (a symbolic link in its place is refused,
+and destroying a key never follows one) and created under a random ``O_EXCL`` name, then linked
+into place only if absent: two processes making the same key at once end up with one key.
 
 **Rotation.** :meth:`Keyring.rotate` adds a new version and makes it current; older versions stay
 so ciphertext sealed before the rotation still opens (:meth:`Keyring.data_keys` lists them newest
@@ -34,12 +41,12 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from specsteer._errors import InvalidInputError
 from specsteer._home import specsteer_home
@@ -50,18 +57,25 @@ from specsteer.privacy._exceptions import (
     KeyringCorruptedError,
     WrongPassphraseError,
 )
+from specsteer.privacy._kdf import ScryptParams, derive
+from specsteer.privacy._keyfiles import (
+    SymlinkError,
+    create_private,
+    read_private,
+    shred,
+    write_private,
+)
 from specsteer.privacy._seal import KEY_BYTES, open_sealed, seal
 
-__all__ = ["Keyring", "validate_user_id"]
+__all__ = ["SIGNING_PASSPHRASE_ENV", "Keyring", "validate_user_id"]
 
 _FORMAT = 1
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 _MAX_USER_ID = 128
-# scrypt cost: N=2**15, r=8 needs 32 MiB and ~0.1 s; stored in keyring.json so it can change.
-_SCRYPT_N = 2**15
-_SCRYPT_R = 8
-_SCRYPT_P = 1
 _CHECK_PLAINTEXT = b"specsteer keyring passphrase check"
+_SIGNING_AAD = b"specsteer-signing-key"
+#: Where the audit log looks for the signing key's passphrase when none is passed.
+SIGNING_PASSPHRASE_ENV = "SPECSTEER_SIGNING_PASSPHRASE"
 
 
 def validate_user_id(user_id: str) -> str:
@@ -98,28 +112,6 @@ def _unb64(text: object) -> bytes:
     if not isinstance(text, str):
         raise ValueError("expected base64 text")
     return base64.b64decode(text.encode("ascii"), validate=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically to ``path`` with mode 0600 (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 class Keyring:
@@ -168,32 +160,38 @@ class Keyring:
 
     def _open_meta(self, passphrase: str | None) -> bytes | None:
         meta_path = self._root / "keyring.json"
-        if not meta_path.exists():
-            return self._create_meta(meta_path, passphrase)
+        if not meta_path.exists() and not meta_path.is_symlink():
+            created, kek = self._create_meta(meta_path, passphrase)
+            if created:
+                return kek
+            # Another process made the keyring first: open theirs.
         meta = self._load_json(meta_path)
         try:
-            protection = meta["protection"]
             if meta.get("format") != _FORMAT:
                 raise ValueError(f"unknown format {meta.get('format')!r}")
-            if protection == "none":
-                if passphrase is not None:
-                    raise WrongPassphraseError(
-                        f"the keyring at {self._root} was created without a passphrase; "
-                        "open it with passphrase=None"
-                    )
-                return None
-            if protection != "scrypt":
+            protection = meta["protection"]
+            if protection not in ("none", "scrypt"):
                 raise ValueError(f"unknown protection {protection!r}")
-            salt = _unb64(meta["salt"])
-            n, r, p = int(meta["n"]), int(meta["r"]), int(meta["p"])
-            check = _unb64(meta["check"])
+            params = (
+                ScryptParams.read(_unb64(meta["salt"]), meta) if protection == "scrypt" else None
+            )
+            check = _unb64(meta["check"]) if params is not None else b""
         except (KeyError, ValueError, TypeError) as e:
             raise self._corrupted(meta_path, e) from e
+        if params is None:
+            if passphrase is not None:
+                raise WrongPassphraseError(
+                    f"the keyring at {self._root} was created without a passphrase; "
+                    "open it with passphrase=None"
+                )
+            return None
         if passphrase is None:
             raise WrongPassphraseError(
                 f"the keyring at {self._root} is protected by a passphrase; pass passphrase=..."
             )
-        kek = Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+        return self._check_passphrase(derive(passphrase, params, KEY_BYTES), check)
+
+    def _check_passphrase(self, kek: bytes, check: bytes) -> bytes:
         try:
             if open_sealed(kek, check, b"specsteer-keyring-check") != _CHECK_PLAINTEXT:
                 raise DecryptionError("check mismatch")
@@ -204,40 +202,41 @@ class Keyring:
             ) from e
         return kek
 
-    def _create_meta(self, meta_path: Path, passphrase: str | None) -> bytes | None:
-        if passphrase is None:
-            meta: dict[str, Any] = {"format": _FORMAT, "protection": "none"}
-            kek = None
-        else:
-            salt = os.urandom(16)
-            kek = Scrypt(salt=salt, length=KEY_BYTES, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P).derive(
-                passphrase.encode("utf-8")
-            )
+    def _create_meta(self, meta_path: Path, passphrase: str | None) -> tuple[bool, bytes | None]:
+        """Make ``keyring.json``: (whether this call made it, the key-encryption key)."""
+        kek: bytes | None = None
+        meta: dict[str, Any] = {"format": _FORMAT, "protection": "none"}
+        if passphrase is not None:
+            params = ScryptParams.new()
+            kek = derive(passphrase, params, KEY_BYTES)
             meta = {
                 "format": _FORMAT,
                 "protection": "scrypt",
-                "salt": _b64(salt),
-                "n": _SCRYPT_N,
-                "r": _SCRYPT_R,
-                "p": _SCRYPT_P,
+                "salt": _b64(params.salt),
+                **params.as_dict(),
                 "check": _b64(seal(kek, _CHECK_PLAINTEXT, b"specsteer-keyring-check")),
             }
-        _write_private(meta_path, json.dumps(meta, sort_keys=True).encode("utf-8"))
-        return kek
+        return create_private(meta_path, json.dumps(meta, sort_keys=True).encode("utf-8")), kek
 
     # -- low-level file helpers --------------------------------------------------------------
 
     def _corrupted(self, path: Path, cause: object) -> KeyringCorruptedError:
+        why = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
         return KeyringCorruptedError(
-            f"key file {path} is unreadable ({type(cause).__name__}); restore it from a backup. "
+            f"key file {path} is unreadable ({why}); restore it from a backup. "
             "Without one, the data sealed with it is lost: delete the file (for a user key, "
             "call Keyring.destroy(user_id)) and start again"
         )
 
     def _load_json(self, path: Path) -> dict[str, Any]:
         try:
-            raw = path.read_bytes()
+            raw = read_private(path)
             data = json.loads(raw.decode("utf-8"))
+        except SymlinkError as e:
+            raise KeyringCorruptedError(
+                f"key file {path} is a symbolic link; key files are never read through a link. "
+                "Remove the link and put the real key file there (or restore it from a backup)"
+            ) from e
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise self._corrupted(path, e) from e
         if not isinstance(data, dict):
@@ -297,15 +296,22 @@ class Keyring:
         self._cache[user_id] = (stamp, parsed)
         return parsed
 
-    def _write_user(self, user_id: str, path: Path, keys: dict[int, bytes], current: int) -> None:
+    def _write_user(
+        self, user_id: str, path: Path, keys: dict[int, bytes], current: int, *, new: bool = False
+    ) -> bool:
+        """Write the user's key file; with ``new``, only if none exists (False if one did)."""
         doc = {
             "format": _FORMAT,
             "user_id": user_id,
             "current": current,
             "versions": {str(v): self._wrap(f"data:{user_id}:{v}", k) for v, k in keys.items()},
         }
-        _write_private(path, json.dumps(doc, sort_keys=True).encode("utf-8"))
+        data = json.dumps(doc, sort_keys=True).encode("utf-8")
         self._cache.pop(user_id, None)
+        if new:
+            return create_private(path, data)
+        write_private(path, data)
+        return True
 
     def data_key(self, user_id: str, *, create: bool = True, recreate: bool = False) -> bytes:
         """Return the user's current 32-byte AES-256-GCM data key.
@@ -339,8 +345,11 @@ class Keyring:
             if not (create or recreate):
                 raise KeyNotFoundError(user_id)
             key = os.urandom(KEY_BYTES)
-            self._write_user(user_id, path, {1: key}, 1)
-            return key
+            if self._write_user(user_id, path, {1: key}, 1, new=True):
+                return key
+            # Another process made this user's key first: use theirs, or data sealed by one of
+            # us could never be opened again.
+            return self.data_key(user_id, create=False)
 
     def data_keys(self, user_id: str) -> list[bytes]:
         """Return every stored version of the user's data key, newest first.
@@ -421,23 +430,12 @@ class Keyring:
         path, tomb = self._user_paths(user_id)
         with self._lock:
             # Tombstone first: a crash before the unlink still leaves the key unusable.
-            _write_private(tomb, json.dumps({"forgotten_at": time.time()}).encode("utf-8"))
+            write_private(tomb, json.dumps({"forgotten_at": time.time()}).encode("utf-8"))
             self._finish_destroy(path)
             self._cache.pop(user_id, None)
 
     def _finish_destroy(self, path: Path) -> None:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, b"\0" * size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        path.unlink()
-        _fsync_dir(path.parent)
+        shred(path)  # overwrite, fsync, unlink; a link in its place is removed, never followed
 
     def forget_tombstone(self, user_id: str) -> None:
         """Lift a forgotten user's tombstone so the id may start fresh (old data stays lost).
@@ -453,16 +451,22 @@ class Keyring:
 
     # -- device keys -------------------------------------------------------------------------
 
-    def _device_key(self, name: str) -> bytes:
+    def _device_doc(self, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The device key file ``<name>.key``, made with ``make`` if absent (link-if-absent:
+        when two processes make it at once, both end up with the winner's)."""
         path = self._root / f"{name}.key"
         with self._lock:
-            if path.exists():
-                doc = self._load_json(path)
-                return self._unwrap(path, name, doc.get("key"))
-            key = os.urandom(KEY_BYTES)
-            doc = {"format": _FORMAT, "key": self._wrap(name, key)}
-            _write_private(path, json.dumps(doc).encode("utf-8"))
-            return key
+            if not (path.exists() or path.is_symlink()):
+                doc = make()
+                if create_private(path, json.dumps(doc).encode("utf-8")):
+                    return doc
+            return self._load_json(path)
+
+    def _device_key(self, name: str) -> bytes:
+        doc = self._device_doc(
+            name, lambda: {"format": _FORMAT, "key": self._wrap(name, os.urandom(KEY_BYTES))}
+        )
+        return self._unwrap(self._root / f"{name}.key", name, doc.get("key"))
 
     def audit_key(self) -> bytes:
         """Return the 32-byte HMAC-SHA256 key of the audit chain (made on first use)."""
@@ -472,13 +476,90 @@ class Keyring:
         """Return the 32-byte AES key that seals payload copies in the audit log (made on first use)."""
         return self._device_key("audit-seal")
 
-    def signing_key(self) -> Ed25519PrivateKey:
-        """Return the Ed25519 key that signs audit checkpoints (made on first use)."""
-        return Ed25519PrivateKey.from_private_bytes(self._device_key("signing"))
+    def signing_key(self, passphrase: str | None = None) -> Ed25519PrivateKey:
+        """Return the Ed25519 key that signs audit checkpoints (made on first use).
 
-    def export_public_key(self) -> str:
+        Args:
+            passphrase: The signing key's own passphrase, when it is sealed under one (see
+                :meth:`protect_signing_key`); a key made by this call is sealed under it.
+
+        Raises:
+            WrongPassphraseError: The key is sealed and the passphrase is missing or wrong, or
+                a passphrase was given for a key that is not sealed.
+        """
+        doc = self._device_doc("signing", lambda: self._signing_doc(os.urandom(32), passphrase))
+        return Ed25519PrivateKey.from_private_bytes(self._open_signing(doc, passphrase))
+
+    def signing_key_protected(self) -> bool:
+        """Whether the signing key is sealed under its own passphrase."""
+        path = self._root / "signing.key"
+        with self._lock:
+            return path.exists() and self._load_json(path).get("protection") == "scrypt"
+
+    def protect_signing_key(self, passphrase: str) -> None:
+        """Seal the signing key under ``passphrase`` (scrypt), so the key file alone cannot
+        re-sign a rewritten log. The key stays the same, so earlier checkpoints still verify;
+        a copy taken while it lay unprotected is not covered.
+
+        Raises:
+            InvalidInputError: An empty passphrase.
+            WrongPassphraseError: The key is already sealed.
+        """
+        if not passphrase:
+            raise InvalidInputError("the signing key's passphrase must be non-empty")
+        with self._lock:
+            if self.signing_key_protected():
+                raise WrongPassphraseError(
+                    "the audit signing key is already sealed under a passphrase; nothing changed"
+                )
+            raw = self.signing_key().private_bytes_raw()
+            doc = self._signing_doc(raw, passphrase)
+            write_private(self._root / "signing.key", json.dumps(doc).encode("utf-8"))
+
+    def _signing_doc(self, raw: bytes, passphrase: str | None) -> dict[str, Any]:
+        if passphrase is None:
+            return {"format": _FORMAT, "key": self._wrap("signing", raw)}
+        if not passphrase:
+            raise InvalidInputError("the signing key's passphrase must be non-empty")
+        params = ScryptParams.new()
+        sealed = seal(derive(passphrase, params, KEY_BYTES), raw, _SIGNING_AAD)
+        return {
+            "format": _FORMAT,
+            "protection": "scrypt",
+            "salt": _b64(params.salt),
+            **params.as_dict(),
+            "key": _b64(sealed),
+        }
+
+    def _open_signing(self, doc: dict[str, Any], passphrase: str | None) -> bytes:
+        path = self._root / "signing.key"
+        if doc.get("protection") != "scrypt":
+            if passphrase is not None:
+                raise WrongPassphraseError(
+                    "the audit signing key is not sealed under a passphrase; seal it first with "
+                    "`specsteer audit protect` (Keyring.protect_signing_key), or give none"
+                )
+            return self._unwrap(path, "signing", doc.get("key"))
+        if passphrase is None:
+            raise WrongPassphraseError(
+                "the audit signing key is sealed under its own passphrase; set "
+                f"{SIGNING_PASSPHRASE_ENV} (or pass signing_passphrase=...)"
+            )
+        try:
+            params = ScryptParams.read(_unb64(doc["salt"]), doc)
+            blob = _unb64(doc["key"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise self._corrupted(path, e) from e
+        try:
+            return open_sealed(derive(passphrase, params, KEY_BYTES), blob, _SIGNING_AAD)
+        except DecryptionError as e:
+            raise WrongPassphraseError(
+                "wrong passphrase for the audit signing key; retry with the one it was sealed with"
+            ) from e
+
+    def export_public_key(self, passphrase: str | None = None) -> str:
         """Return the checkpoint-signing public key as PEM, for an outside witness."""
-        pub = self.signing_key().public_key()
+        pub = self.signing_key(passphrase).public_key()
         pem = pub.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
