@@ -14,6 +14,7 @@ from specsteer._errors import (
     MissingDependencyError,
     SpecSteerError,
 )
+from specsteer._home import private_dir, private_umask, tighten_tree
 
 __all__ = ["chromadb_module", "open_client", "wrap_backend"]
 
@@ -29,9 +30,13 @@ def chromadb_module() -> Any:
 
 @contextlib.contextmanager
 def wrap_backend(action: str, hint: str) -> Iterator[None]:
-    """Turn chromadb failures into MemoryStoreError, keeping our own errors as they are."""
+    """Turn chromadb failures into MemoryStoreError, keeping our own errors as they are.
+
+    Runs under umask 077: chromadb makes its files and index folders world-readable otherwise.
+    """
     try:
-        yield
+        with private_umask():
+            yield
     except SpecSteerError:
         raise
     except Exception as e:
@@ -53,7 +58,10 @@ def open_client(path: Path | None, url: str | None, headers: Mapping[str, str] |
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if url is None:
         assert path is not None
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The vectors partly invert to text: the folder and every file in it are private, even
+        # when an older version or another tool made them readable.
+        private_dir(path)
+        tighten_tree(path)
         with wrap_backend(
             f"open {path}", "check the folder is writable and not a non-chromadb folder"
         ):

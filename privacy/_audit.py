@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,7 +45,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 
 from specsteer._errors import InvalidInputError
-from specsteer._home import specsteer_home
+from specsteer._home import private_dir, specsteer_home
 from specsteer.privacy._audit_format import (
     FORMAT,
     GENESIS,
@@ -110,7 +109,10 @@ class AuditLog:
         if checkpoint_every < 1:
             raise InvalidInputError("checkpoint_every must be >= 1")
         self._path = Path(path) if path is not None else self.default_path()
-        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path is None:
+            private_dir(self._path.parent)  # ours: tightened even if made looser before
+        else:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._keyring = keyring if keyring is not None else Keyring()
         self._key = self._keyring.audit_key()
         if signing_passphrase is None:
@@ -166,8 +168,8 @@ class AuditLog:
                 # A record torn by a crash mid-write was never fsynced, so nothing was sent.
                 cut = buf.rfind(b"\n") + 1
                 torn_at = pos + cut
-                with open(self._path.with_name(self._path.name + ".torn"), "ab") as torn:
-                    torn.write(buf[cut:] + b"\n")
+                torn = self._path.with_name(self._path.name + ".torn")
+                _write_private(torn, buf[cut:] + b"\n", append=True)
                 f.truncate(torn_at)
                 os.fsync(f.fileno())
                 logger.warning(
@@ -336,7 +338,7 @@ class AuditLog:
             )
 
     def export(self, dest: str | Path, *, decrypt: bool = False) -> Path:
-        """Copy the log for an auditor into folder ``dest``.
+        """Copy the log for an auditor into folder ``dest`` (0700; every file 0600).
 
         Writes ``audit.jsonl``, ``audit.jsonl.checkpoints``, ``public_key.pem`` and
         ``verify.json`` (this device's verification); with ``decrypt`` also ``payloads.jsonl``
@@ -345,41 +347,54 @@ class AuditLog:
         Returns:
             The folder.
         """
-        out = Path(dest)
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        out = private_dir(Path(dest))
         with self._lock:
             lock_fd = self._locked_file()
             try:
-                if self._path.exists():
-                    shutil.copyfile(self._path, out / "audit.jsonl")
-                else:
-                    (out / "audit.jsonl").write_bytes(b"")
-                if self.checkpoints_path.exists():
-                    shutil.copyfile(self.checkpoints_path, out / "audit.jsonl.checkpoints")
+                copies = {
+                    "audit.jsonl": _read_or_empty(self._path),
+                    "audit.jsonl.checkpoints": _read_or_empty(self.checkpoints_path),
+                }
             finally:
                 os.close(lock_fd)
-        (out / "public_key.pem").write_text(self.public_key_pem())
+        for name, data in copies.items():
+            _write_private(out / name, data)
+        _write_private(out / "public_key.pem", self.public_key_pem().encode("ascii"))
         report = verify_log(
             out / "audit.jsonl", audit_key=self._key, public_key=self._signer.public_key()
         )
-        (out / "verify.json").write_text(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "records": report.records,
-                    "checkpoints": report.checkpoints,
-                    "summary": report.summary(),
-                    "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
-                },
-                indent=2,
-            )
-        )
+        summary = {
+            "ok": report.ok,
+            "records": report.records,
+            "checkpoints": report.checkpoints,
+            "summary": report.summary(),
+            "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+        }
+        _write_private(out / "verify.json", json.dumps(summary, indent=2).encode())
         if decrypt:
-            with open(out / "payloads.jsonl", "w", encoding="utf-8") as f:
-                for rec in self.records():
-                    body = self.read_payload(rec)
-                    text = body.decode("utf-8") if body is not None else None
-                    f.write(
-                        json.dumps({"seq": rec["seq"], "payload": text}, ensure_ascii=False) + "\n"
-                    )
+            lines = []
+            for rec in self.records():
+                body = self.read_payload(rec)
+                text = body.decode("utf-8") if body is not None else None
+                lines.append(json.dumps({"seq": rec["seq"], "payload": text}, ensure_ascii=False))
+            _write_private(out / "payloads.jsonl", "".join(f"{x}\n" for x in lines).encode())
         return out
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _write_private(path: Path, data: bytes, *, append: bool = False) -> None:
+    """Write (or append) ``data`` to a 0600 file, never through a symbolic link."""
+    how = os.O_APPEND if append else os.O_TRUNC
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | how | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
