@@ -183,7 +183,7 @@ _IBAN_LENGTHS = {
 
 def iban_checksum_ok(candidate: str) -> bool:
     """ISO 13616 check: known country length and ``int(rearranged) % 97 == 1``."""
-    iban = candidate.replace(" ", "").upper()
+    iban = "".join(candidate.split()).upper()
     if not 15 <= len(iban) <= 34 or not iban.isalnum() or not iban[:2].isalpha():
         return False
     expected = _IBAN_LENGTHS.get(iban[:2])
@@ -271,15 +271,19 @@ PHONE = PatternDetector(
 )
 CREDIT_CARD = PatternDetector(
     "CREDIT_CARD",
-    [Pattern("card number", r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])", 0.95)],
+    # Digits grouped by spaces (one or two), dashes, dots or slashes, as people type them.
+    [Pattern("card number", r"(?<![\d./-])\d(?:(?: {1,2}|[./-])?\d){12,18}(?![\d-]|[./]\d)", 0.95)],
     luhn_ok,
 )
 IBAN = PatternDetector(
     "IBAN_CODE",
     [
-        Pattern("iban (compact)", r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b", 0.95),
+        # Either case: "de89 3704 ..." typed in lower case is the same account.
+        Pattern("iban (compact)", r"(?i)\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b", 0.95),
         Pattern(
-            "iban (grouped)", r"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?\b", 0.95
+            "iban (grouped)",
+            r"(?i)\b[A-Z]{2}\d{2}(?: {1,2}[A-Z0-9]{4}){2,7}(?: {1,2}[A-Z0-9]{1,3})?\b",
+            0.95,
         ),
     ],
     iban_checksum_ok,
@@ -298,7 +302,7 @@ IP_ADDRESS = PatternDetector(
 )
 US_SSN = PatternDetector(
     "US_SSN",
-    [Pattern("ssn", r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])", 0.85)],
+    [Pattern("ssn", r"(?<![\w.-])\d{3}([- .])\d{2}\1\d{4}(?![\w-]|\.\d)", 0.85)],
     _ssn_ok,
 )
 UK_NINO = PatternDetector(

@@ -37,6 +37,7 @@ from specsteer.privacy._detectors import (
 )
 from specsteer.privacy._exceptions import DisallowedPayloadError
 from specsteer.privacy._lift import ContextLift
+from specsteer.privacy._normalize import fold
 from specsteer.privacy._overlap import OverlapIndex
 from specsteer.privacy._policy import Action, EgressPolicy
 from specsteer.privacy._pseudonymize import Pseudonymizer
@@ -159,7 +160,7 @@ class EgressGuard:
         self.policy = policy if policy is not None else EgressPolicy()
         self.audit_log = audit_log if audit_log is not None else AuditLog()
         self._allowed = tuple(allowed_types)
-        self._names = NameDetector(names)
+        self._names = NameDetector(fold(n).text for n in names)
         self._detectors: tuple[Detector, ...] = (
             *(default_detectors() if detectors is None else detectors),
             self._names,
@@ -186,7 +187,7 @@ class EgressGuard:
 
     def register_names(self, names: Iterable[str]) -> None:
         """Pseudonymize these names (as ``PERSON``) from now on."""
-        self._names.add(names)
+        self._names.add(fold(n).text for n in names)
 
     def restore(self, text: str) -> str:
         """Put the values behind this session's placeholders back (on the device)."""
@@ -208,9 +209,14 @@ class EgressGuard:
     # -- scanning --------------------------------------------------------------------------------
 
     def _find(self, text: str) -> list[Finding]:
-        spans: list[Span] = []
-        for detector in self._detectors:
-            spans.extend(detector.analyze(text))
+        # Detectors read the folded form (full-width "＠", non-breaking spaces, look-alike
+        # letters, soft hyphens), and their spans are mapped back onto ``text``.
+        folded = fold(text)
+        spans = [
+            Span(*folded.original(s.start, s.end), s.entity, s.score)
+            for detector in self._detectors
+            for s in detector.analyze(folded.text)
+        ]
         spans.extend(self._index.find(text))
         return [Finding(s, self.policy.action_for(s.entity)) for s in resolve_overlaps(spans)]
 

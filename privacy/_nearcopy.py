@@ -24,14 +24,19 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Run", "is_near_copy", "runs"]
+__all__ = ["Run", "is_near_copy", "runs", "spaced_runs"]
 
 _CHUNK = re.compile(r"[^\W_]+")
+_DIGIT = re.compile(r"\d")
 # Between two chunks that both hold digits: grouping ("3704 0044", "020-7946", "12,000",
 # "(020) 7946"), or a field edge in a joined payload view ("...00\n44..."); not a list's ", ".
 _DIGIT_GAP = re.compile(r"[\s\-./()+]{1,2}|,")
 # Inside one identifier whatever the chunks hold: "SKU-88213", "AB_12", "v1.2".
 _IDENT_GAP = re.compile(r"[-_./]")
+# Between words of an identifier written out with spaces: "tortellini banana 77".
+_SPACED_GAP = re.compile(r"[\s\-_./]{1,2}")
+#: The most words a spaced-out identifier is read across.
+_SPACED_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class Run:
     compact: str
     start: int
     end: int
+    #: For a run read across spaces, its first and last word (case-folded).
+    edges: tuple[str, str] = ("", "")
 
     @property
     def digits(self) -> int:
@@ -74,6 +81,23 @@ def runs(text: str) -> Iterator[Run]:
             group = []
         group.append(m)
     yield from _run(group)
+
+
+def spaced_runs(text: str) -> Iterator[Run]:
+    """Runs read across spaces too: every stretch of 2 to 4 words joined by spaces or
+    separators that holds both letters and digits ("tortellini banana 77" ->
+    ``tortellinibanana77``), for a private identifier written out with spaces."""
+    if not _DIGIT.search(text):
+        return
+    chunks = list(_CHUNK.finditer(text))
+    for i in range(len(chunks)):
+        for j in range(i + 1, min(i + _SPACED_WORDS, len(chunks))):
+            if not _SPACED_GAP.fullmatch(text[chunks[j - 1].end() : chunks[j].start()]):
+                break
+            compact = "".join(m[0] for m in chunks[i : j + 1]).casefold()
+            if _has_digit(compact) and not compact.isdigit():
+                edges = (chunks[i][0].casefold(), chunks[j][0].casefold())
+                yield Run(compact, chunks[i].start(), chunks[j].end(), edges)
 
 
 def _run(group: list[re.Match[str]]) -> Iterable[Run]:

@@ -27,12 +27,15 @@ from collections.abc import Iterable
 
 from specsteer._errors import InvalidInputError
 from specsteer.privacy._detectors import Span
-from specsteer.privacy._nearcopy import is_near_copy, runs
+from specsteer.privacy._nearcopy import Run, is_near_copy, runs, spaced_runs
+from specsteer.privacy._normalize import fold
 
 __all__ = ["OverlapIndex", "tokenize"]
 
 _WORD = re.compile(r"\w+")
 _CANDIDATE = re.compile(r"\w(?:[\w-]*\w)?")
+_PART = re.compile(r"[^\W_]+")
+_PART_GAP = re.compile(r"[-_]")
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_ALPHA = re.compile(r"[^\W\d_]")
 
@@ -41,6 +44,31 @@ PRIVATE_TOKEN = "PRIVATE_TOKEN"
 # Below the checksum detectors and emails (their spans stay theirs), above phone numbers and
 # addresses (a private one is kept local rather than pseudonymized).
 _NEAR_COPY_SCORE = 0.9
+
+
+def _stem(word: str) -> str:
+    """A light stem of a lower-case word (Snowball English): "harbourviews" -> "harbourview"."""
+    from specsteer.privacy._words import stem
+
+    return stem(word)
+
+
+def _outermost(spans: list[Span]) -> list[Span]:
+    """Sorted, without spans that lie inside another one (a private word inside a private
+    password written out in words is reported once, as the password)."""
+    out = [
+        s
+        for s in spans
+        if not any(
+            o is not s
+            and o.start <= s.start
+            and s.end <= o.end
+            and (o.start, o.end) != (s.start, s.end)
+            for o in spans
+        )
+    ]
+    unique = {(s.start, s.end): s for s in sorted(out, key=lambda s: s.score)}  # best last
+    return sorted(unique.values(), key=lambda s: (s.start, s.end))
 
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
@@ -78,6 +106,7 @@ class OverlapIndex:
         self._grams: set[int] = set()
         self._short: dict[int, set[int]] = {}  # length in words -> hashes of whole short texts
         self._tokens: set[str] = set()
+        self._stems: set[str] = set()  # light stems of the letters-only distinctive tokens
         self._runs: set[str] = set()  # compact identifier runs of private texts
         self._texts = 0
 
@@ -91,16 +120,28 @@ class OverlapIndex:
             self._grams.clear()
             self._short.clear()
             self._tokens.clear()
+            self._stems.clear()
             self._runs.clear()
             self._texts = 0
 
-    def _distinctive(self, text: str) -> Iterable[re.Match[str]]:
+    def _distinctive(self, text: str) -> Iterable[str]:
+        """Distinctive tokens of ``text``: whole compounds, and each distinctive part of one
+        ("Okafor-Lindqvist" gives "Okafor-Lindqvist", "Okafor" and "Lindqvist")."""
         if self.min_token_chars == 0:
             return ()
-        return (m for m in self._candidates(text) if self._is_distinctive(m.group(0)))
+        return (t for _, _, t in self._candidates(text) if self._is_distinctive(t))
 
-    def _candidates(self, text: str) -> Iterable[re.Match[str]]:
-        return (m for m in _CANDIDATE.finditer(text) if len(m.group(0)) >= self.min_token_chars)
+    def _candidates(self, text: str) -> Iterable[tuple[int, int, str]]:
+        """Words and compounds of ``text`` long enough to be distinctive, and the parts of each
+        compound, with their spans."""
+        for m in _CANDIDATE.finditer(text):
+            word = m.group(0)
+            if len(word) >= self.min_token_chars:
+                yield m.start(), m.end(), word
+            if len(word) > self.min_token_chars and _PART_GAP.search(word):
+                for part in _PART.finditer(word):
+                    if len(part.group(0)) >= self.min_token_chars:
+                        yield m.start() + part.start(), m.start() + part.end(), part.group(0)
 
     def _is_distinctive(self, token: str) -> bool:
         if not _HAS_ALPHA.search(token):
@@ -119,65 +160,93 @@ class OverlapIndex:
         return {r.compact for r in runs(text) if len(r.compact) >= self.min_token_chars}
 
     def _near_copies(self, text: str, idents: set[str]) -> list[Span]:
-        return [
-            Span(r.start, r.end, PRIVATE_TOKEN, _NEAR_COPY_SCORE)
-            for r in runs(text)
-            if any(is_near_copy(r.compact, p, min_chars=self.min_token_chars) for p in idents)
-        ]
+        def hit(r: Run) -> bool:
+            return any(
+                is_near_copy(r.compact, p, min_chars=self.min_token_chars)
+                # Read across spaces, a run must start and end with words of the private one:
+                # "to" before an IBAN is not part of it.
+                and (not r.edges[0] or (r.edges[0] in p and r.edges[1] in p))
+                for p in idents
+            )
+
+        found = sorted((r.start, r.end) for r in (*runs(text), *spaced_runs(text)) if hit(r))
+        merged: list[list[int]] = []  # a secret written out in words is one span
+        for start, end in found:
+            if merged and start < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return [Span(a, b, PRIVATE_TOKEN, _NEAR_COPY_SCORE) for a, b in merged]
 
     def add(self, texts: Iterable[str]) -> None:
-        """Index private texts (retrieved context, memories)."""
-        for text in texts:
+        """Index private texts (retrieved context, memories), in the scanning form (:func:`fold`)."""
+        for raw in texts:
+            text = fold(raw).text
             words = [w for w, _, _ in tokenize(text)]
             grams = {hash(tuple(words[i : i + self.n])) for i in range(len(words) - self.n + 1)}
-            tokens = {m.group(0).casefold() for m in self._distinctive(text)}
+            tokens = {t.casefold() for t in self._distinctive(text)}
+            stems = {_stem(t) for t in tokens if t.isalpha()}
             idents = self._identifiers(text)
             with self._lock:
                 self._grams.update(grams)
                 if self.min_short and self.min_short <= len(words) < self.n:
                     self._short.setdefault(len(words), set()).add(hash(tuple(words)))
                 self._tokens.update(tokens)
+                self._stems.update(stems)
                 self._runs.update(idents)
                 self._texts += 1
 
     def find(self, text: str) -> list[Span]:
         """Return the spans of ``text`` that repeat indexed private text, merged and sorted.
 
+        ``text`` is scanned in its folded form (:func:`fold`); the spans index ``text`` itself.
         Overlapping or touching n-gram hits merge into one ``PRIVATE_TEXT`` span covering the
-        words from the first to the last; distinctive tokens come as ``PRIVATE_TOKEN`` spans.
+        words from the first to the last; distinctive tokens (whole, a part of a compound, or
+        the same word after light stemming) come as ``PRIVATE_TOKEN`` spans.
         """
+        folded = fold(text)
         with self._lock:
-            grams, short, tokens = self._grams, dict(self._short), self._tokens
-            idents = set(self._runs)
-            hits: list[tuple[int, int]] = []  # (first word, last word) inclusive
-            toks = tokenize(text)
-            words = [w for w, _, _ in toks]
-            if grams:
-                for i in range(len(words) - self.n + 1):
-                    if hash(tuple(words[i : i + self.n])) in grams:
-                        hits.append((i, i + self.n - 1))
-            for length, hashes in short.items():
-                for i in range(len(words) - length + 1):
-                    if hash(tuple(words[i : i + length])) in hashes:
-                        hits.append((i, i + length - 1))
-            token_spans = (
-                [
-                    Span(m.start(), m.end(), PRIVATE_TOKEN, 1.0)
-                    for m in self._candidates(text)
-                    if m.group(0).casefold() in tokens
-                ]
-                if tokens
-                else []
-            )
+            grams, short = self._grams, dict(self._short)
+            tokens, stems, idents = set(self._tokens), set(self._stems), set(self._runs)
+            toks = tokenize(folded.text)
+            spans = self._ngram_spans(toks, grams, short)
+            token_spans = self._token_spans(folded.text, tokens, stems) if tokens else []
+        near = self._near_copies(folded.text, idents) if idents else []
+        found = _outermost([*spans, *token_spans, *near])
+        return (
+            [Span(*folded.original(s.start, s.end), s.entity, s.score) for s in found]
+            if folded.origin
+            else found
+        )
+
+    def _ngram_spans(
+        self, toks: list[tuple[str, int, int]], grams: set[int], short: dict[int, set[int]]
+    ) -> list[Span]:
+        words = [w for w, _, _ in toks]
+        hits: list[tuple[int, int]] = []  # (first word, last word) inclusive
+        if grams:
+            for i in range(len(words) - self.n + 1):
+                if hash(tuple(words[i : i + self.n])) in grams:
+                    hits.append((i, i + self.n - 1))
+        for length, hashes in short.items():
+            for i in range(len(words) - length + 1):
+                if hash(tuple(words[i : i + length])) in hashes:
+                    hits.append((i, i + length - 1))
         merged: list[list[int]] = []
         for first, last in sorted(hits):
             if merged and first <= merged[-1][1] + 1:
                 merged[-1][1] = max(merged[-1][1], last)
             else:
                 merged.append([first, last])
-        spans = [Span(toks[a][1], toks[b][2], PRIVATE_TEXT, 1.0) for a, b in merged]
-        near = self._near_copies(text, idents) if idents else []
-        spans += [
-            n for n in near if not any(t.start <= n.start and n.end <= t.end for t in token_spans)
-        ]
-        return sorted(spans + token_spans, key=lambda s: (s.start, s.end))
+        return [Span(toks[a][1], toks[b][2], PRIVATE_TEXT, 1.0) for a, b in merged]
+
+    def _token_spans(self, text: str, tokens: set[str], stems: set[str]) -> list[Span]:
+        """Candidates that are a private token, or share a rare private word's stem
+        ("Harbourviews" for "Harbourview"); a part inside a matched compound is not repeated."""
+        spans: list[Span] = []
+        for start, end, word in self._candidates(text):
+            low = word.casefold()
+            private = low in tokens or (stems and low.isalpha() and _stem(low) in stems)
+            if private and not any(s.start <= start and end <= s.end for s in spans):
+                spans.append(Span(start, end, PRIVATE_TOKEN, 1.0))
+        return spans

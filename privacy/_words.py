@@ -26,7 +26,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-__all__ = ["is_dictionary_word"]
+__all__ = ["is_dictionary_word", "stem"]
 
 _SUFFIXES = ("'s", "s", "es", "ed", "d", "ing", "ly", "er", "ers", "est", "ies")
 
@@ -58,6 +58,11 @@ def _stem():  # type: ignore[no-untyped-def]
     import snowballstemmer
 
     return snowballstemmer.stemmer("english").stemWord
+
+
+def stem(word: str) -> str:
+    """The Snowball English stem of a lower-case word ("harbourviews" -> "harbourview")."""
+    return str(_stem()(word))
 
 
 def _listed(w: str, words: frozenset[str]) -> bool:
