@@ -462,8 +462,19 @@ def web(
         typer.Option(help="Tiny test models built in code (answers are noise; for trying it)."),
     ] = False,
     allow_remote: Annotated[
-        bool, typer.Option(help="Listen on an address other hosts can reach (no login!).")
+        bool,
+        typer.Option(
+            help="Listen on an address other hosts can reach (needs --allowed-host; the start "
+            "URL printed then carries a one-time login)."
+        ),
     ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Off loopback: a host name the page is reached by (repeat for each name).",
+        ),
+    ] = None,
 ) -> None:
     """Open the web app: chat, your memories, and every byte that left the device."""
     from specsteer.apps._assistants import build_assistant, describe
@@ -472,18 +483,25 @@ def web(
 
     if not is_loopback(host) and not allow_remote:
         _fail(
-            f"the page shows private memories and has no login; refusing to listen on {host} "
-            "(use 127.0.0.1, or pass --allow-remote)"
+            f"the page shows private memories; refusing to listen on {host} "
+            "(use 127.0.0.1, or pass --allow-remote with --allowed-host NAME)"
+        )
+    if not is_loopback(host) and not allowed_host:
+        _fail(
+            f"off loopback the app answers only to host names you list; pass --allowed-host "
+            f"NAME for each name the page is reached by (e.g. --allowed-host {host})"
         )
     where = _cloud(cloud, cloud_model, wire)
     try:
         assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
         session = ChatSession(assistant, describe(where, pair, tiny))
+        # Printed once, plainly (never wrapped): off loopback the URL holds the login secret.
         run_web(
             session,
             host=host,
             port=port,
-            on_ready=lambda url: console.print(f"specsteer web: {url}  (Ctrl-C stops it)"),
+            allowed_hosts=allowed_host or (),
+            on_ready=lambda url: print(f"specsteer web: {url}  (Ctrl-C stops it)", flush=True),
         )
     except SpecSteerError as e:
         _fail(e)

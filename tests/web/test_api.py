@@ -11,10 +11,10 @@ from specsteer.apps.web._egress import payload_fields
 @pytest.fixture
 def client() -> TestClient:
     from specsteer.apps._assistants import CloudChoice, build_assistant
-    from specsteer.apps.web import ChatSession, create_app
+    from specsteer.apps.web import Access, ChatSession, create_app
 
     assistant = build_assistant(cloud=CloudChoice(), tiny=True, user_id="maya")
-    app = create_app(ChatSession(assistant, "tiny"), hosts={"testserver"})
+    app = create_app(ChatSession(assistant, "tiny"), access=Access(hosts={"testserver"}))
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -47,14 +47,16 @@ def test_forget_needs_the_name_then_a_forgotten_user_needs_reinstate(client: Tes
     edited = client.put(f"/api/memories/{added['id']}", json={"text": "i love pasta"})
     assert edited.json()["text"] == "i love pasta"
     assert client.post("/api/forget", json={"user": "bob"}).status_code == 400
-    assert client.post("/api/forget", json={"user": "maya"}).json() == {"forgotten": "maya"}
+    forgotten = client.post("/api/forget", json={"user": "maya"}).json()
+    assert forgotten == {"forgotten": "maya", "history_cleared": True}
     assert client.get("/api/memories").json()["memories"] == []
     refused = client.post("/api/memories", json={"text": "again"})
     assert refused.status_code == 409 and "Store again" in refused.json()["error"]
     assert (
         client.post("/api/memories", json={"text": "again", "reinstate": True}).status_code == 201
     )
-    assert client.delete("/api/memories/" + "0" * 32).json() == {"deleted": False}
+    missing = client.delete("/api/memories/" + "0" * 32).json()
+    assert missing == {"deleted": False, "history_cleared": False}
 
 
 def test_payload_fields_name_the_paths_that_carry_data() -> None:

@@ -53,13 +53,13 @@ FLAGS = (
 def page_url() -> Iterator[str]:
     """The web app on tiny models, cloud in process, served from a thread on 127.0.0.1."""
     from specsteer.apps._assistants import CloudChoice, build_assistant
-    from specsteer.apps.web import ChatSession, create_app
+    from specsteer.apps.web import Access, ChatSession, create_app
     from specsteer.cloud_adapter import BackgroundServer
 
     assistant = build_assistant(cloud=CloudChoice(), tiny=True, user_id=USER)
-    hosts: set[str] = set()
-    server = BackgroundServer(create_app(ChatSession(assistant, "tiny test models"), hosts=hosts))
-    hosts.add(server.url.removeprefix("http://"))
+    access = Access()
+    server = BackgroundServer(create_app(ChatSession(assistant, "tiny test models"), access=access))
+    access.hosts.add(server.url.removeprefix("http://"))
     with server:
         yield server.url + "/"
 
@@ -72,6 +72,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriv
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see CSP violations
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     try:
@@ -154,6 +155,9 @@ def test_memory_chat_egress_and_forget(
     field = find(browser, "#memories li input")
     field.send_keys(" She plays piano.", Keys.ENTER)
     wait_for(browser, lambda d: "She plays piano." in find(d, "#memories").text, "the edit")
+    # The chat could quote the memory's old text: it is cleared, here and on the server.
+    assert "was cleared" in find(browser, "#history-note").text
+    assert browser.find_elements(By.CSS_SELECTOR, ".turn.assistant") == []
     find(browser, "#search-q").send_keys("piano", Keys.ENTER)
     wait_for(browser, lambda d: find(d, "#memory-count").text.startswith("1 match of"), "search")
     shot("5-edited-and-searched")
@@ -165,6 +169,9 @@ def test_memory_chat_egress_and_forget(
     assert browser.find_elements(By.CSS_SELECTOR, "#memories li") == []
     assert alert_text(browser) == ""
     shot("6-forgotten")
+    # Everything above ran under the app's Content-Security-Policy, with nothing refused.
+    console = [e["message"] for e in browser.get_log("browser")]
+    assert not [m for m in console if "Content Security Policy" in m or "Refused" in m], console
 
 
 def test_bad_input_is_a_clear_message_and_nothing_is_lost(

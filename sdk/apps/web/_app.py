@@ -5,27 +5,28 @@ Routes: ``/`` the page; ``/api/info``; ``/api/chat`` (POST, a stream of JSON lin
 ``/api/memories/{id}`` (edit, delete), ``/api/forget``; ``/api/egress`` (audit records after a
 sequence number, and the log's verification).
 
-The page holds the user's private memories, so the app listens on loopback by default, answers
-only requests addressed to the host it serves (no DNS rebinding), and refuses state-changing
-requests from other origins or without a JSON body (no cross-site forms).
+The page holds the user's private memories, so the app listens on loopback by default; who may
+use it (host names, origins, the login off loopback) and the headers it sends are
+:mod:`._access`'s job.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from specsteer._errors import SpecSteerError, UsageError
 from specsteer._methods import METHOD_NAMES
+from specsteer.apps.web._access import Access, add_access, loopback_names
 from specsteer.apps.web._chat import ChatSession
 from specsteer.apps.web._egress import new_records, verification
 
@@ -121,24 +122,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(500, "the request failed on the device; the server log says why")
 
 
-def _add_guard(app: FastAPI, hosts: set[str]) -> None:
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        host = request.headers.get("host", "")
-        if hosts and host not in hosts:
-            return _error(421, f"this app answers only to {', '.join(sorted(hosts))}")
-        if request.method not in ("GET", "HEAD"):
-            origin = request.headers.get("origin")
-            if origin is not None and origin != f"http://{host}":
-                return _error(403, "requests from other sites are refused")
-            json_body = request.headers.get("content-type", "").startswith("application/json")
-            if request.method in ("POST", "PUT") and not json_body:
-                return _error(415, "send a JSON body (content-type: application/json)")
-        return await call_next(request)
-
-
 _FORGOTTEN = (
     "{user!r} was forgotten (their key was destroyed), so nothing was stored; tick "
     "'Store again for a forgotten user' to start afresh under a new key"
@@ -178,15 +161,20 @@ def _add_memory_routes(app: FastAPI, session: ChatSession) -> None:
         hits = mem.search(user, _not_blank(q), k=max(1, min(k, 50)))
         return {"hits": [{"id": h.id, "text": h.text, "score": round(h.score, 3)} for h in hits]}
 
+    # Once a memory is edited or deleted, its old text is no longer among the texts the guard
+    # screens for, but the chat history may still hold it (in the user's own words or in an
+    # answer), and the history goes out with the next turn's prompt: it is cleared.
     @app.put("/api/memories/{memory_id}")
     def edit(memory_id: str, body: MemoryBody) -> dict[str, Any]:
         mem, user = store()
-        return _memory_view(mem.update(user, memory_id, text=body.text))
+        view = _memory_view(mem.update(user, memory_id, text=body.text))
+        return {**view, "history_cleared": session.clear_history()}
 
     @app.delete("/api/memories/{memory_id}")
     def delete(memory_id: str) -> dict[str, Any]:
         mem, user = store()
-        return {"deleted": mem.delete(user, memory_id)}
+        deleted = mem.delete(user, memory_id)
+        return {"deleted": deleted, "history_cleared": deleted and session.clear_history()}
 
     @app.post("/api/forget")
     def forget(body: ForgetBody) -> dict[str, Any]:
@@ -194,8 +182,8 @@ def _add_memory_routes(app: FastAPI, session: ChatSession) -> None:
         if body.user != user:
             raise UsageError(f"type the user's name, {user!r}, to confirm; nothing was forgotten")
         mem.forget_user(user)
-        session.history.clear()
-        return {"forgotten": user}
+        session.clear_history()
+        return {"forgotten": user, "history_cleared": True}
 
 
 def _lines(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -228,13 +216,13 @@ def _add_chat_routes(app: FastAPI, session: ChatSession) -> None:
         return {"records": new_records(log, after=after), "verification": verification(log)}
 
 
-def create_app(session: ChatSession, *, hosts: set[str] | None = None) -> FastAPI:
+def create_app(session: ChatSession, *, access: Access) -> FastAPI:
     """The web app over ``session``.
 
     Args:
         session: the assistant and chat behind the page.
-        hosts: the ``Host`` headers to answer (``{"127.0.0.1:8765"}``); the set may be filled
-            in once the port is known; None or empty answers any.
+        access: the host names answered and the login (see :class:`Access`); an empty host
+            set answers no one.
     """
     app = FastAPI(title="specsteer", docs_url=None, redoc_url=None, openapi_url=None)
     static = resources.files("specsteer.apps.web") / "static"
@@ -248,16 +236,8 @@ def create_app(session: ChatSession, *, hosts: set[str] | None = None) -> FastAP
     _add_chat_routes(app, session)
     _add_memory_routes(app, session)
     _add_error_handlers(app)
-    _add_guard(app, hosts if hosts is not None else set())
+    add_access(app, access)
     return app
-
-
-def _host_names(host: str, port: int) -> set[str]:
-    from specsteer.cloud_adapter._server import is_loopback
-
-    if not is_loopback(host):
-        return set()  # a public bind was asked for explicitly; names are not knowable here
-    return {f"{name}:{port}" for name in (host, "127.0.0.1", "localhost", "[::1]")}
 
 
 def run_web(
@@ -265,24 +245,39 @@ def run_web(
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
+    allowed_hosts: Iterable[str] = (),
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the page until interrupted.
+
+    On loopback the app answers to the loopback names only, without a login. Off loopback it
+    answers only to ``allowed_hosts`` and needs the login secret, which ``on_ready`` receives
+    once, inside the start URL.
 
     Args:
         session: the assistant and chat behind the page.
         host: the address to listen on (loopback by default: the page shows private memories).
         port: the port; 0 picks a free one.
-        on_ready: called with the page's URL once the server listens.
+        allowed_hosts: off loopback, the host names the page is reached by (required there).
+        on_ready: called with the start URL once the server listens.
+
+    Raises:
+        ConfigurationError: off loopback without ``allowed_hosts``.
     """
     from specsteer.cloud_adapter import serve
+    from specsteer.cloud_adapter._server import is_loopback
 
-    hosts: set[str] = set()
-    app = create_app(session, hosts=hosts)
+    remote = not is_loopback(host)
+    access = Access.remote(allowed_hosts) if remote else Access()
+    app = create_app(session, access=access)
 
     def ready(url: str) -> None:
-        hosts.update(_host_names(host, int(url.rsplit(":", 1)[1])))
+        bound = int(url.rsplit(":", 1)[1])
+        if remote:
+            access.with_port(bound)
+        else:
+            access.hosts.update(loopback_names(host, bound))
         if on_ready is not None:
-            on_ready(url + "/")
+            on_ready(access.start_url(url))
 
     serve(app, host=host, port=port, on_ready=ready)

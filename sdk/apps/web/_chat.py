@@ -47,6 +47,11 @@ class ChatSession:
         self.lifted: list[str] = []
         self._busy = threading.Lock()
 
+    def clear_history(self) -> bool:
+        """Forget the chat so far (its text no longer goes out with the next prompt)."""
+        self.history.clear()
+        return True
+
     @property
     def audit_log(self) -> Any:
         """The log every payload is written to before it leaves (None without a privacy layer)."""

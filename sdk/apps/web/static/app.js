@@ -192,7 +192,7 @@ function memoryItem(memory) {
   const item = el("li", { "data-id": memory.id }, text, edit, remove);
   edit.addEventListener("click", () => startEdit(item, memory));
   remove.addEventListener("click", () => attempt(async () => {
-    await api("DELETE", `/api/memories/${memory.id}`);
+    historyCleared(await api("DELETE", `/api/memories/${memory.id}`));
     await loadMemories();
   }));
   return item;
@@ -203,7 +203,7 @@ function startEdit(item, memory) {
   const save = el("button", { type: "button", text: "Save" });
   const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
   const commit = () => attempt(async () => {
-    await api("PUT", `/api/memories/${memory.id}`, { text: input.value });
+    historyCleared(await api("PUT", `/api/memories/${memory.id}`, { text: input.value }));
     await loadMemories();
   });
   save.addEventListener("click", commit);
@@ -214,6 +214,13 @@ function startEdit(item, memory) {
   });
   item.replaceChildren(input, save, cancel);
   input.focus();
+}
+
+// The server forgot the chat so far (it could hold the changed memory's old text): so does the page.
+function historyCleared(data) {
+  if (!data.history_cleared || !$("conversation").children.length) return;
+  $("conversation").replaceChildren(el("li", { class: "turn note", id: "history-note",
+    text: "The chat so far was cleared: a memory it could quote was changed, so it is not sent again." }));
 }
 
 function showMemories(memories, what) {
