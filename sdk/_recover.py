@@ -18,6 +18,7 @@ import torch
 
 from specsteer import fusion
 from specsteer._rounds import Draft
+from specsteer._steering import plausible_steering
 from specsteer._wire import Candidates
 
 __all__ = ["Recovery", "Steering", "residual", "steered"]
@@ -45,8 +46,11 @@ def steered(
 ) -> int:
     """SpecSteer's steered recovery over the cloud's candidates."""
     first = cands.first  # [k] the device token each candidate starts with
-    private = draft.drafter_row(n)[first]  # [k] log P_S
-    public = draft.ctxfree_row(n)[first]  # [k] log P_S0
+    row0 = draft.ctxfree_row(n)  # [V] log P_S0
+    # The private term steers only candidates the public view also ranks: a cloud that offers
+    # equally likely lures cannot read the private context from the pick (docs/privacy.md).
+    private = plausible_steering(draft.drafter_row(n)[first], row0, first)  # [k] log P_S
+    public = row0[first]  # [k] log P_S0
     return fusion.recover_index(
         cands.logprobs, private, public, steering.beta, steering.greedy, gen, steering.top_p
     )
