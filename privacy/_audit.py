@@ -58,6 +58,7 @@ from specsteer.privacy._audit_format import (
 from specsteer.privacy._audit_verify import VerifyReport, verify_log
 from specsteer.privacy._exceptions import AuditLogError
 from specsteer.privacy._keyring import SIGNING_PASSPHRASE_ENV, Keyring
+from specsteer.privacy._receipts import read_receipts, receipt_link, with_receipts
 from specsteer.privacy._seal import open_sealed, seal
 
 __all__ = ["AuditLog", "AuditRecord", "PayloadStorage"]
@@ -121,6 +122,7 @@ class AuditLog:
         self._storage: PayloadStorage = payload_storage
         self._every = checkpoint_every
         self._lock = threading.Lock()
+        self._link: str | None = None  # the last stored receipt's digest, read on first use
 
     @staticmethod
     def default_path() -> Path:
@@ -325,22 +327,67 @@ class AuditLog:
         return None
 
     def verify(
-        self, witness: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None
+        self,
+        witness: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        *,
+        receipts: bool = False,
+        server_key_id: str | None = None,
+        last_receipt: Mapping[str, Any] | None = None,
     ) -> VerifyReport:
-        """Verify this log with the local keys (HMACs, checkpoints, and any witness)."""
+        """Verify this log with the local keys (HMACs, checkpoints, and any witness).
+
+        Args:
+            witness: Checkpoints kept off the device.
+            receipts: Also check every record against the server's receipt for it.
+            server_key_id: The server key id receipts must be signed with.
+            last_receipt: The server's last receipt for this device (catches a cut tail).
+        """
         with self._lock:
-            return verify_log(
+            report = verify_log(
                 self._path,
                 audit_key=self._key,
                 public_key=self._signer.public_key(),
                 checkpoints_path=self.checkpoints_path,
                 witness=witness,
             )
+        if receipts or last_receipt is not None:
+            report = with_receipts(
+                report, self._path, server_key_id=server_key_id, last=last_receipt
+            )
+        return report
+
+    # -- receipts ------------------------------------------------------------------------------
+
+    @property
+    def receipts_path(self) -> Path:
+        """The server receipts side file."""
+        return self._path.with_name(self._path.name + ".receipts")
+
+    def receipt_link(self) -> str | None:
+        """The link the next request carries (``receipt_prev``): the digest of the last receipt
+        stored, or None before the first one."""
+        with self._lock:
+            if self._link is None:
+                stored = read_receipts(self.receipts_path)
+                self._link = receipt_link(stored[max(stored)]) if stored else ""
+            return self._link or None
+
+    def attach_receipt(self, seq: int, receipt: Mapping[str, Any]) -> None:
+        """Store the server's receipt for record ``seq`` (appended, fsynced, 0600)."""
+        line = json.dumps({"seq": seq, "receipt": dict(receipt)}, sort_keys=True) + "\n"
+        with self._lock:
+            lock_fd = self._locked_file()
+            try:
+                _write_private(self.receipts_path, line.encode(), append=True)
+            finally:
+                os.close(lock_fd)
+            self._link = receipt_link(receipt)
 
     def export(self, dest: str | Path, *, decrypt: bool = False) -> Path:
         """Copy the log for an auditor into folder ``dest`` (0700; every file 0600).
 
-        Writes ``audit.jsonl``, ``audit.jsonl.checkpoints``, ``public_key.pem`` and
+        Writes ``audit.jsonl``, ``audit.jsonl.checkpoints``, ``audit.jsonl.receipts`` (the
+        server's receipts, checkable without any device key), ``public_key.pem`` and
         ``verify.json`` (this device's verification); with ``decrypt`` also ``payloads.jsonl``
         (seq and payload text), for logs that store sealed copies.
 
@@ -354,6 +401,7 @@ class AuditLog:
                 copies = {
                     "audit.jsonl": _read_or_empty(self._path),
                     "audit.jsonl.checkpoints": _read_or_empty(self.checkpoints_path),
+                    "audit.jsonl.receipts": _read_or_empty(self.receipts_path),
                 }
             finally:
                 os.close(lock_fd)

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from specsteer._errors import InvalidInputError
 from specsteer.privacy._audit import AuditLog
 from specsteer.privacy._audit_verify import VerifyReport, verify_log
 from specsteer.privacy._keyring import Keyring
+from specsteer.privacy._receipts import with_receipts
 
 __all__ = ["audit_export", "audit_show", "audit_verify"]
 
@@ -61,6 +63,9 @@ def audit_verify(
     witness: str | Path | Mapping[str, Any] | None = None,
     public_key: str | Path | None = None,
     keyring: Keyring | None = None,
+    receipts: bool = False,
+    server_key_id: str | None = None,
+    last_receipt: str | Path | Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Verify a log; :meth:`VerifyReport.summary` is the line to print.
 
@@ -69,7 +74,33 @@ def audit_verify(
         witness: A checkpoint kept elsewhere: a dict, or a JSON / JSONL file of them.
         public_key: A PEM file: verify as an outside auditor (no HMAC key, no local keyring).
         keyring: The keyring for a full local check; default the state root's.
+        receipts: Also check every record against the server's receipt for it.
+        server_key_id: The server key id the receipts must be signed with.
+        last_receipt: The server's last receipt for this device (a dict or a JSON file).
     """
+    last = _json_file(last_receipt) if last_receipt is not None else None
+    report = _verify(path, witness, public_key, keyring)
+    if receipts or last is not None:
+        log_path = Path(path) if path is not None else AuditLog.default_path()
+        report = with_receipts(report, log_path, server_key_id=server_key_id, last=last)
+    return report
+
+
+def _json_file(value: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    loaded = json.loads(Path(value).read_text())
+    if not isinstance(loaded, dict):
+        raise InvalidInputError(f"{value} must hold one receipt, a JSON object")
+    return loaded
+
+
+def _verify(
+    path: str | Path | None,
+    witness: str | Path | Mapping[str, Any] | None,
+    public_key: str | Path | None,
+    keyring: Keyring | None,
+) -> VerifyReport:
     wit: list[Mapping[str, Any]] | Mapping[str, Any] | None
     if witness is None or isinstance(witness, Mapping):
         wit = witness

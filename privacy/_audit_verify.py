@@ -56,6 +56,13 @@ class VerifyReport:
         hmac_checked: Whether HMACs were checked (needs the audit key).
         problems: Every problem, sorted by ``seq``.
         unchecked_tail: Records after the newest checkpoint (not yet covered by a signature).
+        witnessed: Whether a checkpoint kept off the device (a witness) was checked.
+        receipts_checked: Records checked against the server's receipts (0: receipts were not
+            checked).
+        tail_witnessed: Whether the server's last receipt was checked (a cut tail is caught).
+        receipt_key_id: The server key the receipts are signed with.
+        receipt_key_pinned: Whether that key id was required (else compare it yourself with
+            the one the server printed: receipts signed with another key prove nothing).
     """
 
     ok: bool
@@ -64,6 +71,32 @@ class VerifyReport:
     hmac_checked: bool
     problems: tuple[VerifyProblem, ...] = field(default=())
     unchecked_tail: int = 0
+    witnessed: bool = False
+    receipts_checked: int = 0
+    tail_witnessed: bool = False
+    receipt_key_id: str | None = None
+    receipt_key_pinned: bool = False
+
+    @property
+    def cannot_show(self) -> str:
+        """What this verification cannot show, in one sentence ("" when nothing is left)."""
+        if self.receipts_checked:
+            if self.tail_witnessed:
+                return ""
+            return (
+                "records cut off the end together with their receipts (that needs the server's "
+                "last receipt for this device)"
+            )
+        if self.witnessed:
+            return (
+                "a rewrite after the witnessed record by someone holding this device's keys "
+                "(check the server's receipts with --receipts)"
+            )
+        return (
+            "records cut off the end of the log and its checkpoints together, or a log "
+            "rewritten and re-signed by someone holding this device's keys (a witness shows "
+            "both: the server's receipts, --receipts, or an exported checkpoint)"
+        )
 
     @property
     def first_bad(self) -> VerifyProblem | None:
@@ -79,9 +112,17 @@ class VerifyReport:
                 else ""
             )
             how = "HMAC chain" if self.hmac_checked else "digest chain (no audit key)"
+            vouched = ""
+            if self.receipts_checked:
+                pin = "" if self.receipt_key_pinned else ": compare it with the id the server printed"
+                vouched = (
+                    f", all {self.receipts_checked} match the server's receipts "
+                    f"(server key {self.receipt_key_id}{pin})"
+                )
+            limit = f"; cannot show {self.cannot_show}" if self.cannot_show else ""
             return (
                 f"ok: {self.records} records, {self.checkpoints} signed checkpoints, "
-                f"{how} intact{tail}"
+                f"{how} intact{tail}{vouched}{limit}"
             )
         bad = self.problems[0]
         more = f" (+{len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
@@ -273,4 +314,5 @@ def verify_log(
         hmac_checked=audit_key is not None,
         problems=tuple(problems),
         unchecked_tail=max(0, walk.last - newest) if public_key is not None else walk.last,
+        witnessed=witness is not None,
     )

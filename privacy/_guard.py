@@ -16,11 +16,12 @@ The guard imports no adapter: the sdk passes ``allowed_types``, ``encode`` and `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,7 @@ class EgressGuard:
         self._report = ReportAccumulator()
         self._lock = threading.Lock()
         self.lift = self._new_lift()
+        self._sending = threading.Lock()
 
     # -- session state ---------------------------------------------------------------------------
 
@@ -306,7 +308,8 @@ class EgressGuard:
         """Encode, scan and audit ``payload``: the first half of :meth:`send`.
 
         The caller transmits :attr:`Admitted.data` -- those bytes and no others -- and then
-        reports the answer's size with :meth:`delivered`.
+        reports the answer with :meth:`delivered`, all inside :meth:`sending`. A payload type
+        with a ``receipt_prev`` field is sent carrying the link to the last server receipt.
 
         Args:
             payload: An instance of one of ``allowed_types`` (exact type).
@@ -325,6 +328,7 @@ class EgressGuard:
             AuditLogError: The audit record could not be written; nothing may be sent.
         """
         self._check_type(payload)
+        payload = self._linked(payload)
         data = encode(payload) if encode is not None else payload.model_dump_json().encode()
         findings, fields, ids, words = self._scan(data)
         fired = self._refuse_unless_clean(findings)
@@ -340,8 +344,20 @@ class EgressGuard:
         self._report.sent(destination=destination, fields=fields, seq=record.seq)
         return Admitted(data=data, seq=record.seq, token_ids=ids, words=words)
 
-    def delivered(self, admitted: Admitted, received: int) -> None:
-        """Count an admitted payload as sent, and its answer of ``received`` bytes."""
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """Hold while one payload is admitted, sent and delivered: the next payload's receipt
+        link names this one's receipt, so sends through one guard go one at a time."""
+        with self._sending:
+            yield
+
+    def delivered(
+        self, admitted: Admitted, received: int, receipt: Mapping[str, Any] | None = None
+    ) -> None:
+        """Count an admitted payload as sent, and its answer of ``received`` bytes; store the
+        ``receipt`` the server signed for it, if it sent one, beside its audit record."""
+        if receipt:
+            self.audit_log.attach_receipt(admitted.seq, receipt)
         self._report.add(
             payloads=1,
             bytes_sent=len(admitted.data),
@@ -379,10 +395,18 @@ class EgressGuard:
                 was sent. The message names the entity and field, never the text.
             AuditLogError: The audit record could not be written; nothing was sent.
         """
-        admitted = self.admit(payload, destination, encode=encode)
-        response = transmit(admitted.data)
-        self.delivered(admitted, len(response))
+        with self.sending():
+            admitted = self.admit(payload, destination, encode=encode)
+            response = transmit(admitted.data)
+            self.delivered(admitted, len(response), _receipt_of(response))
         return response
+
+    def _linked(self, payload: BaseModel) -> BaseModel:
+        """The payload carrying the link to the last receipt, when its type has the field."""
+        if "receipt_prev" not in type(payload).model_fields:
+            return payload
+        link = self.audit_log.receipt_link()
+        return payload.model_copy(update={"receipt_prev": link}) if link else payload
 
     def _check_type(self, payload: BaseModel) -> None:
         if type(payload) not in self._allowed:
@@ -438,3 +462,13 @@ class EgressGuard:
             self._report.reset()
             self.lift = self._new_lift()
             return snap
+
+
+def _receipt_of(response: bytes) -> dict[str, Any] | None:
+    """The receipt a server returned with its answer (a JSON body's ``receipt``), if any."""
+    try:
+        doc = json.loads(response)
+    except ValueError:
+        return None
+    receipt = doc.get("receipt") if isinstance(doc, dict) else None
+    return receipt if isinstance(receipt, dict) else None

@@ -72,9 +72,9 @@ class EgressPolicy(BaseModel):
         "streets, code words) as distinctive tokens.",
     )
     generated_fields: tuple[str, ...] = Field(
-        default=("request_id", "tokenizer", "prefix.offsets", "draft.offsets"),
+        default=("request_id", "tokenizer", "prefix.offsets", "draft.offsets", "receipt_prev"),
         description="Payload fields the protocol fills itself (request ids, the vocabulary "
-        "digest, draft offsets), as JSON paths. The guard does not scan them, so a generated id "
+        "digest, draft offsets, the link to the last receipt), as JSON paths. The guard does not scan them, so a generated id "
         "is never read as a card number and offsets are never decoded as token ids; a string "
         "there is skipped only while it has an id's shape (16+ letters a-p), else it is scanned. "
         "They are still audited byte for byte.",

@@ -687,17 +687,52 @@ def audit_verify(
     public_key: Annotated[
         Path | None, typer.Option(help="Verify as an outside auditor with this PEM public key.")
     ] = None,
+    receipts: Annotated[
+        bool, typer.Option(help="Also check every record against the server's signed receipt.")
+    ] = False,
+    server_key_id: Annotated[
+        str | None, typer.Option(help="The key id the server printed; receipts must match it.")
+    ] = None,
+    last_receipt: Annotated[
+        Path | None,
+        typer.Option(help="The server's last receipt for this device (catches a cut tail)."),
+    ] = None,
 ) -> None:
-    """Check the HMAC chain and signed checkpoints; name the first bad record. Exit 1 if bad."""
+    """Check the HMAC chain, signed checkpoints and (--receipts) the server's receipts; name the
+    first bad record, and what the check cannot show. Exit 1 if bad."""
     from specsteer.privacy import audit_verify as verify
 
     try:
-        report = verify(log, witness=witness, public_key=public_key)
+        report = verify(
+            log,
+            witness=witness,
+            public_key=public_key,
+            receipts=receipts,
+            server_key_id=server_key_id,
+            last_receipt=last_receipt,
+        )
     except SpecSteerError as e:
         _fail(e)
     console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@audit_app.command("protect")
+def audit_protect() -> None:
+    """Seal the audit signing key under a passphrase of its own (asked twice, never echoed)."""
+    from specsteer.privacy import Keyring
+    from specsteer.privacy._keyring import SIGNING_PASSPHRASE_ENV
+
+    passphrase = typer.prompt("passphrase", hide_input=True, confirmation_prompt=True)
+    try:
+        Keyring().protect_signing_key(passphrase)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(
+        f"the audit signing key is sealed; set {SIGNING_PASSPHRASE_ENV} in the sessions that "
+        "write the log (the key file alone can no longer re-sign it)"
+    )
 
 
 @audit_app.command("export")

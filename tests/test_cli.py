@@ -54,7 +54,7 @@ HELP = [
     (("memory", "import"), "Import memories from a JSONL export"),
     (("audit",), "Inspect the tamper-evident log"),
     (("audit", "show"), "Show the newest audit records"),
-    (("audit", "verify"), "Check the HMAC chain and signed checkpoints"),
+    (("audit", "verify"), "Check the HMAC chain, signed checkpoints"),
     (("audit", "export"), "Export the log, checkpoints, public key"),
 ]
 
@@ -73,7 +73,7 @@ def test_help_names_the_purpose(command: tuple[str, ...], purpose: str) -> None:
     [
         ((), ("generate", "chat", "demo", "bench", "serve", "web", "memory", "audit")),
         (("memory",), ("add", "search", "list", "forget", "export", "import")),
-        (("audit",), ("show", "verify", "export")),
+        (("audit",), ("show", "verify", "export", "protect")),
     ],
     ids=["top", "memory", "audit"],
 )

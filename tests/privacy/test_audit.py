@@ -293,6 +293,7 @@ def test_cli_functions(log: AuditLog, tmp_path: Path) -> None:
     assert {p.name for p in out.iterdir()} == {
         "audit.jsonl",
         "audit.jsonl.checkpoints",
+        "audit.jsonl.receipts",
         "public_key.pem",
         "verify.json",
         "payloads.jsonl",
