@@ -17,6 +17,7 @@ are never logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -39,6 +40,7 @@ from specsteer.cloud_adapter._metrics import Metrics
 from specsteer.cloud_adapter._runner import Clock, Deadline, ModelRunner
 from specsteer.cloud_adapter._verify import VerifierCore
 from specsteer.cloud_adapter.protocol import GenerateRequest, TokenIds, VerifyRequest
+from specsteer.privacy._receipts import ReceiptSigner
 
 __all__ = ["create_app"]
 
@@ -55,6 +57,7 @@ def create_app(
     model_name: str | None = None,
     pool_size: int = 4,
     clock: Clock = time.monotonic,
+    receipts: ReceiptSigner | None = None,
 ) -> FastAPI:
     """Build the reference server's FastAPI app around a verifier core.
 
@@ -66,6 +69,7 @@ def create_app(
         model_name: the name ``/v1/completions`` serves (default: the LLM's name).
         pool_size: KV streams kept for ``/v1/completions``.
         clock: the time source of request deadlines (monotonic seconds; tests pass a fake).
+        receipts: signs a receipt for each verify and generate request body (None: no receipts).
 
     Returns:
         The ASGI app, ready for uvicorn (see :func:`serve`).
@@ -77,7 +81,7 @@ def create_app(
     app = FastAPI(title="specsteer cloud server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.metrics = metrics
     _add_error_handlers(app)
-    _add_model_routes(app, core, lim, runner, metrics)
+    _add_model_routes(app, core, lim, runner, metrics, receipts)
     _add_completions(app, Completions(core.llm, lim, name, pool_size), runner)
     _add_service_routes(app, name, metrics)
     # Outermost user middleware: runs before routing and body parsing.
@@ -148,26 +152,44 @@ def _verified(core: VerifierCore, req: VerifyRequest, lim: ServerLimits, metrics
 
 
 def _add_model_routes(
-    app: FastAPI, core: VerifierCore, lim: ServerLimits, runner: ModelRunner, metrics: Metrics
+    app: FastAPI,
+    core: VerifierCore,
+    lim: ServerLimits,
+    runner: ModelRunner,
+    metrics: Metrics,
+    receipts: ReceiptSigner | None,
 ) -> None:
     """``/v1/verify`` and ``/v1/generate``: the protocol's two requests."""
 
     @app.post("/v1/verify")
     async def verify(request: Request) -> Response:
-        req: VerifyRequest = _parse(VerifyRequest, await request.body())
+        received = await request.body()
+        req: VerifyRequest = _parse(VerifyRequest, received)
         body = await runner.run(lambda _: _verified(core, req, lim, metrics))
-        return Response(body, media_type="application/json")
+        return Response(
+            _receipted(body, received, req.receipt_prev, receipts), media_type="application/json"
+        )
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> Response:
-        req: GenerateRequest = _parse(GenerateRequest, await request.body())
+        received = await request.body()
+        req: GenerateRequest = _parse(GenerateRequest, received)
 
         def work(deadline: Deadline) -> str:
             _check_generate_size(core.llm, req, lim)
             return core.generate(req, check=deadline.check).model_dump_json()
 
         body = await runner.run(work, lim.generate_timeout_s)
-        return Response(body, media_type="application/json")
+        return Response(
+            _receipted(body, received, req.receipt_prev, receipts), media_type="application/json"
+        )
+
+
+def _receipted(body: str, received: bytes, prev: str | None, receipts: ReceiptSigner | None) -> str:
+    """The answer with the signed receipt for the exact bytes received (the device's witness)."""
+    if receipts is None:
+        return body
+    return json.dumps({**json.loads(body), "receipt": receipts.sign(received, prev)})
 
 
 def _add_completions(app: FastAPI, completions: Completions, runner: ModelRunner) -> None:

@@ -18,6 +18,7 @@ from specsteer.cloud_adapter._app import create_app
 from specsteer.cloud_adapter._limits import ServerLimits
 from specsteer.cloud_adapter._net import is_loopback
 from specsteer.cloud_adapter._verify import VerifierCore
+from specsteer.privacy._receipts import ReceiptSigner
 
 __all__ = [
     "BackgroundServer",
@@ -125,6 +126,7 @@ def run_server(
     pool_size: int = 4,
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,
+    receipts: ReceiptSigner | None = None,
 ) -> None:
     """Load the cloud model(s) and serve them until interrupted.
 
@@ -139,6 +141,8 @@ def run_server(
         pool_size: KV streams kept per model.
         log_level: uvicorn's log level.
         on_ready: called with the base URL once the server listens.
+        receipts: signs a receipt for every request body (default: this machine's receipt key,
+            made on first use; its key id is ``receipts.key_id``).
 
     Raises:
         ConfigurationError: a public address without a token, or a port in use.
@@ -152,7 +156,10 @@ def run_server(
         load_backend(llm), load_backend(slm) if slm is not None else None, pool_size=pool_size
     )
     lim = limits or ServerLimits()
-    app = create_app(core, token=token, limits=lim, model_name=model_name, pool_size=pool_size)
+    signer = receipts if receipts is not None else ReceiptSigner.for_this_machine()
+    app = create_app(
+        core, token=token, limits=lim, model_name=model_name, pool_size=pool_size, receipts=signer
+    )
     serve(app, host=host, port=port, limits=lim, log_level=log_level, on_ready=on_ready)
 
 

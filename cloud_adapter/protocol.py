@@ -30,6 +30,7 @@ __all__ = [
     "GenerateRequest",
     "GenerateResponse",
     "GenerateUsage",
+    "Receipt",
     "Text",
     "TokenIds",
     "TopK",
@@ -182,6 +183,12 @@ class VerifyRequest(_Wire):
     draft: Span
     ctxfree_logprobs: list[float] | None = Field(default=None, max_length=MAX_DRAFT)
     params: VerifyParams = Field(default_factory=VerifyParams)
+    receipt_prev: str | None = Field(
+        default=None,
+        pattern=r"^[a-p]{64}$",
+        description="Digest of the last receipt the device stored (the audit log's witness "
+        "chain); filled by the egress guard.",
+    )
     tokenizer: str | None = Field(
         default=None,
         pattern=r"^[a-p]{16,64}$",
@@ -243,6 +250,19 @@ class Usage(_Wire):
     tokens_scored: int = Field(default=0, ge=0)
 
 
+class Receipt(_Wire):
+    """The server's signed statement of the exact bytes it received (the audit log's witness)."""
+
+    v: Literal[1] = 1
+    key_id: str = Field(max_length=64, description="sha256 of the server's public key, 16 hex.")
+    key: str = Field(max_length=128, description="The server's Ed25519 public key, base64.")
+    seq: int = Field(ge=1, description="The server's receipt counter.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the request body received.")
+    size: int = Field(ge=0)
+    prev: str = Field(max_length=64, description="The request's receipt_prev, or empty.")
+    sig: str = Field(max_length=128, description="Ed25519 over the other fields, base64.")
+
+
 class VerifyResponse(_Wire):
     """Cloud -> device: how many draft tokens passed, and the top-k where the first one failed."""
 
@@ -251,6 +271,7 @@ class VerifyResponse(_Wire):
     n_accepted: int = Field(ge=0, le=MAX_DRAFT)
     top_k: TopK
     usage: Usage = Field(default_factory=Usage)
+    receipt: Receipt | None = Field(default=None, description="Signed by the server.")
 
 
 class GenerateParams(_Sampling):
@@ -280,6 +301,12 @@ class GenerateRequest(_Wire):
     prompt: list[ChatMessage] = Field(min_length=1, max_length=256)
     max_new_tokens: int = Field(ge=1, le=MAX_NEW_TOKENS)
     params: GenerateParams = Field(default_factory=GenerateParams)
+    receipt_prev: str | None = Field(
+        default=None,
+        pattern=r"^[a-p]{64}$",
+        description="Digest of the last receipt the device stored (the audit log's witness "
+        "chain); filled by the egress guard.",
+    )
     tokenizer: str | None = Field(
         default=None,
         pattern=r"^[a-p]{16,64}$",
@@ -310,3 +337,4 @@ class GenerateResponse(_Wire):
     )
     finish_reason: Literal["eos", "length"]
     usage: GenerateUsage = Field(default_factory=GenerateUsage)
+    receipt: Receipt | None = Field(default=None, description="Signed by the server.")

@@ -24,6 +24,7 @@ from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._limits import ServerLimits
 from specsteer.cloud_adapter._net import is_loopback
 from specsteer.cloud_adapter._server import run_server
+from specsteer.privacy._receipts import ReceiptSigner
 
 __all__ = ["main", "server_token"]
 
@@ -125,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)
+        print(f"receipt key id: {receipts.key_id}", flush=True)
 
     try:
+        receipts = ReceiptSigner.for_this_machine()
         limits = ServerLimits(
             max_body_bytes=args.max_body_bytes,
             max_tokens=args.max_tokens,
@@ -142,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_name=args.model_name,
             log_level=args.log_level.lower(),
             on_ready=ready,
+            receipts=receipts,
         )
     except (SpecSteerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

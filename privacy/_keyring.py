@@ -476,6 +476,10 @@ class Keyring:
         """Return the 32-byte AES key that seals payload copies in the audit log (made on first use)."""
         return self._device_key("audit-seal")
 
+    def receipt_signing_key(self) -> Ed25519PrivateKey:
+        """Return the Ed25519 key a cloud server signs its receipts with (made on first use)."""
+        return Ed25519PrivateKey.from_private_bytes(self._device_key("receipt"))
+
     def signing_key(self, passphrase: str | None = None) -> Ed25519PrivateKey:
         """Return the Ed25519 key that signs audit checkpoints (made on first use).
 

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from specsteer.privacy._audit_format import canonical, read_lines
 from specsteer.privacy._audit_verify import VerifyProblem, VerifyReport
+from specsteer.privacy._keyring import Keyring
 
 __all__ = [
     "ReceiptSigner",
@@ -74,6 +75,11 @@ class ReceiptSigner:
         self.key_id = key_id(self._public)
         self._seq = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_this_machine(cls, keyring: Keyring | None = None) -> ReceiptSigner:
+        """The signer with this machine's receipt key (made on first use, kept in the keyring)."""
+        return cls((keyring if keyring is not None else Keyring()).receipt_signing_key())
 
     def sign(self, body: bytes, prev: str | None) -> dict[str, Any]:
         """The receipt for ``body``, the exact bytes received; ``prev`` is the request's

@@ -427,10 +427,14 @@ def _serve_named(
             "--token-file PATH"
         )
 
+    from specsteer.privacy._receipts import ReceiptSigner
+
     def ready(url: str) -> None:
         print(f"specsteer cloud server: {url}", flush=True)
+        print(f"receipt key id: {receipts.key_id}", flush=True)
 
     try:
+        receipts = ReceiptSigner.for_this_machine()
         llm = models[model]()
         run_server(
             llm,
@@ -441,6 +445,7 @@ def _serve_named(
             model_name=model,
             log_level=log_level,
             on_ready=ready,
+            receipts=receipts,
         )
     except SpecSteerError as e:
         _fail(e)
