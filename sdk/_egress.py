@@ -18,6 +18,7 @@ cloud's view of the accepted text gets a placeholder instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -164,9 +165,17 @@ class PrivateEgress:
         encode = cloud.encode_generate if isinstance(request, GenerateRequest) else cloud.encode
         return self.guard.admit(request, cloud.destination, encode=encode, note=note)
 
-    def delivered(self, admitted: Admitted, received: int) -> None:
-        """Count an admitted payload as sent, and the ``received`` bytes of its answer."""
-        self.guard.delivered(admitted, received)
+    def sending(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while one payload is admitted, sent and delivered (see
+        :meth:`EgressGuard.sending`)."""
+        return self.guard.sending()
+
+    def delivered(
+        self, admitted: Admitted, received: int, receipt: Mapping[str, Any] | None = None
+    ) -> None:
+        """Count an admitted payload as sent and the ``received`` bytes of its answer; keep the
+        server's ``receipt`` for it beside its audit record."""
+        self.guard.delivered(admitted, received, receipt)
 
     @property
     def lift(self) -> ContextLift:

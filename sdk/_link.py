@@ -215,11 +215,14 @@ class CloudLink:
         """
         cloud = self.cloud
         if self.egress is not None:
-            admitted = self.egress.admit(request, cloud, note)
-            tally.sent = len(admitted.data)
-            response: VerifyResponse | GenerateResponse = _transmit(cloud, request, admitted.data)
-            tally.received = len(response.model_dump_json().encode())
-            self.egress.delivered(admitted, tally.received)
+            with self.egress.sending():
+                admitted = self.egress.admit(request, cloud, note)
+                tally.sent = len(admitted.data)
+                response: VerifyResponse | GenerateResponse
+                response = _transmit(cloud, request, admitted.data)
+                tally.received = len(response.model_dump_json().encode())
+                receipt = response.receipt.model_dump() if response.receipt else None
+                self.egress.delivered(admitted, tally.received, receipt)
             return response
         if isinstance(request, GenerateRequest):
             tally.sent = len(cloud.encode_generate(request))

@@ -95,7 +95,7 @@ class CityProbe(CloudVerifier):
 @contextmanager
 def undefended() -> Iterator[None]:
     """Recovery without the defence: the private term steers every candidate."""
-    with mock.patch("specsteer._methods.plausible_steering", lambda lp, _row0, _ids: lp):
+    with mock.patch("specsteer._recover.plausible_steering", lambda lp, _row0, _ids: lp):
         yield
 
 
