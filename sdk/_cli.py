@@ -90,6 +90,25 @@ PairOpt = Annotated[
     ),
 ]
 TinyOpt = Annotated[bool, typer.Option(help="Tiny test models built in code.", hidden=True)]
+RememberOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Store your own statements (first-person sentences, not questions or commands) as "
+        "memories once each turn is answered; they never leave the device."
+    ),
+]
+RememberTtlOpt = Annotated[
+    float | None,
+    typer.Option(min=1.0, help="Seconds until a remembered statement expires (with --remember)."),
+]
+
+
+def _remember(remember: bool, ttl: float | None) -> Any:
+    from specsteer import RememberPolicy
+
+    if ttl is not None and not remember:
+        _fail("--remember-ttl needs --remember")
+    return RememberPolicy(ttl=ttl) if remember else False
 
 
 def _cloud(cloud: str | None, cloud_model: str | None, wire: str) -> Any:
@@ -166,13 +185,18 @@ def chat(
     wire: WireOpt = "auto",
     pair: PairOpt = None,
     tiny: TinyOpt = False,
+    remember: RememberOpt = False,
+    remember_ttl: RememberTtlOpt = None,
 ) -> None:
     """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
     from specsteer.apps._assistants import build_assistant
 
     where = _cloud(cloud, cloud_model, wire)
+    policy = _remember(remember, remember_ttl)
     try:
-        assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+        )
     except SpecSteerError as e:
         _fail(e)
     history: list[dict[str, str]] = []
@@ -205,6 +229,8 @@ def chat(
             f"[dim]{s.new_tokens} tokens, {s.tokens_per_second:.1f} tok/s, "
             f"{s.acceptance_rate:.0%} of drafts accepted, {s.bytes_sent} B sent[/]"
         )
+        for text in result.remembered:
+            console.print(f"[dim]remembered: {text}[/]", highlight=False)
         history.append({"role": "assistant", "content": result.text})
 
 
@@ -484,6 +510,76 @@ def web(
             host=host,
             port=port,
             on_ready=lambda url: console.print(f"specsteer web: {url}  (Ctrl-C stops it)"),
+        )
+    except SpecSteerError as e:
+        _fail(e)
+
+
+@app.command()
+def gateway(
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user", "-u", help="Whose memories when a request names no user (its 'user' field)."
+        ),
+    ] = "me",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; any but loopback needs a token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8080,
+    remember: RememberOpt = False,
+    remember_ttl: RememberTtlOpt = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file whose first line is the bearer token clients must send (default: "
+            "$SPECSTEER_GATEWAY_TOKEN; required off loopback)."
+        ),
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option(help="The model id clients ask for (`model`).")
+    ] = "specsteer",
+    max_tokens: Annotated[
+        int, typer.Option(min=1, help="The longest answer a request may ask for.")
+    ] = 2048,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: Annotated[
+        bool, typer.Option(help="Tiny test models built in code (answers are noise).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
+    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps.gateway import gateway_token, run_gateway
+
+    from specsteer.cloud_adapter._server import is_loopback
+
+    where = _cloud(cloud, cloud_model, wire)
+    policy = _remember(remember, remember_ttl)
+    try:
+        token = gateway_token(token_file)
+        if token is None and not is_loopback(host):
+            _fail(
+                f"refusing to serve on {host} without a bearer token (answers draw on private "
+                "memories); set $SPECSTEER_GATEWAY_TOKEN or pass --token-file"
+            )
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+        )
+        console.print(describe(where, pair, tiny), highlight=False)
+        run_gateway(
+            assistant,
+            host=host,
+            port=port,
+            token=token,
+            model_name=model_name,
+            default_user=user,
+            max_tokens=max_tokens,
+            log_level=log_level,
+            on_ready=lambda url: console.print(f"specsteer gateway: {url}  (Ctrl-C stops it)"),
         )
     except SpecSteerError as e:
         _fail(e)
