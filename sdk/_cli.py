@@ -554,7 +554,6 @@ def gateway(
     """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
     from specsteer.apps._assistants import build_assistant, describe
     from specsteer.apps.gateway import gateway_token, run_gateway
-
     from specsteer.cloud_adapter._server import is_loopback
 
     where = _cloud(cloud, cloud_model, wire)
