@@ -13,7 +13,9 @@ from specsteer.cloud_adapter import InProcessVerifier, VerifyRequest, VerifyResp
 from specsteer.testing import TINY_WORDS, tiny_backend
 
 CANARIES = {"alice": "canary4h8s2d", "bob": "canary9q3z7w"}
-WORDS = (*TINY_WORDS, "locker", "code", *CANARIES.values())
+#: The fact told in one session and used in the next (tests/gateway/session.py).
+SESSION_CANARY = "canary6m1x8v"
+WORDS = (*TINY_WORDS, "locker", "code", *CANARIES.values(), SESSION_CANARY)
 
 
 def memory_of(user: str) -> str:
