@@ -278,6 +278,14 @@ def bench(
     subsystems: Annotated[
         bool, typer.Option(help="Also benchmark the memory store and the verify server.")
     ] = True,
+    gateway: Annotated[
+        bool,
+        typer.Option(
+            "--gateway",
+            help="Only measure the gateway's overhead: one request in process and through "
+            "`specsteer gateway` (whole and streamed).",
+        ),
+    ] = False,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
@@ -289,6 +297,10 @@ def bench(
 
     command = " ".join(["specsteer", *sys.argv[1:]])
     try:
+        if gateway:
+            where = _cloud(cloud, cloud_model, wire)
+            _bench_gateway(where, pair, tiny, quick, max_new_tokens, output, command)
+            return
         if cloud is not None:
             _bench_remote(_cloud(cloud, cloud_model, wire), pair, tiny, quick, output, command)
             return
@@ -339,6 +351,50 @@ def _bench_models(tiny: bool) -> Any:
     from specsteer.testing import tiny_backend
 
     return lambda _name: (tiny_backend(0), tiny_backend(1))
+
+
+def _bench_gateway(
+    where: Any,
+    pair: str | None,
+    tiny: bool,
+    quick: bool,
+    max_new_tokens: int | None,
+    output: Path | None,
+    command: str,
+) -> None:
+    """The gateway's overhead over the in-process assistant, on the pair (or tiny models)."""
+    from specsteer import Assistant
+    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps.gateway._bench import BENCH_NOTES, render_gateway_bench, run_gateway_bench
+    from specsteer.memory import HashEmbedder
+    from specsteer.memory.testing import InMemoryStore
+
+    built = build_assistant(cloud=where, pair=pair, tiny=tiny, progress=True)
+    store = InMemoryStore(embedder=HashEmbedder())  # the bench user's notes, nothing on disk
+    store.add_many("bench", list(BENCH_NOTES), progress=False)
+    # No privacy layer: the bench leaves nothing in the audit log (both ways alike).
+    assistant = Assistant(
+        built.device,
+        built.decoder.cloud,
+        memory=store,
+        user_id="bench",
+        config=built.config,
+        privacy=False,
+        wire=where.wire,
+    )
+    assistant.decoder.model = built.decoder.model
+    bench = run_gateway_bench(
+        assistant,
+        models=f"{describe(where, pair, tiny)} ({assistant.decoder.runtimes})",
+        max_new_tokens=max_new_tokens or (16 if quick else 64),
+        repeats=2 if quick else 3,
+        progress=lambda msg: console.print(f"[dim]{msg}[/]"),
+    )
+    doc = render_gateway_bench(bench, command)
+    console.print(doc, markup=False, highlight=False, soft_wrap=True)
+    if output is not None:
+        output.write_text(doc)
+        console.print(f"wrote {output}")
 
 
 def _bench_remote(
