@@ -60,6 +60,14 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
     return table
 
 
+GatewayBenchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gateway",
+        help="Only measure the gateway's overhead: one request in process and through "
+        "`specsteer gateway` (whole and streamed).",
+    ),
+]
 CloudOpt = Annotated[
     str | None,
     typer.Option(
@@ -278,14 +286,7 @@ def bench(
     subsystems: Annotated[
         bool, typer.Option(help="Also benchmark the memory store and the verify server.")
     ] = True,
-    gateway: Annotated[
-        bool,
-        typer.Option(
-            "--gateway",
-            help="Only measure the gateway's overhead: one request in process and through "
-            "`specsteer gateway` (whole and streamed).",
-        ),
-    ] = False,
+    gateway: GatewayBenchOpt = False,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
@@ -571,40 +572,36 @@ def web(
         _fail(e)
 
 
+GatewayUserOpt = Annotated[
+    str,
+    typer.Option("--user", "-u", help="Whose memories when a request names no user ('user')."),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A file whose first line is the bearer token clients must send (default: "
+        "$SPECSTEER_GATEWAY_TOKEN; required off loopback)."
+    ),
+]
+
+
 @app.command()
 def gateway(
-    user: Annotated[
-        str,
-        typer.Option(
-            "--user", "-u", help="Whose memories when a request names no user (its 'user' field)."
-        ),
-    ] = "me",
+    user: GatewayUserOpt = "me",
     host: Annotated[
         str, typer.Option(help="Address to listen on; any but loopback needs a token.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8080,
     remember: RememberOpt = False,
     remember_ttl: RememberTtlOpt = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A file whose first line is the bearer token clients must send (default: "
-            "$SPECSTEER_GATEWAY_TOKEN; required off loopback)."
-        ),
-    ] = None,
-    model_name: Annotated[
-        str, typer.Option(help="The model id clients ask for (`model`).")
-    ] = "specsteer",
-    max_tokens: Annotated[
-        int, typer.Option(min=1, help="The longest answer a request may ask for.")
-    ] = 2048,
+    token_file: TokenFileOpt = None,
+    model_name: Annotated[str, typer.Option(help="The model id clients ask for.")] = "specsteer",
+    max_tokens: Annotated[int, typer.Option(min=1, help="The longest answer allowed.")] = 2048,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
     pair: PairOpt = None,
-    tiny: Annotated[
-        bool, typer.Option(help="Tiny test models built in code (answers are noise).")
-    ] = False,
+    tiny: Annotated[bool, typer.Option(help="Tiny test models built in code (noise).")] = False,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
 ) -> None:
     """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
