@@ -160,3 +160,29 @@ def test_text_is_handed_out_once_it_cannot_change(
         i += len(batch)
         out.append("".join(p.text for p in token_pieces(text, ids)))
     assert out == expected
+
+
+def test_views_for_users_share_the_models_but_not_memories_or_placeholders() -> None:
+    from specsteer.memory.testing import InMemoryStore
+
+    store = InMemoryStore()
+    store.add("alice", "dinner in rome on friday")
+    a = assistant(memory=store, user_id="alice")
+    alice, bob = a.for_user("alice"), a.for_user("bob")
+    assert alice.decoder is bob.decoder is a.decoder and bob.user_id == "bob"
+    assert alice.retrieve("friday") and bob.retrieve("friday") == ""
+    alice.generate("call me at +31 6 1234 5678 about friday", max_new_tokens=4)
+    assert a.egress is not None and a.egress.restore("[PHONE_1]") != "[PHONE_1]"
+    bob.generate("what is my plan ?", max_new_tokens=4)
+    # Bob's answer can never have alice's number restored into it.
+    assert a.egress.restore("[PHONE_1]") == "[PHONE_1]"
+
+
+def test_for_user_needs_a_store_and_a_valid_user_id() -> None:
+    from specsteer import ConfigurationError
+    from specsteer.memory.testing import InMemoryStore
+
+    with pytest.raises(ConfigurationError):
+        assistant().for_user("bob")
+    with pytest.raises(InvalidInputError):
+        assistant(memory=InMemoryStore(), user_id="alice").for_user("")
