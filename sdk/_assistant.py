@@ -262,9 +262,9 @@ class Assistant:
         Answers of one assistant (and its :meth:`for_user` views) run one at a time, in the
         order they were asked for; a cancelled call leaves the queue, or ends its generation.
         """
-        stream = self.astream(query, context=context, **overrides)
-        async for _ in stream:
-            pass
+        async with self.astream(query, context=context, **overrides) as stream:
+            async for _ in stream:
+                pass
         assert stream.result is not None
         return stream.result
 
@@ -297,7 +297,7 @@ class Assistant:
             return Cut(self.egress.report() if self.egress is not None else None, stored)
 
         restore = self.egress.restore if self.egress is not None else str
-        text = AnswerText(self.device.decode, restore, stop)
+        text = AnswerText(self.device.decode, restore, (stop,) if isinstance(stop, str) else stop)
         return AnswerStream(self._answers, produce, on_cut, text)
 
     def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | None) -> Turn:

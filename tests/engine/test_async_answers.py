@@ -78,15 +78,16 @@ def test_answers_run_one_at_a_time_in_arrival_order() -> None:
 
 
 def counting(backend: TransformersBackend) -> list[int]:
-    """Count the token positions the backend computes (its ``forward`` calls)."""
+    """Count the token positions the backend computes (every pass goes through
+    ``forward_tail``)."""
     computed = [0]
-    forward = backend.forward
+    forward_tail = backend.forward_tail
 
-    def spy(ids: Sequence[int], cache: Any) -> Any:
+    def spy(ids: Sequence[int], cache: Any, rows: int) -> Any:
         computed[0] += len(ids)
-        return forward(ids, cache)
+        return forward_tail(ids, cache, rows)
 
-    backend.forward = spy  # type: ignore[method-assign]
+    backend.forward_tail = spy  # type: ignore[method-assign]
     return computed
 
 
@@ -107,7 +108,7 @@ def test_an_answer_given_up_mid_stream_ends_and_frees_the_queue() -> None:
     first, second = asyncio.run(main())
     assert first.result is None and second.stats.new_tokens >= 1
     # The first answer stopped within a round or two of being given up, far from its 2000.
-    assert computed[0] < 600
+    assert 0 < computed[0] < 600
 
 
 def test_a_stop_sequence_ends_the_answer_before_it() -> None:
@@ -186,3 +187,22 @@ def test_for_user_needs_a_store_and_a_valid_user_id() -> None:
         assistant().for_user("bob")
     with pytest.raises(InvalidInputError):
         assistant(memory=InMemoryStore(), user_id="alice").for_user("")
+
+
+def test_a_cancelled_agenerate_ends_its_generation() -> None:
+    device = tiny_backend(0)
+    computed = counting(device)
+    a = Assistant.in_process(device, tiny_backend(1))
+    long = {"max_new_tokens": 2000, "ignore_eos": True, "method": "device_only"}
+
+    async def main() -> Any:
+        task = asyncio.ensure_future(a.agenerate(QUERY, **long))
+        while computed[0] < 40:  # it is generating
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await asyncio.wait_for(a.agenerate(QUERY, max_new_tokens=4), 60)
+
+    assert asyncio.run(main()).stats.new_tokens >= 1
+    assert computed[0] < 600
