@@ -75,3 +75,16 @@ def test_the_documented_settings_are_the_gateways() -> None:
     text = " ".join(DOC.read_text().split())
     for name in KNOBS:
         assert f"`{name}`" in text, name
+
+
+def test_the_documented_specsteer_object_has_the_gateways_keys(gateway: Gateway) -> None:
+    import json
+
+    (documented,) = [json.loads(b) for b in blocks(DOC, "json")]
+    reply = gateway.client().chat.completions.create(
+        model="specsteer", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert list(documented) == list(reply.specsteer)  # type: ignore[attr-defined]
+    table = DOC.read_text().split("| key | what |")[1].split("\n\n")[0]
+    for key in documented:
+        assert f"`{key}`" in table, key

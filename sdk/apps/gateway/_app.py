@@ -96,7 +96,11 @@ def create_gateway(
         reply = Reply(call.model, user, len(assistant.device.encode_chat(call.chat)))
         stream = view.astream(call.chat, stop=call.stop, **call.overrides)
         if call.stream:
-            return _EventStream(_events(stream, call, reply), media_type="text/event-stream")
+            return _EventStream(
+                _events(stream, call, reply),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
         answered = await _unless_gone(request, _collect(stream, reply.user))
         if answered is None:
             return Response(status_code=499)  # nobody is there to read it
