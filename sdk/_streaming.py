@@ -218,6 +218,7 @@ class AnswerStream:
         self._task: asyncio.Future[None] | None = None
         self._pieces: asyncio.Queue[Piece | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended = False  # the end was handed out, or the answer given up
         self.result: GenerationResult | None = None
         self.cut: Cut | None = None
 
@@ -235,21 +236,31 @@ class AnswerStream:
         return self
 
     async def __anext__(self) -> Piece:
+        if self._ended:
+            raise StopAsyncIteration
         if self._pieces is None:
             self._start()
         assert self._pieces is not None and self._task is not None
         piece = await self._pieces.get()
         if piece is not None:
             return piece
-        await self._task  # the generation's own error, if it failed
+        if not self._ended:
+            self._ended = True
+            await self._task  # the generation's own error, if it failed
         raise StopAsyncIteration
 
     def cancel(self) -> None:
-        """Give the answer up: out of the queue if it waits, ended at its next tokens if it runs."""
+        """Give the answer up: out of the queue if it waits, ended at its next tokens if it runs.
+        Iterating it afterwards ends at once."""
+        if self._ended:
+            return
+        self._ended = True
         if self._ticket is not None:
             self._ticket.cancel()
         if self._task is not None:
             self._task.cancel()
+        if self._pieces is not None:
+            self._pieces.put_nowait(None)  # wakes a reader waiting for the next piece
 
     async def __aenter__(self) -> AnswerStream:
         return self

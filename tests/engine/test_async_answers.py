@@ -206,3 +206,19 @@ def test_a_cancelled_agenerate_ends_its_generation() -> None:
 
     assert asyncio.run(main()).stats.new_tokens >= 1
     assert computed[0] < 600
+
+
+def test_a_stream_ends_once_exhausted_or_given_up() -> None:
+    a = assistant()
+
+    async def main() -> tuple[list[Any], list[Any], list[Any]]:
+        done = a.astream(QUERY, max_new_tokens=4)
+        first = [p async for p in done]
+        again = [p async for p in done]  # exhausted: ends at once
+        given_up = a.astream(QUERY, max_new_tokens=4)
+        given_up.cancel()
+        never = [p async for p in given_up]  # given up before it started: never runs
+        return first, again, never
+
+    first, again, never = asyncio.run(main())
+    assert first and again == [] and never == []
