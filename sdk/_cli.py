@@ -388,7 +388,7 @@ def _bench_gateway(
         assistant,
         models=f"{describe(where, pair, tiny)} ({assistant.decoder.runtimes})",
         max_new_tokens=max_new_tokens or (16 if quick else 64),
-        repeats=2 if quick else 3,
+        repeats=2 if quick else 5,
         progress=lambda msg: console.print(f"[dim]{msg}[/]"),
     )
     doc = render_gateway_bench(bench, command)

@@ -4,7 +4,9 @@ Each repeat answers one request three ways, in turn: ``Assistant.generate`` in t
 whole completion from the gateway, and a streamed one (server-sent events read to ``[DONE]``).
 The gateway runs in a thread of this process on loopback, over real HTTP; every answer has the
 same length (``ignore_eos``) and the same seed. Tokens/s is the answer's tokens over the wall
-clock the caller waited; the report gives each way's median and its ratio to in process.
+clock the caller waited; CPU seconds are this process's (models, gateway and client all run in
+it), which other work on a shared machine disturbs less than the wall clock. The report gives
+each way's medians and their ratios to in process.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import httpx
 from specsteer._assistant import Assistant
 from specsteer.apps.gateway._app import create_gateway
 
-__all__ = ["BENCH_NOTES", "GatewayBench", "render_gateway_bench", "run_gateway_bench"]
+__all__ = ["BENCH_NOTES", "WAYS", "GatewayBench", "render_gateway_bench", "run_gateway_bench"]
 
 #: The bench user's private notes (the request retrieves them, in process and through the gateway).
 BENCH_NOTES = (
@@ -32,23 +34,26 @@ BENCH_NOTES = (
 BENCH_PROMPT = "Plan my Saturday morning."
 
 
+#: The ways an answer is asked for, in the order each repeat runs them.
+WAYS = ("in process (`Assistant.generate`)", "gateway, whole completion", "gateway, streamed (SSE)")
+
+
 @dataclass(frozen=True)
 class GatewayBench:
-    """Seconds per answer, each way, over the repeats."""
+    """Wall-clock and CPU seconds per answer, each way (as in :data:`WAYS`), over the repeats."""
 
     models: str
     tokens: int
-    in_process_s: tuple[float, ...]
-    gateway_s: tuple[float, ...]
-    streamed_s: tuple[float, ...]
+    wall_s: tuple[tuple[float, ...], ...]
+    cpu_s: tuple[tuple[float, ...], ...]
 
-    def rate(self, seconds: tuple[float, ...]) -> float:
-        """Tokens per second at the median time."""
-        return self.tokens / statistics.median(seconds)
+    def rate(self, way: int) -> float:
+        """Tokens per second of wall clock at the median time."""
+        return self.tokens / statistics.median(self.wall_s[way])
 
-    def ratio(self, seconds: tuple[float, ...]) -> float:
-        """A way's tokens/s over in process's."""
-        return self.rate(seconds) / self.rate(self.in_process_s)
+    def cpu(self, way: int) -> float:
+        """Median CPU seconds per answer."""
+        return statistics.median(self.cpu_s[way])
 
 
 def run_gateway_bench(
@@ -77,31 +82,32 @@ def run_gateway_bench(
     from specsteer.cloud_adapter import BackgroundServer
 
     server = BackgroundServer(create_gateway(assistant)).start()
-    times: dict[str, list[float]] = {"in_process": [], "gateway": [], "streamed": []}
+    times: list[list[tuple[float, float]]] = [[] for _ in WAYS]
     try:
         with httpx.Client(base_url=server.url + "/v1", timeout=600) as client:
+            ways: list[Callable[[], object]] = [
+                lambda: assistant.generate(chat, **settings),
+                lambda: _whole(client, body),
+                lambda: _streamed(client, body),
+            ]
             say("warm-up (in process)")
             assistant.generate(chat, **settings)
             for r in range(repeats):
                 say(f"repeat {r + 1}/{repeats}: in process, gateway, streamed")
-                times["in_process"].append(_timed(lambda: assistant.generate(chat, **settings)))
-                times["gateway"].append(_timed(lambda: _whole(client, body)))
-                times["streamed"].append(_timed(lambda: _streamed(client, body)))
+                for way, ask in enumerate(ways):
+                    times[way].append(_timed(ask))
     finally:
         server.stop()
-    return GatewayBench(
-        models,
-        max_new_tokens,
-        tuple(times["in_process"]),
-        tuple(times["gateway"]),
-        tuple(times["streamed"]),
-    )
+    wall = tuple(tuple(w for w, _ in t) for t in times)
+    cpu = tuple(tuple(c for _, c in t) for t in times)
+    return GatewayBench(models, max_new_tokens, wall, cpu)
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process, all threads) of ``fn()``."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def _whole(client: httpx.Client, body: dict[str, Any]) -> None:
@@ -121,23 +127,22 @@ def _streamed(client: httpx.Client, body: dict[str, Any]) -> None:
 
 def render_gateway_bench(bench: GatewayBench, command: str) -> str:
     """The results as a markdown section."""
-    rows = [
-        ("in process (`Assistant.generate`)", bench.in_process_s),
-        ("gateway, whole completion", bench.gateway_s),
-        ("gateway, streamed (SSE)", bench.streamed_s),
-    ]
     lines = [
         "# Gateway overhead",
         "",
         f"Produced by `{command}`: {bench.models}; one request ({bench.tokens} tokens, "
-        f"greedy, same seed) answered {len(bench.in_process_s)} times each way, in turn.",
+        f"greedy, same seed) answered {len(bench.wall_s[0])} times each way, in turn.",
         "",
-        "| way | tokens/s (median) | vs in process | seconds per answer |",
-        "|---|---:|---:|---|",
+        "| way | tokens/s (median) | vs in process | CPU s per answer (median) | vs in process "
+        "| wall-clock s per answer |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    for name, seconds in rows:
-        each = ", ".join(f"{s:.2f}" for s in seconds)
+    for way, name in enumerate(WAYS):
+        each = ", ".join(f"{s:.2f}" for s in bench.wall_s[way])
+        speed = bench.rate(way) / bench.rate(0)
+        cpu = bench.cpu(way) / bench.cpu(0)
         lines.append(
-            f"| {name} | {bench.rate(seconds):.2f} | {bench.ratio(seconds):.1%} | {each} |"
+            f"| {name} | {bench.rate(way):.2f} | {speed:.1%} | {bench.cpu(way):.2f} | "
+            f"{cpu:.1%} | {each} |"
         )
     return "\n".join(lines) + "\n"
