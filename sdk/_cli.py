@@ -237,8 +237,8 @@ def chat(
             f"[dim]{s.new_tokens} tokens, {s.tokens_per_second:.1f} tok/s, "
             f"{s.acceptance_rate:.0%} of drafts accepted, {s.bytes_sent} B sent[/]"
         )
-        for text in result.remembered:
-            console.print(f"[dim]remembered: {text}[/]", highlight=False)
+        for stored in result.remembered:
+            console.print(f"[dim]remembered: {stored}[/]", highlight=False)
         history.append({"role": "assistant", "content": result.text})
 
 
