@@ -16,8 +16,8 @@ from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._events import Finished, RoundEvent
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
-from specsteer._result import GenerationResult
-from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut, OnTokens
+from specsteer._result import GenerationResult, GenerationStats
+from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
@@ -98,13 +98,11 @@ class Assistant:
         if remember is not False and memory is None:
             raise ConfigurationError("remember=... needs a memory store; pass memory=...")
         #: How the user's statements are remembered; None: they are not.
-        self.remembering: RememberPolicy | None = (
-            remember
-            if isinstance(remember, RememberPolicy)
-            else RememberPolicy()
-            if remember
-            else None
-        )
+        self.remembering: RememberPolicy | None = None
+        if isinstance(remember, RememberPolicy):
+            self.remembering = remember
+        elif remember:
+            self.remembering = RememberPolicy()
         self._answers = AnswerQueue()
         self._isolated = False
 
@@ -286,18 +284,19 @@ class Assistant:
         """
         turns: list[Turn] = []
 
-        def produce(on_tokens: OnTokens) -> GenerationResult:
+        def produce() -> tuple[str, Iterator[RoundEvent]]:
             turns.append(self._turn(query, context))
             prompt, config = self._prepare(turns[0].query, turns[0].context, overrides)
-            answer = self.decoder.generate(prompt, config, on_tokens=on_tokens)
-            return self._answered(turns[0], answer)
+            return config.method, self._remembered(turns[0], self.decoder.stream(prompt, config))
 
-        def on_cut() -> Cut:
+        def on_cut(stats: GenerationStats) -> Cut:
             stored = self._remember_turn(turns[0]) if turns else ()
-            return Cut(self.egress.report() if self.egress is not None else None, stored)
+            return Cut(stats, self.egress.report() if self.egress is not None else None, stored)
 
         restore = self.egress.restore if self.egress is not None else str
-        text = AnswerText(self.device.decode, restore, (stop,) if isinstance(stop, str) else stop)
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)
+        eos = self.device.eos_token_ids
+        text = AnswerText(self.device.decode, restore, stops, eos)
         return AnswerStream(self._answers, produce, on_cut, text)
 
     def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | None) -> Turn:
@@ -308,13 +307,17 @@ class Assistant:
         return split_turn(query, context, self.retrieve)
 
     def _remembered(self, turn: Turn, events: Iterator[RoundEvent]) -> Iterator[RoundEvent]:
-        """``events``, the last one's result with what the turn stored."""
-        for event in events:
-            yield (
-                Finished(self._answered(turn, event.result))
-                if isinstance(event, Finished)
-                else event
-            )
+        """``events``, the last one's result with what the turn stored (closing this closes
+        ``events``: a generation left early ends)."""
+        try:
+            for event in events:
+                if isinstance(event, Finished):
+                    event = Finished(self._answered(turn, event.result))
+                yield event
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
 
     def _answered(self, turn: Turn, result: GenerationResult) -> GenerationResult:
         stored = self._remember_turn(turn)

@@ -2,12 +2,14 @@
 
 The models are not re-entrant, so an assistant's async answers run on one worker thread, in the
 order they were asked for (:class:`AnswerQueue`). An answer that is given up while it waits its
-turn leaves the queue; one given up while it runs is ended at its next tokens, and the next
+turn leaves the queue; one given up while it runs is ended at its next round event, and the next
 answer starts.
 
-An :class:`AnswerStream` runs the blocking generation on that thread and hands its output to the
-event loop as :class:`Piece` objects through an ``asyncio.Queue``. What a piece is made from is
-decided in one function, :func:`token_pieces`.
+An :class:`AnswerStream` runs the generation's round events (``Assistant.stream``) on that
+thread and hands the answer to the event loop as :class:`Piece` objects through an
+``asyncio.Queue``. What a piece is made from is decided in one function, :func:`token_pieces`.
+Ending an answer early (given up, or at a stop sequence) closes the event stream, and the
+events seen so far still fold into its statistics.
 """
 
 from __future__ import annotations
@@ -15,20 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from specsteer._errors import InvalidInputError
-from specsteer._result import GenerationResult
+from specsteer._events import Finished, RoundEvent, StatsFold, Tokens
+from specsteer._result import GenerationResult, GenerationStats
 from specsteer._wire import PARTIAL, IncrementalText
 
 __all__ = ["AnswerQueue", "AnswerStream", "AnswerText", "Cut", "Piece", "Ticket", "token_pieces"]
 
 T = TypeVar("T")
-OnTokens = Callable[[list[int]], None]
+#: Starts one answer (in its turn, on the worker thread): its method's name and its events.
+Produce = Callable[[], tuple[str, Iterator[RoundEvent]]]
 
 #: Characters after an unclosed ``[`` held back: a pseudonymized placeholder (``[PHONE_1]``)
 #: is restored only once it is whole.
@@ -50,13 +55,15 @@ class Piece:
 
 @dataclass(frozen=True)
 class Cut:
-    """What is known of an answer that ended at a stop sequence (it has no full result).
+    """An answer that ended at a stop sequence: what it cost up to there.
 
     Attributes:
+        stats: the rounds, payloads and times up to the stop (folded from its events).
         privacy: what left the device for it (a privacy report), when a privacy layer is attached.
         remembered: the user's statements stored anew for the turn.
     """
 
+    stats: GenerationStats
     privacy: Any | None
     remembered: tuple[str, ...] = ()
 
@@ -105,10 +112,6 @@ class AnswerQueue:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _Ended(Exception):
-    """Raised from the streaming callback to end a generation (stop sequence or cancel)."""
-
-
 class AnswerText:
     """The answer's text as its tokens arrive, and how much of it has been handed out.
 
@@ -122,9 +125,11 @@ class AnswerText:
         decode: Callable[[Sequence[int]], str],
         restore: Callable[[str], str],
         stop: Sequence[str] = (),
+        eos: frozenset[int] = frozenset(),
     ) -> None:
         self._text = IncrementalText(decode)
         self._restore = restore
+        self.eos = eos
         self.stop = tuple(stop)
         self.ids: list[int] = []
         self.pending: list[int] = []  # ids whose text has not been handed out yet
@@ -177,13 +182,15 @@ class AnswerText:
         return ids
 
 
-def token_pieces(answer: AnswerText, ids: list[int]) -> list[Piece]:
-    """The pieces the engine's newest output makes: the one place where it becomes pieces.
+def token_pieces(answer: AnswerText, event: RoundEvent) -> list[Piece]:
+    """The pieces a round event makes: the one place where the engine's output becomes pieces.
 
-    Today the engine reports token ids as they become final (``Assistant.generate``'s
-    ``on_tokens``); the ids are decoded and the text that can no longer change is one piece.
+    A :class:`~specsteer.Tokens` event's tokens are decoded (end tokens are not text), and the
+    text that can no longer change is one piece; the other events make none.
     """
-    text = answer.advance(ids)
+    if not isinstance(event, Tokens):
+        return []
+    text = answer.advance([t for t in event.ids if t not in answer.eos])
     return [Piece(text, answer.take_pending())] if text else []
 
 
@@ -192,7 +199,7 @@ class AnswerStream:
 
     Iterate it with ``async for piece in stream``; the generation starts at the first step and
     runs in its turn. Leaving early? Call :meth:`cancel` (or use ``async with``): a waiting
-    answer leaves the queue, a running one ends at its next tokens.
+    answer leaves the queue, a running one ends at its next round event.
 
     Attributes:
         result: the generation's result once the stream is exhausted; None when the answer
@@ -204,8 +211,8 @@ class AnswerStream:
     def __init__(
         self,
         queue: AnswerQueue,
-        produce: Callable[[OnTokens], GenerationResult],
-        on_cut: Callable[[], Cut],
+        produce: Produce,
+        on_cut: Callable[[GenerationStats], Cut],
         text: AnswerText,
     ) -> None:
         if any(not isinstance(s, str) or not s for s in text.stop):
@@ -250,7 +257,7 @@ class AnswerStream:
         raise StopAsyncIteration
 
     def cancel(self) -> None:
-        """Give the answer up: out of the queue if it waits, ended at its next tokens if it runs.
+        """Give the answer up: out of the queue if it waits, ended at its next event if it runs.
         Iterating it afterwards ends at once."""
         if self._ended:
             return
@@ -283,26 +290,36 @@ class AnswerStream:
 
     def _job(self, cancel: threading.Event) -> None:
         answer = self._answer
-
-        def on_tokens(ids: list[int]) -> None:
-            if cancel.is_set():
-                raise _Ended
-            for piece in token_pieces(answer, ids):
-                self._put(piece)
-            if answer.stopped_at is not None:
-                raise _Ended
-
+        t0 = time.perf_counter()
         try:
+            method, events = self._produce()
+            fold = StatsFold(method)
             try:
-                result = self._produce(on_tokens)
-            except _Ended:
-                if answer.stopped_at is None:
-                    return  # given up: nobody reads the rest
-                self.cut = self._on_cut()
-                return
-            rest = answer.finish(result.text)
-            if rest:
-                self._put(Piece(rest, answer.take_pending()))
-            self.result = result
+                for event in events:
+                    if isinstance(event, Finished):
+                        self._finish(event.result)
+                        return
+                    fold.add(event)
+                    for piece in token_pieces(answer, event):
+                        self._put(piece)
+                    if answer.stopped_at is not None:
+                        self.cut = self._on_cut(fold.stats(time.perf_counter() - t0))
+                        return
+                    if cancel.is_set():
+                        return  # given up: nobody reads the rest
+            finally:
+                _close(events)  # ends a generation left early
         finally:
             self._put(None)
+
+    def _finish(self, result: GenerationResult) -> None:
+        rest = self._answer.finish(result.text)
+        if rest:
+            self._put(Piece(rest, self._answer.take_pending()))
+        self.result = result
+
+
+def _close(events: Iterator[RoundEvent]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from specsteer import Assistant, InvalidInputError
+from specsteer._events import Exchange, Round, Tokens
 from specsteer._streaming import AnswerQueue, AnswerText, token_pieces
 from specsteer.backends import TransformersBackend
 from specsteer.testing import tiny_backend
@@ -126,6 +127,9 @@ def test_a_stop_sequence_ends_the_answer_before_it() -> None:
     assert text == s.text == expected
     assert s.result is None and s.stopped_at == stop
     assert s.cut is not None and s.cut.privacy.payloads >= 1
+    # Its figures are those of the rounds up to the stop.
+    assert 0 < len(s.cut.stats.rounds) <= 24 and s.cut.stats.method == "specsteer"
+    assert s.cut.stats.cloud_calls == s.cut.privacy.payloads
 
 
 def test_an_empty_stop_sequence_is_refused() -> None:
@@ -159,8 +163,16 @@ def test_text_is_handed_out_once_it_cannot_change(
     for batch in tokens:
         ids = list(range(i, i + len(batch)))
         i += len(batch)
-        out.append("".join(p.text for p in token_pieces(text, ids)))
+        out.append("".join(p.text for p in token_pieces(text, Tokens(tuple(ids), "device"))))
     assert out == expected
+
+
+def test_only_tokens_make_pieces_and_end_tokens_are_not_text() -> None:
+    text = AnswerText(lambda ids: " ".join(f"w{i}" for i in ids), str, eos=frozenset({9}))
+    assert token_pieces(text, Round(drafted=(1, 2), accepted=1, recovered=True)) == []
+    assert token_pieces(text, Exchange(bytes_sent=10, bytes_received=5, seconds=0.1)) == []
+    (piece,) = token_pieces(text, Tokens((1, 2, 9), "accepted"))
+    assert piece.text == "w1 w2" and piece.token_ids == (1, 2)
 
 
 def test_views_for_users_share_the_models_but_not_memories_or_placeholders() -> None:

@@ -116,8 +116,10 @@ def test_a_stop_sequence_ends_the_answer_before_it(gateway: Gateway) -> None:
     assert reply.choices[0].message.content == full[: full.index(stop)]
     assert reply.choices[0].finish_reason == "stop"
     figures = reply.specsteer  # type: ignore[attr-defined]
-    assert figures["stopped_at"] == stop and figures["rounds"] is None
-    assert figures["payloads"] >= 0 and len(figures["audit_seqs"]) == figures["payloads"]
+    assert figures["stopped_at"] == stop and figures["method"] == "specsteer"
+    # The figures up to the stop: the rounds that wrote the answer, the payloads they sent.
+    assert 1 <= figures["rounds"] <= 12 and figures["cloud_calls"] == figures["payloads"]
+    assert figures["payloads"] == len(gateway.cloud.received) == len(figures["audit_seqs"])
 
 
 def test_specsteer_settings_come_as_extra_body_fields(gateway: Gateway) -> None:

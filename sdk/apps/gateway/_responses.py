@@ -46,14 +46,11 @@ def _finish(stream: AnswerStream) -> str:
 
 
 def specsteer_view(stream: AnswerStream, user: str | None) -> dict[str, Any]:
-    """How the answer was made and what left the device (counts only, never private text).
-
-    For an answer that ended at a stop sequence the round figures are None: the generation was
-    cut short and reports only what left the device.
-    """
+    """How the answer was made and what left the device (counts only, never private text);
+    for an answer that ended at a stop sequence, up to the stop."""
     result, cut = stream.result, stream.cut
     privacy = result.privacy if result is not None else (cut.privacy if cut else None)
-    stats = result.stats if result is not None else None
+    stats = result.stats if result is not None else (cut.stats if cut else None)
     return {
         "user": user,
         "method": stats.method if stats else None,
