@@ -61,6 +61,7 @@ demo-web: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/specsteer bench --output docs/benchmarks.md
+	$(BIN)/specsteer bench --gateway --output docs/gateway-bench.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdk memory privacy cloud_adapter tests examples

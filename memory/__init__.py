@@ -14,6 +14,7 @@ from specsteer.memory._errors import CorruptedMemoryError, MemoryNotFoundError, 
 from specsteer.memory._export import EXPORT_FORMAT, export_memories, import_memories
 from specsteer.memory._ingest import ingest_notes, ingest_transcript
 from specsteer.memory._sentence import SentenceTransformerEmbedder, bundled_minilm_path
+from specsteer.memory._statements import Statements, personal_statements, split_statements
 from specsteer.memory._types import Memory, MemoryInput, MetadataValue, SearchHit
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MetadataValue",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "Statements",
     "UserForgottenError",
     "build_context",
     "bundled_minilm_path",
@@ -38,4 +40,6 @@ __all__ = [
     "import_memories",
     "ingest_notes",
     "ingest_transcript",
+    "personal_statements",
+    "split_statements",
 ]

@@ -50,7 +50,9 @@ from specsteer._models import (
     load_smollm2,
 )
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
+from specsteer._remember import RememberPolicy
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
+from specsteer._streaming import AnswerStream, Cut, Piece
 from specsteer.backends import KVStream, ModelBackend, TransformersBackend
 
 __all__ = [
@@ -60,9 +62,11 @@ __all__ = [
     "METHODS",
     "METHOD_NAMES",
     "PAIRS",
+    "AnswerStream",
     "Assistant",
     "CloudError",
     "ConfigurationError",
+    "Cut",
     "Decoder",
     "DegenerateScoresError",
     "DeviceWork",
@@ -81,10 +85,12 @@ __all__ = [
     "MissingDependencyError",
     "ModelBackend",
     "ModelLoadError",
+    "Piece",
     "PrivacyViolation",
     "PrivateEgress",
     "Prompt",
     "ProtocolError",
+    "RememberPolicy",
     "Round",
     "RoundEvent",
     "RoundStat",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -11,9 +13,11 @@ from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
-from specsteer._events import RoundEvent
+from specsteer._events import Finished, RoundEvent
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
-from specsteer._result import GenerationResult
+from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
+from specsteer._result import GenerationResult, GenerationStats
+from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
@@ -44,6 +48,9 @@ class Assistant:
             that matter better than a long one with distractors (docs/evaluation.md).
         wire: how drafts travel (see :class:`Decoder`): ``'auto'``, ``'ids'`` (shared
             tokenizer) or ``'text'`` (cross-vocabulary mode).
+        remember: store the user's own statements from each answered turn as memories
+            (``True``, or a :class:`RememberPolicy`); they are kept out of what the cloud sees.
+            Needs ``memory``. Off by default.
 
     Example:
         >>> from specsteer.testing import tiny_backend
@@ -66,6 +73,7 @@ class Assistant:
         context_tokens: int = 256,
         memory_k: int = 4,
         wire: Wire = "auto",
+        remember: bool | RememberPolicy = False,
     ) -> None:
         if memory is not None and not user_id:
             raise ConfigurationError("a memory store needs user_id=... (whose memories to use)")
@@ -87,6 +95,16 @@ class Assistant:
             egress = None
         self.egress = egress
         self.decoder = Decoder(device, cloud, egress=egress, wire=wire)
+        if remember is not False and memory is None:
+            raise ConfigurationError("remember=... needs a memory store; pass memory=...")
+        #: How the user's statements are remembered; None: they are not.
+        self.remembering: RememberPolicy | None = None
+        if isinstance(remember, RememberPolicy):
+            self.remembering = remember
+        elif remember:
+            self.remembering = RememberPolicy()
+        self._answers = AnswerQueue()
+        self._isolated = False
 
     @classmethod
     def in_process(
@@ -142,14 +160,16 @@ class Assistant:
             **overrides: fields of :class:`GenerationConfig` for this call (e.g. ``lam=0.3``).
 
         Returns:
-            The result; ``result.privacy`` reports what left the device.
+            The result; ``result.privacy`` reports what left the device, ``result.remembered``
+            the statements stored (with ``remember``).
 
         Raises:
             InvalidInputError: empty query or malformed messages.
             ConfigurationError: an unknown or invalid override.
         """
-        prompt, config = self._prepare(query, context, overrides)
-        return self.decoder.generate(prompt, config, on_tokens=on_tokens)
+        turn = self._turn(query, context)
+        prompt, config = self._prepare(turn.query, turn.context, overrides)
+        return self._answered(turn, self.decoder.generate(prompt, config, on_tokens=on_tokens))
 
     def stream(
         self,
@@ -182,8 +202,9 @@ class Assistant:
             >>> "".join(pieces).strip() == result.text
             True
         """
-        prompt, config = self._prepare(query, context, overrides)
-        return self.decoder.stream(prompt, config)
+        turn = self._turn(query, context)
+        prompt, config = self._prepare(turn.query, turn.context, overrides)
+        return self._remembered(turn, self.decoder.stream(prompt, config))
 
     def _prepare(
         self,
@@ -204,6 +225,109 @@ class Assistant:
             self.egress.begin(private)
         return prompt, config
 
+    # -- turns remembered, other users, the async API ----------------------------------------------
+
+    def for_user(self, user_id: str) -> Assistant:
+        """This assistant for another user of its memory store.
+
+        The view shares the models, the cloud, the egress door and the queue of async answers,
+        and uses ``user_id``'s memories. Pseudonymized values of one turn are never restored into
+        another's. Answer through :meth:`agenerate` / :meth:`astream` (one answer at a time
+        across all views) or serialize calls to :meth:`generate` yourself.
+
+        Raises:
+            ConfigurationError: the assistant has no memory store.
+            InvalidInputError: a malformed user id.
+        """
+        from specsteer.memory._validate import check_user_id
+
+        if self.memory is None:
+            raise ConfigurationError("for_user needs an assistant with a memory store")
+        view = copy.copy(self)
+        view.user_id = check_user_id(user_id)
+        view._isolated = True
+        return view
+
+    async def agenerate(
+        self,
+        query: str | Sequence[Mapping[str, str]],
+        *,
+        context: str | None = None,
+        **overrides: Any,
+    ) -> GenerationResult:
+        """:meth:`generate` for async code: the answer runs on a worker thread in its turn.
+
+        Answers of one assistant (and its :meth:`for_user` views) run one at a time, in the
+        order they were asked for; a cancelled call leaves the queue, or ends its generation.
+        """
+        async with self.astream(query, context=context, **overrides) as stream:
+            async for _ in stream:
+                pass
+        assert stream.result is not None
+        return stream.result
+
+    def astream(
+        self,
+        query: str | Sequence[Mapping[str, str]],
+        *,
+        context: str | None = None,
+        stop: Sequence[str] = (),
+        **overrides: Any,
+    ) -> AnswerStream:
+        """Stream an answer: ``async for piece in assistant.astream(...)`` yields :class:`Piece`
+        objects as the text becomes final; ``stream.result`` holds the result afterwards.
+
+        Args:
+            query, context, **overrides: as for :meth:`generate`.
+            stop: end the answer before the first of these strings (the answer then has no
+                full result: ``stream.cut`` says what left the device and what was remembered).
+        """
+        turns: list[Turn] = []
+
+        def produce() -> tuple[str, Iterator[RoundEvent]]:
+            turns.append(self._turn(query, context))
+            prompt, config = self._prepare(turns[0].query, turns[0].context, overrides)
+            return config.method, self._remembered(turns[0], self.decoder.stream(prompt, config))
+
+        def on_cut(stats: GenerationStats) -> Cut:
+            stored = self._remember_turn(turns[0]) if turns else ()
+            return Cut(stats, self.egress.report() if self.egress is not None else None, stored)
+
+        restore = self.egress.restore if self.egress is not None else str
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)
+        eos = self.device.eos_token_ids
+        text = AnswerText(self.device.decode, restore, stops, eos)
+        return AnswerStream(self._answers, produce, on_cut, text)
+
+    def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | None) -> Turn:
+        if self._isolated and self.egress is not None:
+            self.egress.guard.pseudonymizer.clear()  # another user's placeholders stay theirs
+        if self.remembering is None:
+            return Turn(query, context)
+        return split_turn(query, context, self.retrieve)
+
+    def _remembered(self, turn: Turn, events: Iterator[RoundEvent]) -> Iterator[RoundEvent]:
+        """``events``, the last one's result with what the turn stored (closing this closes
+        ``events``: a generation left early ends)."""
+        try:
+            for event in events:
+                if isinstance(event, Finished):
+                    event = Finished(self._answered(turn, event.result))
+                yield event
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+
+    def _answered(self, turn: Turn, result: GenerationResult) -> GenerationResult:
+        stored = self._remember_turn(turn)
+        return replace(result, remembered=stored) if stored else result
+
+    def _remember_turn(self, turn: Turn) -> tuple[str, ...]:
+        if self.remembering is None or self.memory is None or self.user_id is None:
+            return ()
+        return remember_turn(self.memory, self.user_id, turn, self.remembering)
+
     def _config(self, overrides: Mapping[str, Any]) -> GenerationConfig:
         if not overrides:
             return self.config
@@ -213,7 +337,8 @@ class Assistant:
             raise ConfigurationError(f"invalid generation setting: {e}") from e
 
     def close(self) -> None:
-        """Release the cloud connection."""
+        """Release the cloud connection (and drop async answers still waiting)."""
+        self._answers.close()
         if self.decoder.cloud is not None:
             self.decoder.cloud.close()
 

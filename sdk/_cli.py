@@ -60,6 +60,14 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
     return table
 
 
+GatewayBenchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gateway",
+        help="Only measure the gateway's overhead: one request in process and through "
+        "`specsteer gateway` (whole and streamed).",
+    ),
+]
 CloudOpt = Annotated[
     str | None,
     typer.Option(
@@ -90,6 +98,25 @@ PairOpt = Annotated[
     ),
 ]
 TinyOpt = Annotated[bool, typer.Option(help="Tiny test models built in code.", hidden=True)]
+RememberOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Store your own statements (first-person sentences, not questions or commands) as "
+        "memories once each turn is answered; they never leave the device."
+    ),
+]
+RememberTtlOpt = Annotated[
+    float | None,
+    typer.Option(min=1.0, help="Seconds until a remembered statement expires (with --remember)."),
+]
+
+
+def _remember(remember: bool, ttl: float | None) -> Any:
+    from specsteer import RememberPolicy
+
+    if ttl is not None and not remember:
+        _fail("--remember-ttl needs --remember")
+    return RememberPolicy(ttl=ttl) if remember else False
 
 
 def _cloud(cloud: str | None, cloud_model: str | None, wire: str) -> Any:
@@ -166,13 +193,18 @@ def chat(
     wire: WireOpt = "auto",
     pair: PairOpt = None,
     tiny: TinyOpt = False,
+    remember: RememberOpt = False,
+    remember_ttl: RememberTtlOpt = None,
 ) -> None:
     """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
     from specsteer.apps._assistants import build_assistant
 
     where = _cloud(cloud, cloud_model, wire)
+    policy = _remember(remember, remember_ttl)
     try:
-        assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+        )
     except SpecSteerError as e:
         _fail(e)
     history: list[dict[str, str]] = []
@@ -205,6 +237,8 @@ def chat(
             f"[dim]{s.new_tokens} tokens, {s.tokens_per_second:.1f} tok/s, "
             f"{s.acceptance_rate:.0%} of drafts accepted, {s.bytes_sent} B sent[/]"
         )
+        for stored in result.remembered:
+            console.print(f"[dim]remembered: {stored}[/]", highlight=False)
         history.append({"role": "assistant", "content": result.text})
 
 
@@ -252,6 +286,7 @@ def bench(
     subsystems: Annotated[
         bool, typer.Option(help="Also benchmark the memory store and the verify server.")
     ] = True,
+    gateway: GatewayBenchOpt = False,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
     wire: WireOpt = "auto",
@@ -263,6 +298,10 @@ def bench(
 
     command = " ".join(["specsteer", *sys.argv[1:]])
     try:
+        if gateway:
+            where = _cloud(cloud, cloud_model, wire)
+            _bench_gateway(where, pair, tiny, quick, max_new_tokens, output, command)
+            return
         if cloud is not None:
             _bench_remote(_cloud(cloud, cloud_model, wire), pair, tiny, quick, output, command)
             return
@@ -313,6 +352,50 @@ def _bench_models(tiny: bool) -> Any:
     from specsteer.testing import tiny_backend
 
     return lambda _name: (tiny_backend(0), tiny_backend(1))
+
+
+def _bench_gateway(
+    where: Any,
+    pair: str | None,
+    tiny: bool,
+    quick: bool,
+    max_new_tokens: int | None,
+    output: Path | None,
+    command: str,
+) -> None:
+    """The gateway's overhead over the in-process assistant, on the pair (or tiny models)."""
+    from specsteer import Assistant
+    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps.gateway._bench import BENCH_NOTES, render_gateway_bench, run_gateway_bench
+    from specsteer.memory import HashEmbedder
+    from specsteer.memory.testing import InMemoryStore
+
+    built = build_assistant(cloud=where, pair=pair, tiny=tiny, progress=True)
+    store = InMemoryStore(embedder=HashEmbedder())  # the bench user's notes, nothing on disk
+    store.add_many("bench", list(BENCH_NOTES), progress=False)
+    # No privacy layer: the bench leaves nothing in the audit log (both ways alike).
+    assistant = Assistant(
+        built.device,
+        built.decoder.cloud,
+        memory=store,
+        user_id="bench",
+        config=built.config,
+        privacy=False,
+        wire=where.wire,
+    )
+    assistant.decoder.model = built.decoder.model
+    bench = run_gateway_bench(
+        assistant,
+        models=f"{describe(where, pair, tiny)} ({assistant.decoder.runtimes})",
+        max_new_tokens=max_new_tokens or (16 if quick else 64),
+        repeats=2 if quick else 5,
+        progress=lambda msg: console.print(f"[dim]{msg}[/]"),
+    )
+    doc = render_gateway_bench(bench, command)
+    console.print(doc, markup=False, highlight=False, soft_wrap=True)
+    if output is not None:
+        output.write_text(doc)
+        console.print(f"wrote {output}")
 
 
 def _bench_remote(
@@ -507,6 +590,71 @@ def web(
             port=port,
             allowed_hosts=allowed_host or (),
             on_ready=lambda url: print(f"specsteer web: {url}  (Ctrl-C stops it)", flush=True),
+        )
+    except SpecSteerError as e:
+        _fail(e)
+
+
+GatewayUserOpt = Annotated[
+    str,
+    typer.Option("--user", "-u", help="Whose memories when a request names no user ('user')."),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A file whose first line is the bearer token clients must send (default: "
+        "$SPECSTEER_GATEWAY_TOKEN; required off loopback)."
+    ),
+]
+
+
+@app.command()
+def gateway(
+    user: GatewayUserOpt = "me",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; any but loopback needs a token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, help="Port (0 picks a free one).")] = 8080,
+    remember: RememberOpt = False,
+    remember_ttl: RememberTtlOpt = None,
+    token_file: TokenFileOpt = None,
+    model_name: Annotated[str, typer.Option(help="The model id clients ask for.")] = "specsteer",
+    max_tokens: Annotated[int, typer.Option(min=1, help="The longest answer allowed.")] = 2048,
+    cloud: CloudOpt = None,
+    cloud_model: CloudModelOpt = None,
+    wire: WireOpt = "auto",
+    pair: PairOpt = None,
+    tiny: Annotated[bool, typer.Option(help="Tiny test models built in code (noise).")] = False,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
+    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps.gateway import gateway_token, run_gateway
+    from specsteer.cloud_adapter._server import is_loopback
+
+    where = _cloud(cloud, cloud_model, wire)
+    policy = _remember(remember, remember_ttl)
+    try:
+        token = gateway_token(token_file)
+        if token is None and not is_loopback(host):
+            _fail(
+                f"refusing to serve on {host} without a bearer token (answers draw on private "
+                "memories); set $SPECSTEER_GATEWAY_TOKEN or pass --token-file"
+            )
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+        )
+        console.print(describe(where, pair, tiny), highlight=False)
+        run_gateway(
+            assistant,
+            host=host,
+            port=port,
+            token=token,
+            model_name=model_name,
+            default_user=user,
+            max_tokens=max_tokens,
+            log_level=log_level,
+            on_ready=lambda url: console.print(f"specsteer gateway: {url}  (Ctrl-C stops it)"),
         )
     except SpecSteerError as e:
         _fail(e)

@@ -106,3 +106,5 @@ class GenerationResult:
     stats: GenerationStats
     #: What left the device (a privacy report), when a privacy layer is attached.
     privacy: Any | None = field(default=None)
+    #: The user's statements this turn stored as new memories (``Assistant(remember=...)``).
+    remembered: tuple[str, ...] = ()

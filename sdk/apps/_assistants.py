@@ -22,6 +22,7 @@ from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
 if TYPE_CHECKING:
     from specsteer._engine import Wire
+    from specsteer._remember import RememberPolicy
     from specsteer.memory import MemoryStore
 
 __all__ = [
@@ -153,6 +154,7 @@ def build_assistant(
     user_id: str | None = None,
     memory: MemoryStore | None = None,
     progress: bool = False,
+    remember: bool | RememberPolicy = False,
 ) -> Assistant:
     """An assistant over an embedded pair (or tiny models), its cloud in process or over HTTP.
 
@@ -164,6 +166,7 @@ def build_assistant(
         user_id: whose memories steer the answers.
         memory: the store (opened under ``$SPECSTEER_HOME`` when ``user_id`` is given).
         progress: show a spinner while models load.
+        remember: store the user's statements from each answered turn (needs ``user_id``).
 
     Raises:
         ConfigurationError: an unknown pair, a malformed URL, another model served.
@@ -188,6 +191,7 @@ def build_assistant(
         user_id=user_id,
         config=None if tiny else DEFAULT_CONFIG,
         wire=cloud.wire,
+        remember=remember,
     )
     if cloud.model is not None:
         assistant.decoder.model = cloud.model
