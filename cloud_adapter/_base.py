@@ -181,7 +181,32 @@ def check_response(
     strings = response.top_k.strings
     if strings is not None and len(set(strings)) != len(strings):
         raise ProtocolError("top-k strings repeat")
+    _check_samples(request, response, vocab_size)
+    judged = response.judged
+    if judged is not None and not response.n_accepted < judged <= request.n_draft + 1:
+        raise ProtocolError(
+            f"judged={judged} must lie past n_accepted={response.n_accepted} and within the "
+            f"draft's {request.n_draft} units (and its end)"
+        )
     return response
+
+
+def _check_samples(
+    request: VerifyRequest, response: VerifyResponse, vocab_size: int | None
+) -> None:
+    """Draws the request did not ask for, more than it asked for, or ids outside the
+    vocabulary are refused."""
+    samples = response.samples
+    if samples is None:
+        return
+    if not isinstance(request.draft, TokenIds) or len(samples.ids) > request.params.samples:
+        raise ProtocolError(
+            f"the cloud sent {len(samples.ids)} draws; the request asked for "
+            f"{request.params.samples if isinstance(request.draft, TokenIds) else 0}"
+        )
+    bad = [i for i in samples.ids if vocab_size is not None and i >= vocab_size]
+    if bad:
+        raise ProtocolError(f"drawn id {bad[0]} is outside the vocabulary ({vocab_size})")
 
 
 def check_generate_response(

@@ -20,10 +20,12 @@ from specsteer.cloud_adapter._generate import generate_answer
 from specsteer.cloud_adapter.protocol import (
     GenerateRequest,
     GenerateResponse,
+    Samples,
     Text,
     TokenIds,
     TopK,
     Usage,
+    VerifyParams,
     VerifyRequest,
     VerifyResponse,
 )
@@ -139,6 +141,7 @@ class VerifierCore:
             request_id=request.request_id,
             n_accepted=verdict.n_accepted,
             top_k=TopK(ids=ids, logprobs=logprobs),
+            samples=_samples(lp_llm[verdict.n_accepted], params),
             usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(draft) + 1),
         )
 
@@ -179,6 +182,7 @@ class VerifierCore:
             request_id=request.request_id,
             n_accepted=text.segs[n_seg - 1].unit_hi if n_seg else 0,
             top_k=TopK(strings=strings, logprobs=logprobs),
+            judged=text.segs[n_seg].unit_hi if n_seg < len(text.segs) else None,
             usage=Usage(
                 server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(text.block) + 1
             ),
@@ -322,3 +326,18 @@ def _check_finite(lp: torch.Tensor) -> None:
             "the cloud model produced NaN scores: a temperature this close to 0 overflows "
             "(use a larger temperature, or greedy=True), or the model's weights are broken"
         )
+
+
+#: Mixed into the request's seed for the draws it asks for, apart from the ratio test's.
+_SAMPLES_SEED = 0x5A3C_96E1
+
+
+def _samples(lp_row: torch.Tensor, params: VerifyParams) -> Samples | None:
+    """The draws from the whole ``[V]`` row that ``params.samples`` asks for (sampled mode)."""
+    if not params.samples or params.greedy:
+        return None
+    gen = None
+    if params.seed is not None:
+        gen = torch.Generator().manual_seed((params.seed ^ _SAMPLES_SEED) % 2**63)
+    ids, logprobs = fusion.draw_samples(lp_row, params.samples, gen)
+    return Samples(ids=ids, logprobs=logprobs)

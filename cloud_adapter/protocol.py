@@ -48,6 +48,8 @@ T = TypeVar("T")
 MAX_DRAFT = 64
 #: Largest top-k the cloud returns.
 MAX_TOP_K = 1000
+#: The most draws a verify response carries (see ``VerifyParams.samples``).
+MAX_SAMPLES = 64
 #: Most tokens one generate request may ask for.
 MAX_NEW_TOKENS = 32_768
 
@@ -144,6 +146,14 @@ class VerifyParams(_Sampling):
     target: Literal["fused", "llm"] = Field(
         default="fused",
         description="'fused': SpecSteer ratio test; 'llm': standard speculative decoding.",
+    )
+    samples: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SAMPLES,
+        description="Draws from the cloud's whole distribution at the position the verdict "
+        "names, returned beside the top-k: with them the device samples standard speculative "
+        "decoding's correction exactly (0: none).",
     )
 
     @property
@@ -243,6 +253,23 @@ class TopK(_Wire):
         return self
 
 
+class Samples(_Wire):
+    """Independent draws from the cloud's whole distribution at one position, in draw order
+    (a token may repeat), each with its log-probability."""
+
+    ids: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=MAX_SAMPLES)
+    logprobs: list[float] = Field(min_length=1, max_length=MAX_SAMPLES)
+
+    @model_validator(mode="after")
+    def _check(self) -> Samples:
+        if len(self.ids) != len(self.logprobs):
+            raise ValueError("samples need one logprob per draw")
+        for lp in self.logprobs:
+            if not (math.isfinite(lp) and lp <= 1e-6):
+                raise ValueError("sample logprobs must be finite log-probabilities (<= 0)")
+        return self
+
+
 class Usage(_Wire):
     """What the cloud spent on the request."""
 
@@ -270,6 +297,18 @@ class VerifyResponse(_Wire):
     request_id: str = Field(min_length=1, max_length=128)
     n_accepted: int = Field(ge=0, le=MAX_DRAFT)
     top_k: TopK
+    judged: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DRAFT + 1,
+        description="Text mode: the draft units the verdict read, through the end of the "
+        "segment it rejected (a segment may span several units); None: not said.",
+    )
+    samples: Samples | None = Field(
+        default=None,
+        description="Independent draws from the cloud's whole distribution at position "
+        "n_accepted, when the request asked for them (params.samples).",
+    )
     usage: Usage = Field(default_factory=Usage)
     receipt: Receipt | None = Field(default=None, description="Signed by the server.")
 

@@ -26,6 +26,8 @@ __all__ = ["Drafter", "gather", "no_eos"]
 
 #: Mixes the answer position into a draft seed (a 64-bit odd constant).
 _GOLDEN = 0x9E3779B97F4A7C15
+#: Mixes in how often a position was drawn again after a rejection that depended on it.
+_REDRAW = 0xD1B54A32D192ED03
 
 
 class Drafter:
@@ -69,6 +71,7 @@ class Drafter:
         self._stream = self.public if public_drafter else self.private
         self._prompt = self.public_ids if public_drafter else self.private_ids
         self._top_p = cfg.top_p if spec.draft_top_p is None else spec.draft_top_p
+        self._redraws: dict[int, int] = {}
 
     # -- drafts ------------------------------------------------------------------------------
 
@@ -214,9 +217,18 @@ class Drafter:
         lp = self.row(self.private, self.private_ids, answer.tokens)
         return self.draw(lp, len(answer.tokens), self.cfg.top_p)
 
+    def redraw(self, positions: range) -> None:
+        """Draw these answer positions afresh next time: a text-mode unit was rejected as a
+        whole, so its tokens past the recovery were judged too, and drawing them again from the
+        same seed would repeat what the cloud just rejected."""
+        for p in positions:
+            self._redraws[p] = self._redraws.get(p, 0) + 1
+
     def draw(self, lp: torch.Tensor, position: int, top_p: float | None = None) -> int:
-        """A token at answer ``position``, from a generator seeded by that position."""
-        gen = torch.Generator().manual_seed((self.seed + position * _GOLDEN) % 2**63)
+        """A token at answer ``position``, from a generator seeded by that position (and by how
+        often it was drawn again, see :meth:`redraw`)."""
+        seed = self.seed + position * _GOLDEN + self._redraws.get(position, 0) * _REDRAW
+        gen = torch.Generator().manual_seed(seed % 2**63)
         lp = no_eos(lp, self.eos, self.cfg)
         return fusion.draft_token(lp, self.cfg.greedy, gen, self._top_p if top_p is None else top_p)
 

@@ -237,6 +237,7 @@ class Decoder:
                 repetition_penalty=cfg.repetition_penalty,
                 no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                 target=spec.target,
+                samples=0 if cfg.greedy or self.wire == "text" else spec.samples,
             )
             link = self._link(self._verifier(), public, wire.tokenizer, gens[1], params)
         steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,13 +24,18 @@ from specsteer._errors import ProtocolError
 from specsteer._events import DeviceWork, Fallback, Round, RoundEvent, TokenKind, Tokens
 from specsteer._link import CloudLink, Failed, KeptLocal, Verified
 from specsteer._methods import MethodSpec
-from specsteer._recover import Steering
+from specsteer._recover import ResidualExhausted, Steering
 from specsteer._rounds import Draft, Drafting, Guess
+from specsteer._wire import Candidates
 from specsteer.cloud_adapter import VerifyResponse
 
 __all__ = ["RoundLoop"]
 
 Events = Generator[RoundEvent, None, None]
+
+#: Requests for more draws of one position before an exact correction settles for the top-k
+#: (each fails with probability (1 - TV)^32 for 32 draws: in practice the first suffices).
+MAX_REDRAWS = 8
 
 
 class RoundLoop:
@@ -164,11 +170,12 @@ class RoundLoop:
         failure = None
         if recovered:
             try:
-                extra = self.recover(draft, n, response)
+                extra = yield from self.recover(link, draft, n, response)
             except ProtocolError as e:  # no candidate the device can write: keep the accepted
                 failure, recovered = f"{type(e).__name__}: {e}", False  # tokens, go on alone
         yield DeviceWork(self.clock() - t)
         self.drafter.after_round(draft, full)
+        self.drafter.redraw(_judged_past(draft, response, len(extra)))
         got = yield from self.append(accepted, "accepted")
         yield Round(tuple(tokens), n, recovered)
         if failure is not None:
@@ -180,18 +187,42 @@ class RoundLoop:
         new = accepted + extra
         return new if len(got) + len(more) == len(new) and not self.answer.ended else []
 
-    def recover(self, draft: Draft, n: int, response: VerifyResponse) -> list[int]:
-        """The device tokens of the candidate the method's recovery takes at position ``n``.
+    def recover(
+        self, link: CloudLink, draft: Draft, n: int, response: VerifyResponse
+    ) -> Generator[RoundEvent, None, list[int]]:
+        """The device tokens the method's recovery writes at position ``n``. An exact
+        correction whose draws of the cloud's distribution all failed asks for more draws of
+        the same position (a request with an empty draft there).
 
         Raises:
-            ProtocolError: no candidate is something the device can write.
+            ProtocolError: no candidate is something the device can write, or the cloud could
+                not answer a request for more draws.
         """
         assert self.spec.recover is not None, "a method with rounds recovers"
+        cands = self.candidates(response)
+        for _ in range(MAX_REDRAWS):
+            try:
+                return self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
+            except ResidualExhausted:
+                cands = yield from self.more_draws(link, draft, n)
+        cands = replace(cands, samples=())  # so unlikely it never happens: the top-k residual
+        return self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
+
+    def candidates(self, response: VerifyResponse) -> Candidates:
         cands = self.drafter.wire.candidates(response)
-        if self.answer.ignore_eos:
-            cands = cands.without(self.answer.eos)
-        index = self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
-        return cands.tokens[index]
+        return cands.without(self.answer.eos) if self.answer.ignore_eos else cands
+
+    def more_draws(
+        self, link: CloudLink, draft: Draft, n: int
+    ) -> Generator[RoundEvent, None, Candidates]:
+        """Fresh draws of the cloud's distribution at draft position ``n``."""
+        done = draft.tokens[:n]
+        empty = self.drafter.start(draft.before + done, draft.public_before + done, 0)
+        outcome = link.verify(link.request(self.drafter.finish(empty)))
+        yield outcome.exchange
+        if not isinstance(outcome, Verified):
+            raise ProtocolError("the cloud did not answer a request for more draws")
+        return self.candidates(outcome.response)
 
     def add_recovered(
         self, link: CloudLink, draft: Draft, n: int, extra: list[int]
@@ -274,3 +305,17 @@ def _lift_note(link: CloudLink, draft: Draft, held: list[int]) -> dict[str, Any]
             "held_back_tokens": len(held),
         }
     }
+
+
+def _judged_past(draft: Draft, response: VerifyResponse, recovered: int) -> range:
+    """The answer positions a text-mode rejection judged that its recovery did not write:
+    through the end of the rejected segment, which the cloud names (``judged``), or else the
+    rest of the draft. Empty in token-id mode, where the rejected token is the one the
+    recovery replaces and nothing after it was judged."""
+    counts = draft.wire.counts
+    units = response.n_accepted
+    if counts is None or units >= len(counts):
+        return range(0)
+    judged = len(counts) if response.judged is None else min(response.judged, len(counts))
+    start = len(draft.before) + sum(counts[:units])
+    return range(start + recovered, len(draft.before) + sum(counts[:judged]))

@@ -34,6 +34,8 @@ class MethodSpec:
         draft_top_p: the drafter's nucleus, when fixed (a correction that assumes drafts from the
             whole distribution needs 1); ``None`` takes the config's ``top_p``.
         recover: the recovery function (``None`` for methods without rounds).
+        samples: draws of the cloud's whole distribution to ask for with each sampled verify
+            request (what an exact correction needs; 0: none).
     """
 
     name: str
@@ -44,6 +46,7 @@ class MethodSpec:
     lam: float | None = None
     draft_top_p: float | None = None
     recover: Recovery | None = steered
+    samples: int = 0
 
     @property
     def needs_cloud(self) -> bool:
@@ -83,6 +86,7 @@ METHODS: dict[str, MethodSpec] = {
             lam=1.0,
             draft_top_p=1.0,
             recover=residual,
+            samples=32,
         ),
         MethodSpec(
             "specsteer",

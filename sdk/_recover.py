@@ -3,8 +3,12 @@ passed whole), as pure functions of the draft, the position and the cloud's cand
 
 * :func:`steered` -- SpecSteer and token fusion: ``softmax_S(h_L + beta (h_S - h_S0))`` over the
   cloud's top-k support, where the private context steers the choice;
-* :func:`residual` -- standard speculative decoding: ``norm(max(0, P_L - P_S0))`` over the
-  support, and ``P_L`` itself after a draft that passed whole.
+* :func:`residual` -- standard speculative decoding: ``norm(max(0, P_L - P_S0))``, and ``P_L``
+  itself after a draft that passed whole; exactly, over the whole vocabulary, from the draws the
+  cloud sends of its whole distribution (:class:`ResidualExhausted` asks for more), else over
+  the top-k support.
+
+Each returns the device tokens it writes.
 
 The math is :mod:`specsteer.fusion`; the rows come with the :class:`~specsteer._rounds.Draft`.
 """
@@ -21,7 +25,7 @@ from specsteer._rounds import Draft
 from specsteer._steering import plausible_steering
 from specsteer._wire import Candidates
 
-__all__ = ["Recovery", "Steering", "residual", "steered"]
+__all__ = ["Recovery", "ResidualExhausted", "Steering", "residual", "steered"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +38,21 @@ class Steering:
 
 
 class Recovery(Protocol):
-    """Index of the candidate taken at draft position ``n`` (a rejection, or ``len(draft)``)."""
+    """The device tokens written at draft position ``n`` (a rejection, or ``len(draft)``)."""
 
     def __call__(
         self, draft: Draft, n: int, cands: Candidates, steering: Steering, gen: torch.Generator
-    ) -> int: ...
+    ) -> list[int]: ...
+
+
+class ResidualExhausted(Exception):
+    """None of the cloud's draws passed the residual's rejection test: exactness needs more
+    draws of the same position (the loop asks the cloud for them)."""
 
 
 def steered(
     draft: Draft, n: int, cands: Candidates, steering: Steering, gen: torch.Generator
-) -> int:
+) -> list[int]:
     """SpecSteer's steered recovery over the cloud's candidates."""
     first = cands.first  # [k] the device token each candidate starts with
     row0 = draft.ctxfree_row(n)  # [V] log P_S0
@@ -51,17 +60,31 @@ def steered(
     # equally likely lures cannot read the private context from the pick (docs/privacy.md).
     private = plausible_steering(draft.drafter_row(n)[first], row0, first)  # [k] log P_S
     public = row0[first]  # [k] log P_S0
-    return fusion.recover_index(
+    index = fusion.recover_index(
         cands.logprobs, private, public, steering.beta, steering.greedy, gen, steering.top_p
     )
+    return cands.tokens[index]
 
 
 def residual(
     draft: Draft, n: int, cands: Candidates, steering: Steering, gen: torch.Generator
-) -> int:
-    """Standard speculative decoding's correction (the target distribution at the bonus)."""
-    if n == len(draft.tokens):  # bonus token: the target distribution on the support
-        lp0 = torch.full_like(cands.logprobs, -torch.inf)
-    else:
-        lp0 = draft.rows[n][cands.first]  # [k] the context-free drafter's log P_S0
-    return fusion.recover_residual_index(cands.logprobs, lp0, steering.greedy, gen)
+) -> list[int]:
+    """Standard speculative decoding's correction (the target distribution at the bonus).
+
+    Raises:
+        ResidualExhausted: the cloud's draws of its whole distribution were all rejected.
+    """
+    bonus = n == len(draft.tokens)
+    if cands.samples and not steering.greedy:
+        if bonus:  # the target itself: its first draw
+            return [cands.samples[0][0]]
+        ids = [t for t, _ in cands.samples]
+        lp0 = draft.rows[n][torch.tensor(ids, dtype=torch.long)]  # [m] log P_S0 of the draws
+        lp_l = torch.tensor([lp for _, lp in cands.samples], dtype=torch.float64)  # [m] log P_L
+        kept = fusion.residual_from_samples(ids, lp_l, lp0, gen)
+        if kept is None:
+            raise ResidualExhausted
+        return [ids[kept]]
+    # [k] the context-free drafter's log P_S0; at the bonus, none: the target on the support
+    lp0 = torch.full_like(cands.logprobs, -torch.inf) if bonus else draft.rows[n][cands.first]
+    return cands.tokens[fusion.recover_residual_index(cands.logprobs, lp0, steering.greedy, gen)]

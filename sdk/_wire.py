@@ -108,6 +108,9 @@ class Candidates:
     first: torch.Tensor  # [k] long: the device token each candidate starts with
     logprobs: torch.Tensor  # [k] float64: the cloud's log-probability of each
     tokens: list[list[int]]  # the device tokens each candidate stands for
+    #: Draws from the cloud's whole distribution there, as (token, log-probability), in draw
+    #: order; empty when the cloud sent none (token-id mode only).
+    samples: tuple[tuple[int, float], ...] = ()
 
     def without(self, ids: frozenset[int]) -> Candidates:
         """The candidates that do not start with one of ``ids`` (the end tokens of a run that
@@ -120,7 +123,10 @@ class Candidates:
         if not keep:
             raise ProtocolError("every candidate the cloud offered ends the answer")
         index = torch.tensor(keep, dtype=torch.long)
-        return Candidates(self.first[index], self.logprobs[index], [self.tokens[i] for i in keep])
+        samples = tuple(s for s in self.samples if s[0] not in ids)
+        return Candidates(
+            self.first[index], self.logprobs[index], [self.tokens[i] for i in keep], samples
+        )
 
 
 class WireFormat(ABC):
@@ -175,10 +181,12 @@ class IdsWire(WireFormat):
 
     def candidates(self, response: VerifyResponse) -> Candidates:
         ids = response.top_k.ids or []
+        drawn = response.samples
         return Candidates(
             first=torch.tensor(ids, dtype=torch.long),
             logprobs=torch.tensor(response.top_k.logprobs, dtype=torch.float64),
             tokens=[[i] for i in ids],
+            samples=tuple(zip(drawn.ids, drawn.logprobs, strict=True)) if drawn else (),
         )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "Verdict",
     "acceptance_probs",
     "draft_token",
+    "draw_samples",
     "fused_scores",
     "judge",
     "log_probs",
@@ -54,6 +55,7 @@ __all__ = [
     "recover_index",
     "recover_residual",
     "recover_residual_index",
+    "residual_from_samples",
     "sample_or_argmax",
     "top_p_filter",
     "uses_argmax",
@@ -633,3 +635,55 @@ def recover_residual_index(
     weights = residual if float(residual.sum()) > 0 else target
     choice = torch.multinomial(weights / weights.sum(), 1, generator=generator)
     return int(choice.item())
+
+
+def draw_samples(
+    lp_row: torch.Tensor, m: int, generator: torch.Generator | None = None
+) -> tuple[list[int], list[float]]:
+    """``m`` independent draws from ``softmax(lp_row)`` and their log-probabilities.
+
+    The cloud sends them beside its top-k so the device can sample standard speculative
+    decoding's correction ``norm(max(0, P_L - P_S0))`` from the whole distribution, not its
+    top-k (:func:`residual_from_samples`).
+
+    Args:
+        lp_row: ``[V]`` log-probabilities (``-inf`` entries are never drawn).
+        m: how many draws.
+
+    Raises:
+        DegenerateScoresError: no finite entry to draw.
+    """
+    assert lp_row.dim() == 1, "lp_row must be [V]"
+    if not bool(torch.isfinite(lp_row).any()):
+        raise DegenerateScoresError("every token is ruled out at this position; nothing to draw")
+    probs = torch.softmax(lp_row.double(), dim=-1)
+    ids = torch.multinomial(probs, m, replacement=True, generator=generator)
+    return ids.tolist(), [min(0.0, float(lp_row[i])) for i in ids.tolist()]
+
+
+def residual_from_samples(
+    sample_ids: Sequence[int],
+    lp_llm_samples: torch.Tensor,
+    lp_ctxfree_samples: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> int | None:
+    """A draw from ``norm(max(0, P_L - P_S0))`` by rejection from draws of ``P_L``.
+
+    Draw ``y`` of ``P_L`` is kept with probability ``max(0, 1 - P_S0(y) / P_L(y))``; the first
+    kept one is distributed exactly as the residual over the whole vocabulary.
+
+    Args:
+        sample_ids: ``[m]`` the draws, in order.
+        lp_llm_samples: ``[m]`` their log P_L.
+        lp_ctxfree_samples: ``[m]`` their log P_S0.
+
+    Returns:
+        The index of the first kept draw, or ``None`` when none was kept (ask for more draws:
+        exactness needs them).
+    """
+    assert lp_llm_samples.shape == lp_ctxfree_samples.shape == (len(sample_ids),)
+    ratio = torch.exp(lp_ctxfree_samples.double() - lp_llm_samples.double())  # [m]
+    keep = torch.clamp(1.0 - ratio, min=0.0)
+    u = torch.rand(len(sample_ids), generator=generator, dtype=torch.float64)
+    kept = torch.nonzero(u < keep)
+    return int(kept[0].item()) if kept.numel() else None

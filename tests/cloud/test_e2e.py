@@ -53,7 +53,12 @@ def test_http_verifier_equals_in_process(slm, llm, live_server, kw) -> None:
     assert got.stats.cloud_calls == expected.stats.cloud_calls > 0
 
 
-@pytest.mark.parametrize("kw", CASES)
+#: Sampled standard speculative decoding corrects exactly from the reference server's draws of
+#: its whole distribution; vLLM returns no draws, so that adapter's correction uses the top-k.
+VLLM_CASES = [c for c in CASES if c.id != "speculative-sampled"]
+
+
+@pytest.mark.parametrize("kw", VLLM_CASES)
 def test_openai_compatible_verifier_equals_in_process(slm, llm, live_server, kw) -> None:
     expected = run(slm, InProcessVerifier(llm), **kw)
     verifier = OpenAICompatibleVerifier(

@@ -34,8 +34,12 @@ def _run(device, llm, wire, cfg):  # type: ignore[no-untyped-def]
     return decoder.generate(PROMPT, cfg), sent
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("greedy", [True, False])
+#: Sampled standard speculative decoding is exact in token-id mode (the cloud's draws of its
+#: whole distribution) and uses the top-k correction in text mode, so only it may differ.
+MODES = [(m, g) for m in METHODS for g in (True, False) if (m, g) != ("speculative", False)]
+
+
+@pytest.mark.parametrize(("method", "greedy"), MODES)
 @pytest.mark.parametrize(("cloud_seed", "lam"), [(0, 0.5), (1, 1e-3)])
 def test_identical_tokenizers_text_mode_equals_id_mode(
     method: str, greedy: bool, cloud_seed: int, lam: float
@@ -49,6 +53,17 @@ def test_identical_tokenizers_text_mode_equals_id_mode(
         assert text_sent and all(r.draft.kind == "text" for r in text_sent)
         assert by_text.token_ids == by_ids.token_ids
         assert by_text.stats.rounds == by_ids.stats.rounds
+
+
+def test_only_token_id_mode_asks_for_the_clouds_draws() -> None:
+    """The exact correction of sampled speculative decoding needs draws the cloud can send as
+    token ids; text requests ask for none."""
+    device, llm = tiny_backend(0), tiny_backend(1)
+    cfg = GenerationConfig(method="speculative", max_new_tokens=16, greedy=False, seed=0)
+    _, ids_sent = _run(device, llm, "ids", cfg)
+    _, text_sent = _run(device, llm, "text", cfg)
+    assert {r.params.samples for r in ids_sent} == {32}
+    assert {r.params.samples for r in text_sent} == {0}
 
 
 def test_identical_models_accept_every_draft_in_text_mode() -> None:

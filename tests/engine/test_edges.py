@@ -7,7 +7,14 @@ import functools
 import pytest
 
 from specsteer import Decoder, GenerationConfig, PrivateEgress, Round, build_prompt
-from specsteer.cloud_adapter import InProcessVerifier
+from specsteer.cloud_adapter import (
+    CloudVerifier,
+    InProcessVerifier,
+    Text,
+    TopK,
+    VerifyRequest,
+    VerifyResponse,
+)
 from specsteer.privacy import EgressPolicy
 from specsteer.testing import tiny_backend
 
@@ -40,3 +47,39 @@ def test_a_draft_token_the_public_side_rules_out_ends_the_draft(seed: int) -> No
     assert result.stats.fallback is None
     assert any(isinstance(e, Round) and e.local for e in events)  # the public view diverged
     assert result.stats.new_tokens == 64 or result.finish_reason == "eos"
+
+
+class _RejectsAndRepeats(CloudVerifier):
+    """A text-mode cloud that rejects each draft at its first unit and offers that unit's own
+    text back: the recovery writes the draft's first word, and what followed it was judged with
+    it (as a segment of several units is)."""
+
+    def __init__(self) -> None:
+        self.drafts: list[str] = []
+
+    def verify(self, request: VerifyRequest) -> VerifyResponse:
+        assert isinstance(request.draft, Text)
+        self.drafts.append(request.draft.text)
+        first = request.draft.text[: request.draft.offsets[0]] if request.draft.offsets else " the"
+        return VerifyResponse(
+            request_id=request.request_id,
+            n_accepted=0,
+            top_k=TopK(strings=[first], logprobs=[-0.1]),
+        )
+
+
+def test_a_text_mode_redraft_draws_what_the_rejection_judged_afresh() -> None:
+    """After a rejection, the positions the cloud judged past the recovery are drawn with new
+    seeds: the next draft is not the rejected draft's tail drawn again from the same seeds."""
+    cloud = _RejectsAndRepeats()
+    cfg = GenerationConfig(
+        greedy=False, seed=2, max_new_tokens=12, draft_tokens=4, adaptive_draft=False
+    )
+    Decoder(tiny_backend(0), cloud, wire="text").generate(PROMPT, cfg)
+    pairs = list(zip(cloud.drafts, cloud.drafts[1:], strict=False))
+    assert len(pairs) >= 6
+    repeats = 0
+    for before, after in pairs:
+        rest = before.split()[1:]  # the tail after the word the recovery wrote again
+        repeats += bool(rest) and after.split()[: len(rest)] == rest
+    assert repeats <= len(pairs) // 3, cloud.drafts
