@@ -563,6 +563,8 @@ def web(
             help="Off loopback: a host name the page is reached by (repeat for each name).",
         ),
     ] = None,
+    remember: RememberOpt = False,
+    remember_ttl: RememberTtlOpt = None,
 ) -> None:
     """Open the web app: chat, your memories, and every byte that left the device."""
     from specsteer.apps._assistants import build_assistant, describe
@@ -580,8 +582,11 @@ def web(
             f"NAME for each name the page is reached by (e.g. --allowed-host {host})"
         )
     where = _cloud(cloud, cloud_model, wire)
+    policy = _remember(remember, remember_ttl)
     try:
-        assistant = build_assistant(cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True)
+        assistant = build_assistant(
+            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+        )
         session = ChatSession(assistant, describe(where, pair, tiny))
         # Printed once, plainly (never wrapped): off loopback the URL holds the login secret.
         run_web(

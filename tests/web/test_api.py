@@ -62,3 +62,21 @@ def test_forget_needs_the_name_then_a_forgotten_user_needs_reinstate(client: Tes
 def test_payload_fields_name_the_paths_that_carry_data() -> None:
     payload = {"a": 1, "b": "", "c": [{"d": "x"}], "ids": [1, 2, 3], "e": None, "f": {"g": []}}
     assert payload_fields(payload) == ["a", "c[0].d", "ids[3]"]
+
+
+def test_a_remembering_assistant_says_what_it_stored_from_the_turn() -> None:
+    import json
+
+    from specsteer.apps._assistants import CloudChoice, build_assistant
+    from specsteer.apps.web import Access, ChatSession, create_app
+
+    assistant = build_assistant(cloud=CloudChoice(), tiny=True, user_id="maya", remember=True)
+    app = create_app(ChatSession(assistant, "tiny"), access=Access(hosts={"testserver"}))
+    client = TestClient(app, raise_server_exceptions=False)
+    said = "I go climbing every Sunday morning."
+    response = client.post("/api/chat", json={"message": said, "max_new_tokens": 4})
+    events = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+    done = [e for e in events if e["type"] == "done"]
+    assert done and done[0]["remembered"] == [said]
+    assert done[0]["kept"]["lift"] == []  # no context-lift policy: nothing kept for its lift
+    assert said in client.get("/api/memories").text

@@ -156,4 +156,5 @@ def _done(result: GenerationResult, context: str, lifted: list[str]) -> Event:
         ],
         "privacy": result.privacy.model_dump() if result.privacy is not None else None,
         "kept": {"memories": kept, "characters": len(context), "lift": lifted},
+        "remembered": list(result.remembered),
     }

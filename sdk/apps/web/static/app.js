@@ -100,6 +100,9 @@ function finishAnswer(turn, answer, event) {
   answer.setAttribute("aria-busy", "false");
   answer.dataset.done = "true";
   turn.append(chart(event.rounds, event.stats));
+  if ((event.remembered || []).length) {
+    turn.append(el("p", { class: "remembered", text: `Remembered as new memories: ${event.remembered.map((t) => JSON.stringify(t)).join(", ")}` }));
+  }
   showKept(event);
 }
 
