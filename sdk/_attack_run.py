@@ -169,20 +169,7 @@ def run_attack(
     records = answer(examples, out / "eval", limit)
     attacker = ModelAttacker(attacker_model) if attacker_model is not None else None
     texts = _texts(records, out / "eval", device.decode)
-    by_id = {e.id: e for e in examples}
-    trials = [
-        t
-        for r in records
-        if by_id[str(r["id"])].facts
-        for t in attack_trials(
-            r,
-            by_id[str(r["id"])],
-            texts[(str(r["id"]), str(r["method"]))],
-            examples,
-            n=candidates,
-            attacker=attacker,
-        )
-    ]
+    trials = _trials(records, texts, examples, candidates, attacker)
     report: Record = {
         "candidates": candidates,
         "examples": len({r["id"] for r in records}),
@@ -192,6 +179,26 @@ def run_attack(
     }
     _write(out, report, trials)
     return report
+
+
+def _trials(
+    records: Sequence[Record],
+    texts: dict[tuple[str, str], str],
+    examples: Sequence[EvalExample],
+    candidates: int,
+    attacker: ModelAttacker | None,
+) -> list[AttackTrial]:
+    """Both attackers on every fact of every answer, from what left for it."""
+    by_id = {e.id: e for e in examples}
+    trials: list[AttackTrial] = []
+    for r in records:
+        key = (str(r["id"]), str(r["method"]))
+        example = by_id[key[0]]
+        if example.facts:
+            trials += attack_trials(
+                r, example, texts[key], examples, n=candidates, attacker=attacker
+            )
+    return trials
 
 
 def _canaries(
