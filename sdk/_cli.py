@@ -911,12 +911,27 @@ def audit_export(
     console.print(f"exported to {out}")
 
 
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(help="LaMP-style JSONL dataset (default: the shipped personal-writing set)."),
+]
+LamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--lam", help="SpecSteer's lambda; repeat it or give a comma list."),
+]
+TauOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tau",
+        help="Context-lift thresholds in nats (the guard's max_context_lift), each a SpecSteer "
+        "variant per lambda; repeat it or give a comma list.",
+    ),
+]
+
+
 @app.command("eval")
 def eval_(
-    data: Annotated[
-        Path | None,
-        typer.Option(help="LaMP-style JSONL dataset (default: the shipped personal-writing set)."),
-    ] = None,
+    data: DataOpt = None,
     out: Annotated[
         Path, typer.Option(help="Folder for results.jsonl and summary.md; rerun to resume.")
     ] = Path("eval-results"),
@@ -927,10 +942,8 @@ def eval_(
             help="Comma list of device_only, cloud_only, token_fusion, speculative, specsteer."
         ),
     ] = "device_only,cloud_only,token_fusion,speculative,specsteer",
-    lam: Annotated[
-        list[str] | None,
-        typer.Option("--lam", help="SpecSteer's lambda; repeat it or give a comma list."),
-    ] = None,
+    lam: LamOpt = None,
+    tau: TauOpt = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Output length limit.")] = 64,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every generation.")] = 0,
     tiny: Annotated[
@@ -962,6 +975,7 @@ def eval_(
             out_dir=out,
             methods=chosen,
             lams=lams,
+            taus=[] if tau is None else _numbers(tau, "2", "--tau"),
             max_new_tokens=max_new_tokens,
             limit=limit,
             seed=seed,
@@ -984,10 +998,7 @@ def _numbers(values: list[str] | None, default: str, flag: str) -> list[float]:
 
 @app.command()
 def attack(
-    data: Annotated[
-        Path | None,
-        typer.Option(help="LaMP-style JSONL dataset with facts (default: the shipped set)."),
-    ] = None,
+    data: DataOpt = None,
     out: Annotated[
         Path, typer.Option(help="Folder for the answers and attack.md; rerun to resume.")
     ] = Path("attack-results"),
@@ -995,13 +1006,8 @@ def attack(
     methods: Annotated[
         str, typer.Option(help="Comma list of methods to attack.")
     ] = "cloud_only,device_only,speculative,specsteer",
-    lam: Annotated[
-        list[str] | None, typer.Option("--lam", help="SpecSteer's lambda (repeat or comma list).")
-    ] = None,
-    tau: Annotated[
-        list[str] | None,
-        typer.Option("--tau", help="Context-lift thresholds in nats, each a SpecSteer variant."),
-    ] = None,
+    lam: LamOpt = None,
+    tau: TauOpt = None,
     candidates: Annotated[int, typer.Option(min=2, help="Candidates per guess (chance 1/N).")] = 8,
     canaries: Annotated[
         int, typer.Option(min=0, help="Users who get a planted secret and ask for it.")

@@ -16,7 +16,7 @@ engine part.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
@@ -128,35 +128,36 @@ class Finished:
 RoundEvent = Tokens | Round | Exchange | DeviceWork | Fallback | Finished
 
 
-@dataclass
 class StatsFold:
-    """Folds round events into :class:`~specsteer.GenerationStats`."""
+    """Folds round events into :class:`~specsteer.GenerationStats`.
 
-    method: str
-    new_tokens: int = 0
-    rounds: list[RoundStat] = field(default_factory=list)
-    cloud_calls: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    device_seconds: float = 0.0
-    cloud_seconds: float = 0.0
-    fallback: str | None = None
+    Args:
+        method: the generation's method, as the stats name it.
+    """
+
+    def __init__(self, method: str) -> None:
+        self._stats = GenerationStats(method=method, new_tokens=0)
 
     def add(self, event: RoundEvent) -> None:
         """Count one event."""
+        s = self._stats
         if isinstance(event, Tokens):
-            self.new_tokens += len(event.ids)
+            s = replace(s, new_tokens=s.new_tokens + len(event.ids))
         elif isinstance(event, Round):
-            self.rounds.append(event.stat)
+            s = replace(s, rounds=(*s.rounds, event.stat))
         elif isinstance(event, Exchange):
-            self.cloud_calls += event.bytes_sent > 0
-            self.bytes_sent += event.bytes_sent
-            self.bytes_received += event.bytes_received
-            self.cloud_seconds += event.seconds
+            s = replace(
+                s,
+                cloud_calls=s.cloud_calls + (event.bytes_sent > 0),
+                bytes_sent=s.bytes_sent + event.bytes_sent,
+                bytes_received=s.bytes_received + event.bytes_received,
+                cloud_seconds=s.cloud_seconds + event.seconds,
+            )
         elif isinstance(event, DeviceWork):
-            self.device_seconds += event.seconds
+            s = replace(s, device_seconds=s.device_seconds + event.seconds)
         elif isinstance(event, Fallback):
-            self.fallback = event.reason
+            s = replace(s, fallback=event.reason)
+        self._stats = s
 
     def fold(self, events: Iterable[RoundEvent]) -> StatsFold:
         """Count every event of ``events``; returns self."""
@@ -166,18 +167,7 @@ class StatsFold:
 
     def stats(self, wall_seconds: float) -> GenerationStats:
         """The counters so far, with the generation's wall-clock seconds."""
-        return GenerationStats(
-            method=self.method,
-            new_tokens=self.new_tokens,
-            rounds=tuple(self.rounds),
-            cloud_calls=self.cloud_calls,
-            bytes_sent=self.bytes_sent,
-            bytes_received=self.bytes_received,
-            device_seconds=self.device_seconds,
-            cloud_seconds=self.cloud_seconds,
-            wall_seconds=wall_seconds,
-            fallback=self.fallback,
-        )
+        return replace(self._stats, wall_seconds=wall_seconds)
 
 
 class TextFold:
