@@ -146,3 +146,60 @@ def test_no_placeholder_reaches_an_answer_or_a_drafter(
     for ids in drafter.seen:
         assert not PLACEHOLDER.search(device.decode(ids, skip_special_tokens=False))
     assert result.privacy is not None
+
+
+def _payload_texts(log_path: Path, device: ModelBackend) -> list[str]:
+    """What the cloud read in each payload the audit log holds (prefix and draft, as text)."""
+    from specsteer._attack import observed_text
+    from specsteer.privacy import AuditLog
+
+    log = AuditLog(log_path)
+    bodies = [log.read_payload(r) for r in log.records()]
+    return [observed_text([b], device.decode) for b in bodies if b is not None]
+
+
+def test_the_context_lift_policy_keeps_a_private_fact_out_of_every_payload(
+    qwen_pair: tuple[ModelBackend, ModelBackend], tmp_path: Path
+) -> None:
+    """Ordinary words the guard has no reason to stop ("Rose", "jazz": dictionary words, no
+    identifier) leave in SpecSteer's drafts; at tau = 4 nats they stay on the device."""
+    from specsteer import PrivateEgress
+    from specsteer.privacy import AuditLog, EgressPolicy
+
+    device, cloud = qwen_pair
+    leaked = {}
+    for tau in (None, 4.0):
+        path = tmp_path / f"audit-{tau}.jsonl"
+        egress = PrivateEgress(policy=EgressPolicy(max_context_lift=tau), audit_log=AuditLog(path))
+        assistant = Assistant(
+            device, InProcessVerifier(cloud), config=DEFAULT_CONFIG, privacy=egress
+        )
+        result = assistant.generate(
+            "Write a short birthday message for my sister.",
+            context="- My sister Rose lives in Dublin and loves jazz.",
+            max_new_tokens=48,
+        )
+        seen = " ".join(_payload_texts(path, device)).casefold()
+        leaked[tau] = {w for w in ("rose", "dublin", "jazz") if re.search(rf"\b{w}\b", seen)}
+        assert result.privacy is not None
+        if tau is not None:
+            assert result.privacy.tokens_kept_for_lift > 0
+            assert result.privacy.max_context_lift_sent <= tau
+    assert leaked[None], "without the policy the drafts carry the facts"
+    assert leaked[4.0] == set()
+
+
+def test_the_cloud_model_as_attacker_finds_a_planted_fact(
+    qwen_pair: tuple[ModelBackend, ModelBackend],
+) -> None:
+    from specsteer._attack import ModelAttacker, candidates_for
+    from specsteer._eval import load_examples
+
+    _, cloud = qwen_pair
+    attacker = ModelAttacker(cloud)
+    examples = [e for e in load_examples() if e.facts]
+    for example in examples[:4]:
+        cands = candidates_for(example, 0, examples, 8)
+        text = f"Dear friend, a quick note: {example.facts[0]} is on my mind today."
+        scores = attacker.scores(example.input, text, cands)
+        assert cands[max(range(len(cands)), key=scores.__getitem__)] == example.facts[0]
