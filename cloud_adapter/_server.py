@@ -76,6 +76,8 @@ def _uvicorn_server(app: FastAPI, limits: ServerLimits, log_level: str) -> Any:
     config = uvicorn.Config(
         app,
         log_level=log_level,
+        # uvicorn's own logging config would reconfigure (and close) the host process's handlers
+        log_config=None,
         access_log=False,  # access lines carry nothing private, but nothing is needed either
         limit_concurrency=limits.max_concurrency,
         timeout_keep_alive=30,
