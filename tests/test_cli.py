@@ -332,7 +332,8 @@ def _free_port() -> int:
 
 def _sent(home: Path) -> tuple[set[object], list[dict[str, object]]]:
     """The model names asked for, and the payloads an audit log recorded without the fields that
-    differ per run (the request id) or per route (the model name)."""
+    differ per run (the request id) or per route (the model name, and the link to the last
+    receipt, which only a served cloud signs)."""
     from specsteer.privacy import AuditLog, Keyring
 
     log = AuditLog(home / "audit" / "audit.jsonl", keyring=Keyring(home / "keys"))
@@ -341,6 +342,7 @@ def _sent(home: Path) -> tuple[set[object], list[dict[str, object]]]:
     for record in log.records():
         payload = json.loads(log.read_payload(record) or b"{}")
         payload.pop("request_id")
+        payload.pop("receipt_prev", None)
         models.add(payload.pop("model"))
         out.append(payload)
     return models, out
