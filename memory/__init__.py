@@ -13,6 +13,8 @@ from specsteer.memory._embedder import Embedder, HashEmbedder
 from specsteer.memory._errors import CorruptedMemoryError, MemoryNotFoundError, UserForgottenError
 from specsteer.memory._export import EXPORT_FORMAT, export_memories, import_memories
 from specsteer.memory._ingest import ingest_notes, ingest_transcript
+from specsteer.memory._persona import Inference, Person, Persona, PersonaView
+from specsteer.memory._persona_infer import RELATIONS, infer_persona
 from specsteer.memory._sentence import SentenceTransformerEmbedder, bundled_minilm_path
 from specsteer.memory._statements import Statements, personal_statements, split_statements
 from specsteer.memory._types import Memory, MemoryInput, MetadataValue, SearchHit
@@ -20,16 +22,21 @@ from specsteer.memory._types import Memory, MemoryInput, MetadataValue, SearchHi
 __all__ = [
     "EXPORT_FORMAT",
     "KEEP",
+    "RELATIONS",
     "BaseMemoryStore",
     "ContextBlock",
     "CorruptedMemoryError",
     "Embedder",
     "HashEmbedder",
+    "Inference",
     "Memory",
     "MemoryInput",
     "MemoryNotFoundError",
     "MemoryStore",
     "MetadataValue",
+    "Person",
+    "Persona",
+    "PersonaView",
     "SearchHit",
     "SentenceTransformerEmbedder",
     "Statements",
@@ -38,6 +45,7 @@ __all__ = [
     "bundled_minilm_path",
     "export_memories",
     "import_memories",
+    "infer_persona",
     "ingest_notes",
     "ingest_transcript",
     "personal_statements",

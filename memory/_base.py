@@ -1,10 +1,11 @@
 """The memory-store seam: one validated public API, written once over a few storage primitives.
 
 A store keeps each user's memories apart, returns only live (unexpired) ones, stores a text
-once per user (the same after normalization), and refuses writes for a forgotten user until
-they are reinstated. Subclasses implement the primitives (``_insert``, ``_put``, ``_get``,
-``_list``, ``_nearest``, ``_delete``, ``_forget``, ``_reinstate``) on input this class has
-already checked and embedded; callers use the public methods.
+once per user (the same after normalization), keeps each user's persona with their memories, and
+refuses writes for a forgotten user until they are reinstated. Subclasses implement the
+primitives (``_insert``, ``_put``, ``_get``, ``_list``, ``_nearest``, ``_delete``,
+``_get_persona``, ``_put_persona``, ``_forget``, ``_reinstate``) on input this class has already
+checked and embedded; callers use the public methods.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from specsteer._errors import ConfigurationError, MemoryStoreError
+from specsteer._errors import ConfigurationError, InvalidInputError, MemoryStoreError
 from specsteer.memory._embedder import Embedder
 from specsteer.memory._errors import MemoryNotFoundError
 from specsteer.memory._export import export_memories, import_memories
 from specsteer.memory._filters import check_where
 from specsteer.memory._ingest import ingest_notes, ingest_transcript
+from specsteer.memory._persona import Persona, PersonaView
+from specsteer.memory._persona_infer import persona_view
 from specsteer.memory._progress import Progress, batches
 from specsteer.memory._types import Memory, MemoryInput, MetadataValue, SearchHit
 from specsteer.memory._validate import (
@@ -147,6 +150,17 @@ class BaseMemoryStore(ABC):
     @abstractmethod
     def _delete(self, user_id: str, memory_id: str) -> bool:
         """Delete one memory; whether it existed."""
+
+    @abstractmethod
+    def _get_persona(self, user_id: str) -> Persona | None:
+        """The persona the user set, or None when they set none."""
+
+    @abstractmethod
+    def _put_persona(self, user_id: str, persona: Persona | None) -> None:
+        """Store the user's persona durably (None removes it).
+
+        Raises ``UserForgottenError`` for a forgotten user.
+        """
 
     @abstractmethod
     def _forget(self, user_id: str, purge_vectors: bool) -> None:
@@ -389,6 +403,38 @@ class BaseMemoryStore(ABC):
         floor = check_min_score(min_score)
         checked = check_where(where)
         return self._nearest(user_id, self._embed([query]), k, checked, floor)
+
+    # -- the persona -----------------------------------------------------------------------------
+
+    def persona(self, user_id: str) -> Persona:
+        """What the user set about themselves: the name they write as, their sign-off, the
+        people in their life (an empty :class:`Persona` when they set nothing)."""
+        check_user_id(user_id)
+        return self._get_persona(user_id) or Persona()
+
+    def set_persona(self, user_id: str, persona: Persona) -> Persona:
+        """Replace what the user set about themselves; kept sealed with their memories.
+
+        Returns:
+            The persona stored.
+
+        Raises:
+            InvalidInputError: Bad user id, or not a :class:`Persona`.
+            UserForgottenError: The user was forgotten.
+        """
+        check_user_id(user_id)
+        if not isinstance(persona, Persona):
+            raise InvalidInputError(
+                f"set_persona takes a Persona, not {type(persona).__name__}; build one with "
+                "specsteer.memory.Persona(name=..., sign_off=..., people=(Person(...),))"
+            )
+        self._put_persona(user_id, None if persona.empty else persona)
+        return persona
+
+    def persona_view(self, user_id: str) -> PersonaView:
+        """The persona in use: what the user set, with the gaps filled from their memories
+        (a sign-off such as "Cheers, Ines"; "my sister Lena"), each value marked set or inferred."""
+        return persona_view(self.persona(user_id), self.memories(user_id))
 
     # -- conveniences: the functions of _export and _ingest, bound as methods --------------------
 

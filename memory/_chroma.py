@@ -15,6 +15,7 @@ from specsteer.memory._collections import UserCollections
 from specsteer.memory._crypto import UserKeys
 from specsteer.memory._embedder import Embedder
 from specsteer.memory._filters import translate_where
+from specsteer.memory._persona import Persona
 from specsteer.memory._types import Memory, SearchHit
 from specsteer.memory._vacuum import vacuum_folder
 from specsteer.memory._validate import check_user_id
@@ -23,6 +24,8 @@ from specsteer.privacy import Keyring
 __all__ = ["MemoryStore"]
 
 _PAGE = 2000
+#: The collection metadata field holding the sealed persona.
+_PERSONA = "_p"
 Row = dict[str, Any]
 
 
@@ -254,6 +257,32 @@ class MemoryStore(BaseMemoryStore):
                     return False
                 col.delete(ids=[memory_id])
             return True
+
+    def _get_persona(self, user_id: str) -> Persona | None:
+        with self._lock:
+            opened = self._users.open(user_id)
+            if opened is None:
+                return None
+            keys = opened[0]
+            blob = self._collection_metadata(keys.collection).get(_PERSONA)
+            return Persona.loads(keys.open_persona(str(blob))) if blob else None
+
+    def _put_persona(self, user_id: str, persona: Persona | None) -> None:
+        # Sealed in the user's collection metadata: it lives and dies with their memories.
+        with self._lock:
+            keys, col = self._users.open_for_write(user_id)
+            metadata = self._collection_metadata(keys.collection)
+            metadata.pop(_PERSONA, None)
+            if persona is not None:
+                metadata[_PERSONA] = keys.seal_persona(persona.dumps())
+            with wrap_backend("write the persona", self._hint()):
+                col.modify(metadata=metadata)
+
+    def _collection_metadata(self, name: str) -> dict[str, Any]:
+        """A collection's metadata as stored now (another process may have changed it)."""
+        with wrap_backend("read the persona", self._hint()):
+            fresh = self._client.get_collection(name, embedding_function=None)
+        return dict(fresh.metadata or {})
 
     def _forget(self, user_id: str, purge_vectors: bool) -> None:
         """Crypto-shred the user (destroy their data key), then delete their collection.

@@ -124,6 +124,26 @@ class UserKeys:
             row[self.key_field(key)] = self.value_tag(key, value)
         return row
 
+    def seal_persona(self, persona_json: str) -> str:
+        """Seal the user's persona (JSON text) for the collection's metadata, bound to it."""
+        aad = f"specsteer-memory/v{FORMAT}/{self.collection}/persona".encode()
+        return base64.b64encode(seal(self.seal_key, persona_json.encode("utf-8"), aad)).decode()
+
+    def open_persona(self, blob: str) -> str:
+        """Open what :meth:`seal_persona` sealed.
+
+        Raises:
+            CorruptedMemoryError: The blob was altered or sealed under another key.
+        """
+        aad = f"specsteer-memory/v{FORMAT}/{self.collection}/persona".encode()
+        try:
+            return open_sealed(self.seal_key, base64.b64decode(blob, validate=True), aad).decode()
+        except (DecryptionError, TypeError, ValueError) as e:
+            raise CorruptedMemoryError(
+                f"the persona does not decrypt ({type(e).__name__}): it was altered on disk or "
+                "sealed under another key; set it again with set_persona(user_id, Persona(...))"
+            ) from e
+
     def open_row(self, memory_id: str, row: Any) -> Memory:
         """Decrypt one row made by :meth:`seal_row`.
 

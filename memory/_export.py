@@ -1,50 +1,56 @@
-"""Export and import: a user's memories as a JSONL file, written and read over the store seam."""
+"""Export and import: a user's memories (and persona) as a JSONL file, over the store seam."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from specsteer._errors import InvalidInputError
+from specsteer.memory._persona import Persona
 from specsteer.memory._progress import Progress, batches
+from specsteer.memory._surface import StoreSurface
 from specsteer.memory._types import Memory
 from specsteer.memory._validate import check_memory_id, check_metadata, check_text, check_user_id
 
-if TYPE_CHECKING:
-    from specsteer.memory._base import BaseMemoryStore
-
 __all__ = ["EXPORT_FORMAT", "export_memories", "import_memories", "read_export"]
 
-#: First line of an export file, so an import can tell it what it reads.
-EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 1}
+#: First line of an export file, so an import can tell it what it reads. Version 2 added the
+#: optional persona line; version 1 files (memories only) still import.
+EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 2}
+_READABLE: Final = ({**EXPORT_FORMAT, "version": 1}, EXPORT_FORMAT)
 
 
-def export_memories(store: BaseMemoryStore, user_id: str, path: str | Path) -> int:
-    """Write the user's live memories to a JSONL file, decrypted.
+def export_memories(store: StoreSurface, user_id: str, path: str | Path) -> int:
+    """Write the user's live memories and persona to a JSONL file, decrypted.
 
-    The first line is a header (:data:`EXPORT_FORMAT`); each further line is one memory
-    (``id``, ``text``, ``metadata``, ``created_at``, ``updated_at``, ``expires_at``), oldest
-    first. The file holds private text in clear: it is written with mode 0600, atomically.
+    The first line is a header (:data:`EXPORT_FORMAT`); then, when the user set a persona, one
+    line ``{"persona": {...}}``; each further line is one memory (``id``, ``text``, ``metadata``,
+    ``created_at``, ``updated_at``, ``expires_at``), oldest first. The file holds private text in
+    clear: it is written with mode 0600, atomically.
 
     Returns:
         How many memories were written.
     """
     memories = store.memories(user_id)
+    persona = store.persona(user_id)
     lines = [json.dumps(EXPORT_FORMAT)]
+    if not persona.empty:
+        lines.append(json.dumps({"persona": persona.to_json()}, ensure_ascii=False))
     lines += [json.dumps(m.to_json(), ensure_ascii=False, allow_nan=False) for m in memories]
     _write_private(Path(path), "".join(line + "\n" for line in lines))
     return len(memories)
 
 
 def import_memories(
-    store: BaseMemoryStore, user_id: str, path: str | Path, *, progress: bool = True
+    store: StoreSurface, user_id: str, path: str | Path, *, progress: bool = True
 ) -> int:
     """Load memories from a file written by :func:`export_memories` (into any user).
 
     Ids, texts, metadata and timestamps are kept exactly; a memory whose id already exists
-    for the user is replaced. Texts are re-embedded with the store's embedder.
+    for the user is replaced. Texts are re-embedded with the store's embedder. A persona in the
+    file replaces the user's.
 
     Returns:
         How many memories were imported.
@@ -53,7 +59,9 @@ def import_memories(
         InvalidInputError: Not an export file, or a bad line (the message names it).
     """
     check_user_id(user_id)
-    memories = read_export(Path(path), store.max_text_chars)
+    persona, memories = read_export(Path(path), store.max_text_chars)
+    if persona is not None:
+        store.set_persona(user_id, persona)
     with Progress(progress, len(memories), "Importing memories") as bar:
         for batch in batches(memories, store.batch_size):
             store.put_many(user_id, batch)
@@ -61,19 +69,47 @@ def import_memories(
     return len(memories)
 
 
-def read_export(path: Path, max_chars: int) -> list[Memory]:
-    """Parse an export file, checking its header and every line before anything is stored."""
+def read_export(path: Path, max_chars: int) -> tuple[Persona | None, list[Memory]]:
+    """Parse an export file, checking its header and every line before anything is stored.
+
+    Returns:
+        The persona (None when the file has none) and the memories.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"cannot read export file {path} ({type(e).__name__})") from e
-    if _header(lines) != EXPORT_FORMAT:
+    if _header(lines) not in _READABLE:
         raise InvalidInputError(
             f"{path} is not a specsteer memory export (first line must be {json.dumps(EXPORT_FORMAT)})"
         )
-    return [
-        _record(path, n, line, max_chars) for n, line in enumerate(lines[1:], 2) if line.strip()
-    ]
+    persona: Persona | None = None
+    memories: list[Memory] = []
+    for n, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        if _is_persona(line):
+            persona = _persona(path, n, line)
+        else:
+            memories.append(_record(path, n, line, max_chars))
+    return persona, memories
+
+
+def _is_persona(line: str) -> bool:
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and set(doc) == {"persona"}
+
+
+def _persona(path: Path, n: int, line: str) -> Persona:
+    try:
+        return Persona.from_json(json.loads(line)["persona"])
+    except (json.JSONDecodeError, KeyError, TypeError, InvalidInputError) as e:
+        raise InvalidInputError(
+            f"{path} line {n} is not a valid persona record ({e}); fix or remove that line"
+        ) from e
 
 
 def _header(lines: list[str]) -> object:

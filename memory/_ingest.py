@@ -5,21 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from specsteer._errors import InvalidInputError
 from specsteer.memory._sources import chunk_note, read_notes, read_transcript
+from specsteer.memory._surface import StoreSurface
 from specsteer.memory._types import Memory, MemoryInput, MetadataValue
 from specsteer.memory._validate import check_metadata, check_user_id
-
-if TYPE_CHECKING:
-    from specsteer.memory._base import BaseMemoryStore
 
 __all__ = ["ingest_notes", "ingest_transcript"]
 
 
 def ingest_notes(
-    store: BaseMemoryStore,
+    store: StoreSurface,
     user_id: str,
     notes: str | Path | Iterable[str | Path],
     *,
@@ -56,7 +54,7 @@ def ingest_notes(
 
 
 def ingest_transcript(
-    store: BaseMemoryStore,
+    store: StoreSurface,
     user_id: str,
     transcript: str | Path | Sequence[Mapping[str, Any]],
     *,

@@ -24,6 +24,7 @@ from specsteer.memory._crypto import normalize_text
 from specsteer.memory._embedder import Embedder, HashEmbedder
 from specsteer.memory._errors import UserForgottenError
 from specsteer.memory._filters import matches
+from specsteer.memory._persona import Persona
 from specsteer.memory._types import Memory, SearchHit
 
 __all__ = ["InMemoryStore"]
@@ -56,6 +57,7 @@ class InMemoryStore(BaseMemoryStore):
             clock=clock,
         )
         self._rows: dict[str, dict[str, _Row]] = {}
+        self._personas: dict[str, Persona] = {}
         self._forgotten: set[str] = set()
 
     def _live(self, user_id: str, where: Where | None = None) -> list[_Row]:
@@ -114,9 +116,22 @@ class InMemoryStore(BaseMemoryStore):
         with self._lock:
             return self._rows.get(user_id, {}).pop(memory_id, None) is not None
 
+    def _get_persona(self, user_id: str) -> Persona | None:
+        with self._lock:
+            return self._personas.get(user_id)
+
+    def _put_persona(self, user_id: str, persona: Persona | None) -> None:
+        with self._lock:
+            self._writable(user_id)
+            if persona is None:
+                self._personas.pop(user_id, None)
+            else:
+                self._personas[user_id] = persona
+
     def _forget(self, user_id: str, purge_vectors: bool) -> None:
         with self._lock:
             self._rows.pop(user_id, None)
+            self._personas.pop(user_id, None)
             self._forgotten.add(user_id)
 
     def _reinstate(self, user_id: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specsteer.memory import HashEmbedder, MemoryInput, MemoryStore
+from specsteer.memory import HashEmbedder, MemoryInput, MemoryStore, Person, Persona
 
 
 def _needles(canary: str) -> list[bytes]:
@@ -36,8 +36,8 @@ def _found(needles: list[bytes], *roots: Path) -> list[str]:
 
 
 def _plant(store: MemoryStore, user: str) -> tuple[list[str], list[str]]:
-    """Store canaries in every field a memory has; returns (canaries, texts)."""
-    canaries = [f"canary{secrets.token_hex(10)}" for _ in range(8)]
+    """Store canaries in every field a memory and the persona have; returns (canaries, texts)."""
+    canaries = [f"canary{secrets.token_hex(10)}" for _ in range(11)]
     texts = [
         f"my bank PIN hint is {canaries[0]} remember it",
         f"the password for the {canaries[1]} account",
@@ -51,6 +51,8 @@ def _plant(store: MemoryStore, user: str) -> tuple[list[str], list[str]]:
     m = store.add(user, f"before update {canaries[6]}")
     store.update(user, m.id, text=f"after update {canaries[7]}")
     store.ingest_transcript(user, [{"role": "user", "content": f"chat about {canaries[0]}"}])
+    persona = Persona(canaries[8], f"Cheers, {canaries[9]}", (Person(canaries[10], "sister"),))
+    store.set_persona(user, persona)
     return canaries, texts
 
 
@@ -81,6 +83,7 @@ def test_nothing_readable_on_disk_before_or_after_forget(specsteer_home: Path) -
     fresh = MemoryStore(embedder=HashEmbedder())
     assert fresh.count("alice") == 0
     assert fresh.search("alice", alice_texts[0]) == []
+    assert fresh.persona("alice").empty and fresh.persona("bob").name == bob_canaries[8]
 
 
 def test_forget_without_purge_leaves_only_unopenable_ciphertext(specsteer_home: Path) -> None:
@@ -111,7 +114,8 @@ def test_server_store_keeps_no_plaintext(
     col = next(
         c for c in store._client.list_collections() if c.name == store._users.name_for("alice")
     )
-    dump = repr(col.get(include=["metadatas", "documents"])).encode()
+    dump = repr((col.get(include=["metadatas", "documents"]), col.metadata)).encode()
+    assert store.persona("alice").name == canaries[8]
     assert canaries[0][:6] == "canary"
     assert not any(n in dump for c in canaries for n in _needles(c))
     assert b"alice" not in dump and b"alice" not in col.name.encode()

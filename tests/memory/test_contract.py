@@ -21,6 +21,8 @@ from specsteer.memory import (
     Memory,
     MemoryInput,
     MemoryNotFoundError,
+    Person,
+    Persona,
     UserForgottenError,
 )
 
@@ -366,3 +368,71 @@ def test_returned_memories_cannot_change_the_store(any_store: BaseMemoryStore) -
     any_store.memories("alice")[0].metadata["genre"] = "pop"  # type: ignore[index]
     assert any_store.get("alice", m.id).metadata == {"genre": "jazz"}
     assert any_store.search("alice", "jazz", where={"genre": "pop"}) == []
+
+
+def test_persona_is_kept_per_user_apart_from_memories(any_store: BaseMemoryStore) -> None:
+    assert any_store.persona("alice") == Persona()
+    persona = Persona("Maya Okafor", "Love, Maya", (Person("Lena", "Sister"),))
+    assert any_store.set_persona("alice", persona) == persona
+    assert any_store.persona("alice") == persona
+    assert any_store.persona("alice").people[0].relation == "sister"
+    assert any_store.persona("bob") == Persona()
+    # The persona is not a memory: it is never listed, counted or searched.
+    assert any_store.count("alice") == 0 and any_store.memories("alice") == []
+    assert any_store.search("alice", "Maya Okafor") == []
+    any_store.add("alice", "I am vegetarian.")
+    assert any_store.persona("alice") == persona
+    assert any_store.set_persona("alice", Persona(name="Maya")).name == "Maya"
+    assert any_store.persona("alice") == Persona(name="Maya")
+    any_store.set_persona("alice", Persona())
+    assert any_store.persona("alice").empty
+    with pytest.raises(InvalidInputError, match="takes a Persona"):
+        any_store.set_persona("alice", {"name": "Maya"})  # type: ignore[arg-type]
+
+
+def test_persona_is_forgotten_with_the_user(any_store: BaseMemoryStore) -> None:
+    any_store.set_persona("alice", Persona(name="Alice"))
+    any_store.set_persona("bob", Persona(name="Bob"))
+    any_store.forget_user("alice")
+    assert any_store.persona("alice").empty
+    assert any_store.persona("bob").name == "Bob"
+    with pytest.raises(UserForgottenError):
+        any_store.set_persona("alice", Persona(name="Alice"))
+    any_store.reinstate_user("alice")
+    assert any_store.persona("alice").empty
+    any_store.set_persona("alice", Persona(name="Alice again"))
+    assert any_store.persona("alice").name == "Alice again"
+
+
+def test_persona_view_fills_gaps_from_memories(any_store: BaseMemoryStore) -> None:
+    any_store.add_many(
+        "alice",
+        ["My sister Lena lives in Lisbon.", "Thanks for the lift!\nCheers,\nInes"],
+        progress=False,
+    )
+    view = any_store.persona_view("alice")
+    assert view.persona.name == "Ines" and view.source("name") == "inferred"
+    assert view.persona.sign_off == "Cheers, Ines"
+    assert view.persona.people == (Person("Lena", "sister"),)
+    any_store.set_persona("alice", Persona(name="Inês Duarte").without_person("Lena"))
+    view = any_store.persona_view("alice")
+    assert view.persona.name == "Inês Duarte" and view.source("name") == "set"
+    assert view.persona.people == () and view.source("Lena") is None
+    assert view.source("sign_off") == "inferred"
+
+
+def test_export_import_carries_the_persona(any_store: BaseMemoryStore, tmp_path: Path) -> None:
+    any_store.add("alice", "I am vegetarian.")
+    persona = Persona("Alice", "Best, Alice", (Person("Bob", "brother"),), hidden=("Eve",))
+    any_store.set_persona("alice", persona)
+    path = tmp_path / "alice.jsonl"
+    assert any_store.export("alice", path) == 1
+    assert any_store.import_("carol", path, progress=False) == 1
+    assert any_store.persona("carol") == persona
+    assert any_store.all_texts("carol") == ["I am vegetarian."]
+    # A version-1 file (memories only) still imports.
+    lines = path.read_text(encoding="utf-8").splitlines()
+    old = [json.dumps({**EXPORT_FORMAT, "version": 1}), lines[2]]
+    path.write_text("\n".join(old) + "\n", encoding="utf-8")
+    assert any_store.import_("dave", path, progress=False) == 1
+    assert any_store.persona("dave").empty

@@ -1,7 +1,8 @@
 """A Hypothesis state machine against every store: embedded, a chromadb server, and the fake.
 
-Invariants after every step: each user's count and export match a plain-dict model; no search,
-get or export ever shows another user's memory, a deleted memory, or a forgotten user's memory.
+Invariants after every step: each user's count, export and persona match a plain-dict model; no
+search, get or export ever shows another user's memory, a deleted memory, a forgotten user's
+memory, or a forgotten user's persona.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from specsteer.memory import (
     HashEmbedder,
     MemoryNotFoundError,
     MemoryStore,
+    Person,
+    Persona,
     UserForgottenError,
 )
 from specsteer.memory._crypto import normalize_text
@@ -51,6 +54,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
             self.topic: dict[str, dict[str, str]] = {u: {} for u in USERS}
             self.forgotten: set[str] = set()
             self.gone_ids: set[str] = set()
+            self.personas: dict[str, Persona] = {u: Persona() for u in USERS}
 
         def _ids_with_text(self, user: str, text: str) -> set[str]:
             norm = normalize_text(text)
@@ -119,11 +123,23 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
             self.gone_ids.add(mid)
             assert self.store.delete(user, mid) is False
 
+        @rule(user=users, name=st.sampled_from(WORDS), friend=st.none() | st.sampled_from(WORDS))
+        def set_persona(self, user: str, name: str, friend: str | None) -> None:
+            people = (Person(friend, "friend"),) if friend is not None else ()
+            persona = Persona(name=name.title(), people=people)
+            if user in self.forgotten:
+                with pytest.raises(UserForgottenError):
+                    self.store.set_persona(user, persona)
+                return
+            self.store.set_persona(user, persona)
+            self.personas[user] = persona
+
         @rule(user=users)
         def forget(self, user: str) -> None:
             self.store.forget_user(user, purge_vectors=False)
             self.gone_ids.update(self.model[user])
             self.model[user].clear()
+            self.personas[user] = Persona()
             self.forgotten.add(user)
 
         @rule(user=users)
@@ -169,10 +185,12 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
                 path = self.dir / f"{user}.jsonl"
                 self.store.export(user, path)
                 lines = path.read_text(encoding="utf-8").splitlines()[1:]
-                exported = {d["id"]: d["text"] for d in map(json.loads, lines)}
+                docs = [json.loads(line) for line in lines]
+                exported = {d["id"]: d["text"] for d in docs if "persona" not in d}
                 assert exported == self.model[user]
                 assert not (set(exported) & self.gone_ids)
                 assert sorted(self.store.all_texts(user)) == sorted(self.model[user].values())
+                assert self.store.persona(user) == self.personas[user]
 
         def teardown(self) -> None:
             for user in USERS:
