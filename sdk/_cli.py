@@ -958,8 +958,15 @@ def eval_(
     ] = None,
     cloud: CloudOpt = None,
     cloud_model: CloudModelOpt = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            help="Score the answers already in the folder again with the current metrics first."
+        ),
+    ] = False,
 ) -> None:
-    """Score every method on personal writing tasks (ROUGE, fact recall) and print a summary."""
+    """Score every method on personal writing tasks (ROUGE, fact recall, who the answer speaks
+    to, refusals) and print a summary."""
     from specsteer._eval import load_examples, run_eval
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
@@ -980,6 +987,7 @@ def eval_(
             limit=limit,
             seed=seed,
             memory_factory=memory,
+            rescore_done=rescore,
         )
     except SpecSteerError as e:
         _fail(e)

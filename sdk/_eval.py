@@ -36,6 +36,14 @@ from specsteer._config import GenerationConfig, Method
 from specsteer._egress import PrivateEgress
 from specsteer._errors import ConfigurationError, InvalidInputError, MissingDependencyError
 from specsteer._methods import METHOD_NAMES, method_spec
+from specsteer._eval_people import (
+    addresses_self,
+    has_placeholder,
+    is_refusal,
+    restates_request,
+    wrong_recipient,
+)
+from specsteer._prompt import DEFAULT_SYSTEM_PROMPT
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 from specsteer.privacy import AuditLog, EgressPolicy, PrivacyReport
@@ -53,6 +61,7 @@ __all__ = [
     "load_examples",
     "load_records",
     "method_labels",
+    "rescore",
     "rouge",
     "run_eval",
     "score",
@@ -85,6 +94,10 @@ class EvalExample:
     output: str
     #: Short strings a good answer should contain (names, places, foods); may be empty.
     facts: tuple[str, ...] = ()
+    #: The user's own name, when known ("" otherwise): an answer must not greet them by it.
+    writer: str = ""
+    #: Whom the request's relation names ("my sister" -> "Lena"), when it names someone.
+    recipient: str = ""
 
 
 def default_dataset() -> Path:
@@ -152,6 +165,8 @@ def _parse_line(line: str, where: str, *, default_id: str) -> EvalExample:
         profile=_profile(raw.get("profile"), where),
         output=_text(raw, "output", where),
         facts=tuple(facts),
+        writer=_optional_text(raw, "writer", where),
+        recipient=_optional_text(raw, "recipient", where),
     )
 
 
@@ -172,6 +187,15 @@ def _text(raw: Mapping[str, object], field: str, where: str) -> str:
     if not value.strip():
         raise InvalidInputError(f"{where}: {field!r} is empty; write the text")
     return value
+
+
+def _optional_text(raw: Mapping[str, object], field: str, where: str) -> str:
+    value = raw.get(field, "")
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"{where}: {field!r} must be a string (a name), not {type(value).__name__}"
+        )
+    return value.strip()
 
 
 def _profile(value: object, where: str) -> tuple[str, ...]:
@@ -284,13 +308,20 @@ def _contains(words: Sequence[str], part: Sequence[str]) -> bool:
 
 
 def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
-    """Every quality metric of one answer, as a flat dict."""
+    """Every quality metric of one answer, as a flat dict (``None`` where one does not apply:
+    fact recall without facts, self-address without the user's name, wrong recipient when the
+    request names nobody)."""
     return {
         **rouge(answer, example.output),
         "fact_recall": fact_recall(answer, example.facts),
         "words": word_count(answer),
         "repetitive": is_repetitive(answer),
         "echo": is_echo(answer, system_prompt=system_prompt, query=example.input),
+        "self_address": addresses_self(answer, example.writer),
+        "placeholder": has_placeholder(answer),
+        "wrong_recipient": wrong_recipient(answer, example.recipient),
+        "refusal": is_refusal(answer),
+        "restates": restates_request(answer, example.input),
     }
 
 
@@ -464,6 +495,7 @@ def run_eval(
     privacy: bool = True,
     audit_payloads: Literal["digest", "sealed"] = "digest",
     progress: bool = True,
+    rescore_done: bool = False,
 ) -> list[Record]:
     """Answer every example with every method, score the answers, and write them down.
 
@@ -494,6 +526,8 @@ def run_eval(
         audit_payloads: what the audit log keeps of each payload: its digest, or the payload
             sealed with the run's key (what :func:`specsteer.run_attack` reads).
         progress: show a progress bar on stderr (when it is a terminal).
+        rescore_done: first score the answers already in ``results.jsonl`` again with the
+            current metric definitions (:func:`rescore`), rewriting the file.
 
     Returns:
         The records of the pairs asked for, finished earlier or now, in run order.
@@ -516,7 +550,11 @@ def run_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, _settings(device, verifier, base, privacy, audit_payloads))
-    done = {(r["id"], r["method"]): r for r in load_records(out / RESULTS, repair=True)}
+    stored = load_records(out / RESULTS, repair=True)
+    if rescore_done and stored:
+        stored = rescore(stored, examples)
+        _rewrite(out / RESULTS, stored)
+    done = {(r["id"], r["method"]): r for r in stored}
     todo = [(e, lab) for e in chosen for lab in labels if (e.id, lab[0]) not in done]
     logger.info(
         "eval: %d pairs to run, %d already done", len(todo), len(chosen) * len(labels) - len(todo)
@@ -559,6 +597,42 @@ def _run_pairs(
             os.fsync(sink.fileno())
             done[(example.id, label[0])] = record
             step()
+
+
+def rescore(
+    records: Sequence[Mapping[str, Any]],
+    examples: Sequence[EvalExample],
+    *,
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+) -> list[Record]:
+    """The records with every quality metric (:func:`score`) computed again from their text,
+    by the current definitions; records of examples not in ``examples`` are kept as they are.
+
+    This is how answers written before a metric existed, or before its definition changed, are
+    measured by it.
+    """
+    by_id = {e.id: e for e in examples}
+    out: list[Record] = []
+    for record in records:
+        example = by_id.get(str(record["id"]))
+        if example is None:
+            out.append(dict(record))
+            continue
+        metrics = score(str(record.get("text", "")), example, system_prompt=system_prompt)
+        rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+        out.append({**record, **rounded})
+    return out
+
+
+def _rewrite(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """Replace ``path`` with ``records``, one JSON line each, atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as sink:
+        for record in records:
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sink.flush()
+        os.fsync(sink.fileno())
+    os.replace(tmp, path)
 
 
 def _select(examples: Sequence[EvalExample], limit: int | None) -> list[EvalExample]:
@@ -669,6 +743,15 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
 
 # -- the summary ---------------------------------------------------------------------------------
 
+#: Failures counted per answer, reported as flagged / answers it applies to.
+_RATES: Final = (
+    ("self_address", "self-address"),
+    ("placeholder", "placeholder"),
+    ("wrong_recipient", "wrong recipient"),
+    ("refusal", "refusal"),
+    ("restates", "restates the request"),
+)
+
 _COLUMNS: Final = (
     ("rouge1", "ROUGE-1", 3),
     ("rougeL", "ROUGE-L", 3),
@@ -716,7 +799,9 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> str:
     paired differences against the cloud alone and the device alone on the same examples.
 
     Shares (repetitive, echo) are the fraction of answers flagged; acceptance counts only
-    answers that drafted; fact recall only examples with facts.
+    answers that drafted; fact recall only examples with facts. A second table counts the
+    failures of :data:`_RATES` as flagged / answers the metric applies to (self-address: examples
+    that name the user; wrong recipient: requests that name someone).
     """
     by_method: dict[str, dict[str, Mapping[str, Any]]] = {}
     for r in records:
@@ -730,8 +815,27 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> str:
         rows = list(by_method[label].values())
         cells = [_cell(_mean_se(r.get(key) for r in rows), d) for key, _, d in _COLUMNS]
         lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
-    lines += ["", *_paired(by_method, labels)]
+    lines += ["", *_rates(by_method, labels), "", *_paired(by_method, labels)]
     return "\n".join(lines) + "\n"
+
+
+def _rates(
+    by_method: Mapping[str, Mapping[str, Mapping[str, Any]]], labels: Sequence[str]
+) -> list[str]:
+    """Rows of flagged / applicable answers (and the share) for each failure of :data:`_RATES`."""
+    lines = [
+        "| method | " + " | ".join(title for _, title in _RATES) + " |",
+        "|---|" + "---:|" * len(_RATES),
+    ]
+    for label in labels:
+        rows = list(by_method[label].values())
+        cells = []
+        for key, _ in _RATES:
+            values = [bool(r[key]) for r in rows if r.get(key) is not None]
+            share = f" ({100 * sum(values) / len(values):.1f}%)" if values else ""
+            cells.append(f"{sum(values)}/{len(values)}{share}" if values else "—")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _paired(

@@ -2,7 +2,8 @@
 
 Synthetic users, each with a private history (``profile``) and personal writing tasks whose good
 answers depend on that history, in the LaMP / LongLaMP layout (``user_id``, ``input``,
-``profile``, ``output``) plus ``facts``: short strings a good answer should contain. Every
+``profile``, ``output``) plus ``facts``: short strings a good answer should contain, ``writer``:
+the user's name, and ``recipient``: whom the request's relation ("my sister") names, if anyone. Every
 example's facts occur verbatim in its user's profile and in its reference answer, and never in
 its public ``input``.
 
@@ -846,7 +847,10 @@ def build(seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS) -> list[dict[str
                 "profile": profile,
                 "output": render(user, draft),
                 "facts": list(draft.facts),
+                "writer": user.name,
             }
+            if draft.to is not None:
+                example["recipient"] = draft.to
             _check(example)
             examples.append(example)
     return examples

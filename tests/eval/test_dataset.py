@@ -115,3 +115,22 @@ def test_the_loader_reads_it(rows: list[dict[str, Any]]) -> None:
     first = examples[0]
     assert first.profile == tuple(item["text"] for item in rows[0]["profile"])
     assert first.facts == tuple(rows[0]["facts"])
+
+
+def test_writer_and_recipient_are_named_in_the_profile(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        profile = " ".join(item["text"] for item in r["profile"])
+        assert fact_recall(profile, [r["writer"]]) == 1.0, r["id"]
+        assert fact_recall(r["input"], [r["writer"]]) == 0.0, r["id"]
+        if "recipient" in r:
+            assert fact_recall(profile, [r["recipient"]]) == 1.0, r["id"]
+            assert r["recipient"] != r["writer"], r["id"]
+    with_recipient = [r for r in rows if "recipient" in r]
+    assert len(with_recipient) >= 60
+    assert {r["id"].split("-", 1)[1] for r in rows if "recipient" not in r} == {
+        "dinner",
+        "packing",
+    }
+    examples = load_examples()
+    assert [e.recipient for e in examples] == [r.get("recipient", "") for r in rows]
+    assert all(e.writer for e in examples)

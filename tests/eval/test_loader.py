@@ -50,6 +50,8 @@ BAD_LINES = [
     (line(id=1.5), "'id' must be"),
     (line(facts="Porto"), "'facts' must be a list"),
     (line(facts=["Porto", ""]), "'facts' must be a list of non-empty strings"),
+    (line(writer=["Maya"]), "'writer' must be a string"),
+    (line(recipient=7), "'recipient' must be a string"),
     (line(id="u1-a"), "repeats an earlier line"),
 ]
 
@@ -94,7 +96,8 @@ def test_lamp_items_and_defaults(tmp_path: Path) -> None:
         ],
         "output": "A title.",
     }
-    path = write(tmp_path, "\n" + json.dumps(lamp) + "\n" + line(id=7, facts=["hike"]) + "\n")
+    named = line(id=7, facts=["hike"], writer=" Maya ", recipient="Lena")
+    path = write(tmp_path, "\n" + json.dumps(lamp) + "\n" + named + "\n")
     first, second = load_examples(path)
     assert first == EvalExample(
         id="2",  # the line number
@@ -106,3 +109,5 @@ def test_lamp_items_and_defaults(tmp_path: Path) -> None:
     )
     assert second.id == "7"
     assert second.facts == ("hike",)
+    assert (first.writer, first.recipient) == ("", "")
+    assert (second.writer, second.recipient) == ("Maya", "Lena")

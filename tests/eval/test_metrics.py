@@ -113,4 +113,14 @@ def test_score_puts_them_together() -> None:
         "words": 5,
         "repetitive": False,
         "echo": False,
+        "self_address": None,
+        "placeholder": False,
+        "wrong_recipient": None,
+        "refusal": False,
+        "restates": False,
     }
+    named = EvalExample(**{**example.__dict__, "writer": "Tomás", "recipient": "Inês"})
+    got = score("Hi Tomás! [Your Name]", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
+    assert (got["self_address"], got["wrong_recipient"], got["placeholder"]) == (True, True, True)
+    got = score("Hi Ines, see you Sunday.", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
+    assert (got["self_address"], got["wrong_recipient"]) == (False, False)

@@ -172,8 +172,7 @@ def small_run(
         methods=METHODS,
         lams=[0.1],
         max_new_tokens=TOKENS,
-        memory_factory=hashed_memory,
-        **kw,
+        **{"memory_factory": hashed_memory, **kw},
     )
 
 
@@ -304,9 +303,17 @@ RECORDS = [
 ]
 
 
+def first_rows(text: str) -> dict[str, str]:
+    """Each method's row of the first table."""
+    rows: dict[str, str] = {}
+    for line in text.splitlines():
+        rows.setdefault(line.split(" | ")[0].lstrip("| "), line)
+    return rows
+
+
 def test_summary_table() -> None:
     text = summarize(RECORDS)
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()}
+    rows = first_rows(text)
     assert rows["device_only"] == (
         "| device_only | 2 | 0.300 ± 0.100 | 0.300 ± 0.100 | 0.500 ± 0.000 | 10.0 ± 0.0 "
         "| 0.00 ± 0.00 | 0.00 ± 0.00 | 2.00 ± 0.00 | — |"
@@ -318,6 +325,23 @@ def test_summary_table() -> None:
     labels = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines()[2:6]]
     assert labels == ["device_only", "cloud_only", "specsteer@0.1", "specsteer@0.5"]
     assert text.splitlines()[6] == ""
+
+
+def test_summary_counts_failures_over_the_answers_they_apply_to() -> None:
+    flagged = [
+        {**RECORDS[0], "self_address": True, "wrong_recipient": None, "refusal": False},
+        {**RECORDS[1], "self_address": False, "wrong_recipient": True, "refusal": True},
+        {**RECORDS[2], "self_address": None},
+    ]
+    text = summarize(flagged)
+    rows = first_rows(text)
+    header = next(line for line in text.splitlines() if "self-address" in line)
+    assert header.split(" | ")[1:3] == ["self-address", "placeholder"]
+    device = [line for line in text.splitlines() if line.startswith("| device_only | ")]
+    assert device[1] == "| device_only | 1/2 (50.0%) | — | 1/1 (100.0%) | 1/2 (50.0%) | — |"
+    assert rows["cloud_only"].split(" | ")[1] == "1"  # the first table is unchanged
+    cloud = [line for line in text.splitlines() if line.startswith("| cloud_only | ")]
+    assert cloud[1] == "| cloud_only | — | — | — | — | — |"  # no record says, so no rate
 
 
 def test_summary_paired_differences() -> None:
@@ -344,3 +368,25 @@ def test_cloud_only_needs_a_cloud_that_can_generate(
     with pytest.raises(ConfigurationError, match="cloud_only needs a cloud that can generate"):
         small_run(tmp_path / "run", tiny_pair, cloud=VerifyOnly())
     assert not (tmp_path / "run").exists()
+
+
+def test_rescore_measures_stored_answers_by_the_current_definitions(
+    tmp_path: Path, tiny_pair: tuple[ModelBackend, ModelBackend]
+) -> None:
+    out = tmp_path / "run"
+    first = small_run(out, tiny_pair)
+    # Answers stored before a metric existed: drop it, and plant an answer it flags.
+    old = [{k: v for k, v in r.items() if k != "refusal"} for r in first]
+    old[0] = {**old[0], "text": "I'm sorry, but I can't assist with that."}
+    (out / "results.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in old), encoding="utf-8"
+    )
+
+    def no_store(root: Path) -> MemoryStore:
+        raise AssertionError("nothing to run, so no store should be opened")
+
+    again = small_run(out, tiny_pair, memory_factory=no_store, rescore_done=True)
+    assert [r["refusal"] for r in again] == [True] + [False] * (len(again) - 1)
+    assert again[0]["words"] == 8  # every metric, not only the new one, read the new text
+    assert load_records(out / "results.jsonl") == again
+    assert [r["text"] for r in again[1:]] == [r["text"] for r in first[1:]]

@@ -107,7 +107,9 @@ def test_the_user_is_not_one_of_their_own_people() -> None:
 
 def test_what_the_user_set_wins_and_hidden_people_stay_hidden() -> None:
     inferred = infer_persona(
-        _memories("My sister Lena lives in Lisbon.", "My brother Tunde loves football.", "Cheers, Ines")
+        _memories(
+            "My sister Lena lives in Lisbon.", "My brother Tunde loves football.", "Cheers, Ines"
+        )
     )
     stored = Persona(name="Inês", people=(Person("Lena", "cousin"),), hidden=("Tunde",))
     view = merge(stored, inferred)
