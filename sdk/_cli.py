@@ -913,7 +913,10 @@ def audit_export(
 
 DataOpt = Annotated[
     Path | None,
-    typer.Option(help="LaMP-style JSONL dataset (default: the shipped personal-writing set)."),
+    typer.Option(
+        help="LaMP-style JSONL dataset, or a shipped set: personal_writing (the default) or "
+        "personal_requests (six kinds of personal writing, six phrasings each)."
+    ),
 ]
 LamOpt = Annotated[
     list[str] | None,

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
+    "SHIPPED_SETS",
     "EvalExample",
     "default_dataset",
     "fact_recall",
@@ -100,9 +101,23 @@ class EvalExample:
     recipient: str = ""
 
 
-def default_dataset() -> Path:
-    """The shipped personal-writing set (``specsteer/data/personal_writing.jsonl``)."""
-    return Path(str(resources.files("specsteer") / "data" / "personal_writing.jsonl"))
+#: The sets shipped with the package, by name: personal writing tasks, and the paraphrase set
+#: (six kinds of personal writing, each asked for in six phrasings).
+SHIPPED_SETS: Final = ("personal_writing", "personal_requests")
+
+
+def default_dataset(name: str = "personal_writing") -> Path:
+    """A shipped set's file: the personal-writing set (``specsteer/data/personal_writing.jsonl``)
+    by default, or ``"personal_requests"``, the paraphrase set.
+
+    Raises:
+        InvalidInputError: not a shipped set's name.
+    """
+    if name not in SHIPPED_SETS:
+        raise InvalidInputError(
+            f"no shipped set is called {name!r}; choose one of {', '.join(SHIPPED_SETS)}"
+        )
+    return Path(str(resources.files("specsteer") / "data" / f"{name}.jsonl"))
 
 
 def load_examples(path: str | os.PathLike[str] | None = None) -> list[EvalExample]:
@@ -114,13 +129,19 @@ def load_examples(path: str | os.PathLike[str] | None = None) -> list[EvalExampl
     (str or int; default: the line number).
 
     Args:
-        path: the file; default :func:`default_dataset`.
+        path: the file, or the name of a shipped set (:data:`SHIPPED_SETS`) when no such file
+            exists; default :func:`default_dataset`.
 
     Raises:
         InvalidInputError: the file cannot be read, or a line is malformed; the message names
             the file, the line and the fix.
     """
-    source = Path(path) if path is not None else default_dataset()
+    if path is None:
+        source = default_dataset()
+    elif str(path) in SHIPPED_SETS and not Path(path).exists():
+        source = default_dataset(str(path))
+    else:
+        source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
