@@ -46,7 +46,8 @@ _COMMON_WORDS = (
     "certainly congratulations congrats however first also finally then unfortunately honestly "
     "anyway meanwhile otherwise instead afterwards thanks thank sorry please note subject tonight "
     "today tomorrow yesterday dinner breakfast lunch packing plan step ingredients morning evening "
-    "hi hey hello hiya dear dearest greetings good happy"
+    "hi hey hello hiya dear dearest greetings good happy cheers best love regards kind warm warmly "
+    "sincerely yours hugs talk speak see take much lots many with ciao"
 )
 #: Capitalised words that open an answer or follow a greeting without being anyone's name.
 _NOT_NAMES: Final = frozenset(_COMMON_WORDS.split())

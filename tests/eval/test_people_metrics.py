@@ -34,6 +34,8 @@ from specsteer._eval_people import (
         ("Packing list for Kyoto: walking shoes.", []),
         ("Tonight I could cook risotto for Lena and me.", []),
         ("Hello!\nTalk soon,\nMaya", []),
+        ("Warmly, Jun.", []),  # a signature alone is not a greeting
+        ("Talk soon, Jun!", []),
         ("Hi there, are you free?", []),
         ("Dear landlord, the tap leaks.", []),
         ("I told Lena, and she laughed.", []),
