@@ -9,20 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from specsteer._addressing import is_writing_request, recipients
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._events import Finished, RoundEvent
+from specsteer._private_context import PrivateContext
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
 from specsteer._result import GenerationResult, GenerationStats
+from specsteer._retrieval import RetrievalPolicy, select_memories
 from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
 
 if TYPE_CHECKING:
-    from specsteer.memory import BaseMemoryStore
+    from specsteer.memory import BaseMemoryStore, Persona, PersonaView
 
 __all__ = ["Assistant"]
 
@@ -42,10 +45,13 @@ class Assistant:
         privacy: the egress door (:class:`PrivateEgress`); ``True`` (the default) builds one with
             the default policy and the audit log under ``$SPECSTEER_HOME``; ``False`` sends
             requests without screening or audit (for measurements only).
-        context_tokens: token budget of the private context block.
-        memory_k: memories retrieved per request. Four, the most relevant, measured best on the
-            shipped personal-writing set: a small device model uses a short list of the facts
-            that matter better than a long one with distractors (docs/evaluation.md).
+        context_tokens: token budget of the memories in the private context.
+        memory_k: at most this many memories by relevance per request; fewer when fewer clear
+            ``min_score``, plus one about the person the request names. A small device model
+            uses a short list of the facts that matter better than a long one with distractors
+            (docs/evaluation.md).
+        min_score: the relevance floor (cosine similarity to the request) for a memory to be
+            used; the closest memory is used even below it.
         wire: how drafts travel (see :class:`Decoder`): ``'auto'``, ``'ids'`` (shared
             tokenizer) or ``'text'`` (cross-vocabulary mode).
         remember: store the user's own statements from each answered turn as memories
@@ -72,6 +78,7 @@ class Assistant:
         privacy: bool | PrivateEgress = True,
         context_tokens: int = 256,
         memory_k: int = 4,
+        min_score: float = 0.2,
         wire: Wire = "auto",
         remember: bool | RememberPolicy = False,
     ) -> None:
@@ -79,6 +86,9 @@ class Assistant:
             raise ConfigurationError("a memory store needs user_id=... (whose memories to use)")
         if context_tokens < 0 or memory_k < 1:
             raise ConfigurationError("context_tokens must be >= 0 and memory_k >= 1")
+        self.retrieval = RetrievalPolicy(
+            max_memories=memory_k, min_score=min_score, candidates=max(8, memory_k)
+        )
         self.device = device
         self.memory = memory
         self.user_id = user_id
@@ -119,34 +129,72 @@ class Assistant:
         Raises:
             ConfigurationError: the assistant has no memory store.
         """
-        if self.memory is None or self.user_id is None:
+        return self._store().add(self._user(), text, metadata or None).id
+
+    def _store(self) -> BaseMemoryStore:
+        if self.memory is None:
             raise ConfigurationError("this assistant has no memory store; pass memory=...")
-        return self.memory.add(self.user_id, text, metadata or None).id
+        return self.memory
+
+    def _user(self) -> str:
+        assert self.user_id is not None  # a store comes with a user id (checked in __init__)
+        return self.user_id
+
+    def persona(self) -> PersonaView:
+        """Who this user is when they write: what they set, with the gaps filled from their
+        memories (each value marked set or inferred).
+
+        Raises:
+            ConfigurationError: the assistant has no memory store.
+        """
+        return self._store().persona_view(self._user())
+
+    def set_persona(self, persona: Persona) -> PersonaView:
+        """Replace what this user set about themselves (kept sealed with their memories).
+
+        Returns:
+            The persona now in use.
+
+        Raises:
+            ConfigurationError: the assistant has no memory store.
+        """
+        self._store().set_persona(self._user(), persona)
+        return self.persona()
+
+    def private_context(self, query: str) -> PrivateContext:
+        """What the device is told for ``query``: who writes (the persona), to whom (the people
+        the request names by relation), and the memories that bear on it."""
+        if self.memory is None or self.user_id is None:
+            return PrivateContext()
+        persona = self.memory.persona_view(self.user_id).persona
+        people = recipients(query, persona)
+        hits = select_memories(self.memory, self.user_id, query, people, self.retrieval)
+        return PrivateContext(
+            writer=persona.name,
+            sign_off=persona.sign_off,
+            recipients=tuple(people),
+            memories=tuple(self._fit([h.text for h in hits])),
+            writing=is_writing_request(query, persona),
+        )
+
+    def _fit(self, texts: list[str]) -> list[str]:
+        """The memories, in order, that fit the token budget together."""
+        kept: list[str] = []
+        for text in texts:
+            block = "\n".join(f"- {t}" for t in [*kept, text])
+            if len(self.device.encode(block)) <= self.context_tokens:
+                kept.append(text)
+        return kept
 
     def retrieve(self, query: str) -> str:
-        """The private context block for ``query`` from this user's memories ("" if none)."""
-        if self.memory is None or self.user_id is None:
-            return ""
-        from specsteer.memory import build_context
-
-        hits = self.memory.search(self.user_id, query, k=self.memory_k)
-        # No header line over the list: the prompt's own intro (``PRIVATE_INTRO``) says what it
-        # is, and a header such as "Private notes about the user" leaked into answers' wording
-        # ("I am writing to share some of my private notes"); without it both device-only and
-        # SpecSteer scored higher on the shipped set (docs/evaluation.md).
-        block = build_context(
-            hits,
-            budget_tokens=self.context_tokens,
-            count_tokens=lambda s: len(self.device.encode(s)),
-            header="",
-        )
-        return block.text
+        """The private context for ``query`` as the device reads it ("" when there is none)."""
+        return self.private_context(query).render()
 
     def generate(
         self,
         query: str | Sequence[Mapping[str, str]],
         *,
-        context: str | None = None,
+        context: str | PrivateContext | None = None,
         on_tokens: Callable[[list[int]], None] | None = None,
         **overrides: Any,
     ) -> GenerationResult:
@@ -154,8 +202,9 @@ class Assistant:
 
         Args:
             query: the request, or a chat as a list of ``{"role", "content"}`` dicts.
-            context: private text for the device model; by default retrieved from the memory
-                store. Never sent to the cloud.
+            context: what only the device sees: by default :meth:`private_context` of the
+                request (the persona, the people it names, the memories that bear on it), or
+                private text of your own. Never sent to the cloud.
             on_tokens: streaming callback, called with token ids as they become final.
             **overrides: fields of :class:`GenerationConfig` for this call (e.g. ``lam=0.3``).
 
@@ -175,7 +224,7 @@ class Assistant:
         self,
         query: str | Sequence[Mapping[str, str]],
         *,
-        context: str | None = None,
+        context: str | PrivateContext | None = None,
         **overrides: Any,
     ) -> Iterator[RoundEvent]:
         """Answer ``query`` as round events, as they happen.
@@ -209,20 +258,17 @@ class Assistant:
     def _prepare(
         self,
         query: str | Sequence[Mapping[str, str]],
-        context: str | None,
+        context: str | PrivateContext | None,
         overrides: Mapping[str, Any],
     ) -> tuple[Prompt, GenerationConfig]:
         """The prompt's two views and the settings of one call; starts the egress's session."""
         config = self._config(overrides)
         if context is None:
             text = query if isinstance(query, str) else _last_user_text(query)
-            context = self.retrieve(text)
+            context = self.private_context(text)
         prompt = build_prompt(query, context, system_prompt=self.system_prompt)
         if self.egress is not None:
-            private = [context]
-            if self.memory is not None and self.user_id is not None:
-                private.extend(self.memory.all_texts(self.user_id))
-            self.egress.begin(private)
+            self.egress.begin(self._private_texts(context))
         return prompt, config
 
     # -- turns remembered, other users, the async API ----------------------------------------------
@@ -252,7 +298,7 @@ class Assistant:
         self,
         query: str | Sequence[Mapping[str, str]],
         *,
-        context: str | None = None,
+        context: str | PrivateContext | None = None,
         **overrides: Any,
     ) -> GenerationResult:
         """:meth:`generate` for async code: the answer runs on a worker thread in its turn.
@@ -270,7 +316,7 @@ class Assistant:
         self,
         query: str | Sequence[Mapping[str, str]],
         *,
-        context: str | None = None,
+        context: str | PrivateContext | None = None,
         stop: Sequence[str] = (),
         **overrides: Any,
     ) -> AnswerStream:
@@ -299,12 +345,12 @@ class Assistant:
         text = AnswerText(self.device.decode, restore, stops, eos)
         return AnswerStream(self._answers, produce, on_cut, text)
 
-    def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | None) -> Turn:
+    def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | PrivateContext | None) -> Turn:
         if self._isolated and self.egress is not None:
             self.egress.guard.pseudonymizer.clear()  # another user's placeholders stay theirs
         if self.remembering is None:
             return Turn(query, context)
-        return split_turn(query, context, self.retrieve)
+        return split_turn(query, context, self.private_context)
 
     def _remembered(self, turn: Turn, events: Iterator[RoundEvent]) -> Iterator[RoundEvent]:
         """``events``, the last one's result with what the turn stored (closing this closes
@@ -327,6 +373,14 @@ class Assistant:
         if self.remembering is None or self.memory is None or self.user_id is None:
             return ()
         return remember_turn(self.memory, self.user_id, turn, self.remembering)
+
+    def _private_texts(self, context: str | PrivateContext) -> list[str]:
+        """What must not leave: the context as rendered, every memory and the persona."""
+        private = context.texts() if isinstance(context, PrivateContext) else [context]
+        if self.memory is not None and self.user_id is not None:
+            private.extend(self.memory.all_texts(self.user_id))
+            private.extend(self.memory.persona(self.user_id).texts())
+        return private
 
     def _config(self, overrides: Mapping[str, Any]) -> GenerationConfig:
         if not overrides:

@@ -50,7 +50,7 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
     )
     total_tokens, total_s = 0, 0.0
     for request in DEMO_REQUESTS:
-        context = assistant.retrieve(request)
+        context = assistant.private_context(request)
         result = assistant.generate(request, context=context, max_new_tokens=max_new_tokens)
         s = result.stats
         total_tokens += s.new_tokens
@@ -59,8 +59,13 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
         kept = Table(title="kept on the device", show_header=False, title_justify="left")
         kept.add_column("what", style="cyan")
         kept.add_column("value")
-        n_items = len([line for line in context.splitlines() if line.startswith("- ")])
-        kept.add_row("private context", f"{n_items} memories, {len(context)} characters")
+        kept.add_row(
+            "private context",
+            f"{len(context.memories)} memories, {len(context.render())} characters",
+        )
+        if context.writer:
+            to = ", ".join(f"{p.name} ({p.relation})" for p in context.recipients)
+            kept.add_row("written as", context.writer + (f", to {to}" if to else ""))
         p = result.privacy
         left = Table(title="left the device", show_header=False, title_justify="left")
         left.add_column("what", style="cyan")

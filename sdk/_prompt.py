@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from specsteer._errors import InvalidInputError
+from specsteer._private_context import PrivateContext
 from specsteer.cloud_adapter import ChatMessage
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "PRIVATE_INTRO", "Prompt", "build_prompt"]
@@ -40,15 +41,21 @@ class Prompt:
 
 def build_prompt(
     query: str | Sequence[Mapping[str, str]],
-    context: str = "",
+    context: str | PrivateContext = "",
     *,
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
 ) -> Prompt:
     """Build the public and private views of a request.
 
+    The public view is the system prompt and the chat as given. The private view adds what only
+    the device sees: a text ``context`` goes into its system message after
+    :data:`PRIVATE_INTRO`; a :class:`PrivateContext` goes there as it renders itself (who writes,
+    to whom, the memories) and also words the last user message as the user's request to write
+    in their name (:meth:`PrivateContext.request`).
+
     Args:
         query: the user's request, or a whole chat (``[{"role": ..., "content": ...}]``).
-        context: the private context block (from the memory store); only the device sees it.
+        context: the private context (from the memory store); only the device sees it.
         system_prompt: instructions shared by both views.
 
     Raises:
@@ -71,9 +78,25 @@ def build_prompt(
     system = system_prompt
     if chat[0].role == "system":
         system, chat = chat[0].content, chat[1:]
+    public = (ChatMessage(role="system", content=system), *chat)
+    if isinstance(context, PrivateContext):
+        return _with_private_context(public, context)
     private_system = system
     if context.strip():
         private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}"
-    public = (ChatMessage(role="system", content=system), *chat)
     private = (ChatMessage(role="system", content=private_system), *chat)
     return Prompt(public=tuple(public), private=tuple(private), context=context)
+
+
+def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateContext) -> Prompt:
+    block = context.render()
+    if not block:
+        return Prompt(public=public, private=public, context="")
+    system, *chat = public
+    last = chat[-1]
+    private = (
+        ChatMessage(role="system", content=f"{system.content}\n\n{block}"),
+        *chat[:-1],
+        ChatMessage(role="user", content=context.request(last.content)),
+    )
+    return Prompt(public=public, private=private, context=block)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from specsteer._private_context import PrivateContext
 from specsteer.memory._statements import split_statements
 
 if TYPE_CHECKING:
@@ -57,11 +58,15 @@ class Turn:
     """
 
     query: Query
-    context: str | None
+    context: str | PrivateContext | None
     statements: tuple[str, ...] = ()
 
 
-def split_turn(query: Query, context: str | None, retrieve: Callable[[str], str]) -> Turn:
+def split_turn(
+    query: Query,
+    context: str | PrivateContext | None,
+    retrieve: Callable[[str], PrivateContext],
+) -> Turn:
     """Take the user's statements out of ``query``'s public view and into the private context.
 
     Args:
@@ -77,12 +82,19 @@ def split_turn(query: Query, context: str | None, retrieve: Callable[[str], str]
         chat, every, last, said = _split_chat(query)
         public = chat
     if context is None:
-        context = retrieve(said) if said.strip() else ""
-    known = context
-    lines = [f"- {s}" for s in dict.fromkeys(every) if s not in known]
-    if lines:
-        context = "\n".join([context.rstrip(), *lines]).strip("\n")
-    return Turn(public, context, tuple(dict.fromkeys(last)))
+        context = retrieve(said) if said.strip() else PrivateContext()
+    return Turn(public, _with_statements(context, every), tuple(dict.fromkeys(last)))
+
+
+def _with_statements(
+    context: str | PrivateContext, statements: Sequence[str]
+) -> str | PrivateContext:
+    """``context`` with the statements it does not hold yet added after its memories."""
+    if isinstance(context, PrivateContext):
+        fresh = tuple(s for s in dict.fromkeys(statements) if s not in context.memories)
+        return replace(context, memories=context.memories + fresh)
+    lines = [f"- {s}" for s in dict.fromkeys(statements) if s not in context]
+    return "\n".join([context.rstrip(), *lines]).strip("\n") if lines else context
 
 
 def _split_chat(

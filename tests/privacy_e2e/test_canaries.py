@@ -3,14 +3,15 @@ that copies its context, and check every byte that reached the cloud side."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from specsteer import Assistant
+from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant
 from specsteer.cloud_adapter import InProcessVerifier, VerifyRequest, VerifyResponse
-from specsteer.memory import HashEmbedder, MemoryStore
+from specsteer.memory import HashEmbedder, MemoryStore, Person, Persona
 from specsteer.privacy import AuditLog
 from specsteer.testing import TINY_WORDS, tiny_backend
 
@@ -61,11 +62,21 @@ def check_no_leak(received: list[bytes], decode: object, private: tuple[str, ...
         assert not (ngrams(text, 8) & private_grams), "an 8-gram of the private context left"
 
 
+#: Who the user is: loaded for every test here, so each runs with a persona in the device prompt.
+PERSONA_CANARIES = ("canary5p1z8r", "canary9t4v2w")
+PERSONA = Persona(
+    name=f"Maya {PERSONA_CANARIES[0]}",
+    sign_off="Love, Maya",
+    people=(Person(PERSONA_CANARIES[1], "sister"),),
+)
+
+
 @pytest.fixture
 def store(specsteer_home: Path) -> MemoryStore:
     s = MemoryStore(embedder=HashEmbedder())
     for text in PRIVATE:
         s.add("maya", text)
+    s.set_persona("maya", PERSONA)
     return s
 
 
@@ -143,3 +154,56 @@ def test_placeholders_stay_on_the_wire(store: MemoryStore, method: str) -> None:
     assert "PRIVATE_" not in result.text and "[" not in result.text
     if method == "specsteer":  # the guard did act: rounds were kept, placeholders were sent
         assert result.stats.local_rounds > 0
+
+
+QUERY_TO_SISTER = "write a note to my sister about the box"
+
+
+def copy_the_private_context(store: MemoryStore, *, privacy: bool) -> tuple[str, Spy, object, str]:
+    """Generate with a device that copies its whole private context (the persona lines, whom
+    the request is for, the memories as rendered); returns (block, cloud, decode, answer)."""
+    probe = Assistant(tiny_backend(0, words=WORDS), memory=store, user_id="maya")
+    block = probe.private_context(QUERY_TO_SISTER).render()
+    assert PERSONA_CANARIES[1] in block and PERSONA.name in block and PRIVATE[1] in block
+    words = (*WORDS, *sorted(set(re.findall(r"\w+", block)) - set(WORDS)))
+    base = tiny_backend(0, words=words)
+    cloud = Spy(tiny_backend(1, words=words))
+    assistant = Assistant(
+        CopyingBackend(base, block),
+        cloud,
+        memory=store,
+        user_id="maya",
+        context_tokens=512,
+        privacy=privacy,
+    )
+    result = assistant.generate(QUERY_TO_SISTER, max_new_tokens=64, lam=0.05, adaptive_draft=False)
+    assert cloud.received
+    return block, cloud, base.decode, result.text
+
+
+def check_context_stays(received: list[bytes], decode: object, block: str) -> None:
+    block_grams = ngrams(block, 8)
+    for wire in received:
+        text = payload_texts(wire, decode)
+        for canary in (*PERSONA_CANARIES, *CANARIES):
+            assert canary.encode() not in wire and canary not in text
+        assert not (ngrams(text, 8) & block_grams), "an 8-gram of the private context left"
+        assert json.loads(wire)["prompt"] == [
+            {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+            {"role": "user", "content": QUERY_TO_SISTER},
+        ]
+
+
+def test_the_persona_block_and_rendered_memories_never_leave(store: MemoryStore) -> None:
+    """None of the private context reaches the cloud, and the public prompt the cloud sees is
+    the request alone."""
+    block, cloud, decode, answer = copy_the_private_context(store, privacy=True)
+    check_context_stays(cloud.received, decode, block)
+    assert PERSONA_CANARIES[1] in answer  # the device wrote it for the user
+
+
+def test_without_the_guard_the_private_context_would_leave(store: MemoryStore) -> None:
+    """The check above can fail: unscreened, the copying device's drafts carry the persona."""
+    block, cloud, decode, _ = copy_the_private_context(store, privacy=False)
+    with pytest.raises(AssertionError):
+        check_context_stays(cloud.received, decode, block)

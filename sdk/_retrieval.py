@@ -1,0 +1,88 @@
+"""Which memories bear on a request: the closest ones above a relevance floor, as many as the
+request has (up to a cap), and the memories about the person the request names.
+
+Measured on the shipped sets (docs/evaluation.md): a fixed four pulled in memories that only
+share a word with the request; a floor keeps them out, and the recipient's own memories (their
+city, what they love) come in even when the request's words are far from them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from specsteer._errors import ConfigurationError
+from specsteer.memory import Person, SearchHit
+
+if TYPE_CHECKING:
+    from specsteer.memory import BaseMemoryStore
+
+__all__ = ["RetrievalPolicy", "select_memories"]
+
+
+@dataclass(frozen=True)
+class RetrievalPolicy:
+    """How many memories a request gets.
+
+    Attributes:
+        max_memories: At most this many by relevance.
+        min_score: Leave out memories less similar to the request than this (cosine, MiniLM);
+            the closest one is kept even below it, so a request always has some context.
+        about_recipient: Memories added, beyond those, that name a person the request names.
+        candidates: Nearest memories looked at.
+    """
+
+    max_memories: int = 4
+    min_score: float = 0.2
+    about_recipient: int = 1
+    candidates: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_memories < 1 or self.candidates < self.max_memories:
+            raise ConfigurationError(
+                "max_memories must be >= 1 and candidates >= max_memories "
+                f"(got {self.max_memories} and {self.candidates})"
+            )
+        if self.about_recipient < 0 or not -1.0 <= self.min_score <= 1.0:
+            raise ConfigurationError(
+                "about_recipient must be >= 0 and min_score a cosine similarity in [-1, 1]"
+            )
+
+
+def select_memories(
+    store: BaseMemoryStore,
+    user_id: str,
+    request: str,
+    recipients: Sequence[Person] = (),
+    policy: RetrievalPolicy = RetrievalPolicy(),
+) -> list[SearchHit]:
+    """The user's memories for ``request``, most relevant first, then those about its recipients.
+
+    Args:
+        store: The user's memory store.
+        user_id: Whose memories.
+        request: The request's text.
+        recipients: The people the request names ("my sister" -> Lena).
+        policy: The floor and the caps.
+    """
+    hits = store.search(user_id, request, k=policy.candidates)
+    chosen = [h for h in hits if h.score >= policy.min_score][: policy.max_memories] or hits[:1]
+    if recipients and policy.about_recipient:
+        names = [p.name for p in recipients]
+        query = " ".join([*names, request])
+        taken = {h.id for h in chosen}
+        about = [
+            h
+            for h in store.search(user_id, query, k=policy.candidates)
+            if h.id not in taken and any(_mentions(h.text, n) for n in names)
+        ]
+        chosen += about[: policy.about_recipient]
+    return chosen
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether ``text`` names the person: their name, or its last word ("Ms Levi" -> "Levi")."""
+    words = [name, name.split()[-1]]
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text) for w in words)

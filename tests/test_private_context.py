@@ -1,0 +1,185 @@
+"""Who writes to whom: the relation a request names, the person it means, what the device is
+told, and which memories it gets. Tables with near-misses; the assistant on the in-memory fake."""
+
+from __future__ import annotations
+
+import pytest
+
+from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant, build_prompt
+from specsteer._addressing import is_writing_request, named_relations, recipients
+from specsteer._errors import ConfigurationError
+from specsteer._private_context import PrivateContext
+from specsteer._retrieval import RetrievalPolicy, select_memories
+from specsteer.memory import Person, Persona
+from specsteer.memory.testing import InMemoryStore
+from specsteer.testing import tiny_backend
+
+PEOPLE = Persona(
+    name="Maya Okafor",
+    sign_off="Love, Maya",
+    people=(
+        Person("Lena", "sister"),
+        Person("Inês", "best friend"),
+        Person("Léa", "colleague"),
+        Person("Ms Levi", "landlord"),
+        Person("Gabriela", "partner"),
+        Person("Ada", "mum"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "names"),
+    [
+        ("Write a short birthday message for my sister.", ["Lena"]),
+        ("It's my sister's birthday soon.", ["Lena"]),
+        ("Invite my work friend out for a coffee.", ["Léa"]),
+        ("My coworker wants to swap a shift next week. Write my reply.", ["Léa"]),
+        ("Write a message inviting a colleague for coffee.", ["Léa"]),
+        ("Text my friend about Sunday.", ["Inês"]),  # no plain friend: the best friend
+        ("Send a text to my girlfriend about tonight.", ["Gabriela"]),
+        ("Email the landlord about the boiler.", ["Ms Levi"]),
+        ("Call my mother back.", ["Ada"]),  # "mum" and "mother" are one relation
+        ("A note for my sister and my landlord.", ["Lena", "Ms Levi"]),
+        # Near-misses: no relation, a relation nobody has, or not the user's.
+        ("What could I cook for dinner tonight?", []),
+        ("Write to my brother.", []),
+        ("Her sister is coming over.", []),
+        ("Write about sisterhood.", []),
+    ],
+)
+def test_recipients(request_text: str, names: list[str]) -> None:
+    assert [p.name for p in recipients(request_text, PEOPLE)] == names
+
+
+def test_named_relations_are_as_written() -> None:
+    # "my mum's partner" names the mum, not the user's partner.
+    assert named_relations("Text my Best Friend and my mum's partner") == ["best friend", "mum"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "writing"),
+    [
+        ("Write my product review of the kettle. 4 stars.", True),
+        ("review for the Okapi shoes, 4/5", True),
+        ("landlord email - the tap still leaks", True),
+        ("birthday text to my sister pls", True),
+        ("I want to make plans with my best friend for this weekend.", True),
+        ("Invite my work friend out for coffee.", True),
+        # Answers for the user, not texts to send.
+        ("What could I cook for dinner tonight?", False),
+        ("Plan my Saturday morning.", False),
+        ("Make a short packing list for my trip.", False),
+        ("What does my sister like?", False),
+        ("Does my landlord live nearby", False),
+    ],
+)
+def test_is_writing_request(request_text: str, writing: bool) -> None:
+    assert is_writing_request(request_text, PEOPLE) is writing
+
+
+def test_a_text_to_send_is_written_as_the_user_to_the_person_named() -> None:
+    context = PrivateContext(
+        writer="Maya",
+        sign_off="Love, Maya",
+        recipients=(Person("Lena", "sister"),),
+        memories=("My sister Lena lives in Lisbon.", "I  am\nvegetarian."),
+        writing=True,
+    )
+    block = context.render()
+    assert block.splitlines() == [
+        'You write for Maya: the text Maya asks for, as Maya, in the first person ("I" is '
+        "Maya), ready to send. Write only that text.",
+        'It is to Lena, Maya\'s sister. Greet Lena; sign it "Love, Maya".',
+        'What Maya wrote down ("I" and "my" are Maya):',
+        "- My sister Lena lives in Lisbon.",
+        "- I am vegetarian.",
+    ]
+    asked = context.request("Write a birthday note for my sister.")
+    assert (
+        asked == 'Maya asks: "Write a birthday note for my sister."\nWrite that text now, as Maya.'
+    )
+    assert set(context.texts()) >= {block, "Maya", "Love, Maya", "Lena", "I  am\nvegetarian."}
+
+
+def test_an_answer_is_addressed_to_the_user() -> None:
+    context = PrivateContext(writer="", memories=("I am vegetarian.",), writing=False)
+    assert context.render().splitlines()[0] == (
+        "You are talking with the user. Answer the user directly, without a greeting."
+    )
+    assert context.request("What could I cook?") == "What could I cook?"
+    assert PrivateContext().render() == "" and PrivateContext().empty
+
+
+def test_the_private_view_carries_the_context_and_the_public_view_does_not() -> None:
+    context = PrivateContext(writer="Maya", memories=("I keep bees.",), writing=True)
+    prompt = build_prompt("Write a note to my neighbour.", context)
+    public = prompt.public_dicts()
+    assert public == [
+        {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+        {"role": "user", "content": "Write a note to my neighbour."},
+    ]
+    private = prompt.private_dicts()
+    assert private[0]["content"] == f"{DEFAULT_SYSTEM_PROMPT}\n\n{context.render()}"
+    assert private[1]["content"] == context.request("Write a note to my neighbour.")
+    assert prompt.context == context.render()
+    chat = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "Write a note to my neighbour."},
+    ]
+    both = build_prompt(chat, context)
+    assert both.private_dicts()[1:3] == chat[:2]  # only the last request is reworded
+    assert build_prompt("Hi", PrivateContext()).private == build_prompt("Hi").public
+
+
+def test_retrieval_keeps_out_what_does_not_bear_and_adds_the_recipient() -> None:
+    store = InMemoryStore()
+    store.add_many(
+        "maya",
+        [
+            "I cook mushroom risotto most evenings.",
+            "My sister Lena lives in Lisbon and loves jazz.",
+            "Lena sends me postcards from every concert.",
+            "My passport expires in two years.",
+        ],
+        progress=False,
+    )
+    hits = select_memories(store, "maya", "cook risotto tonight", policy=RetrievalPolicy())
+    assert [h.text for h in hits] == ["I cook mushroom risotto most evenings."]
+    lena = Person("Lena", "sister")
+    policy = RetrievalPolicy(max_memories=1, min_score=0.9)
+    with_her = select_memories(store, "maya", "cook risotto tonight", [lena], policy)
+    assert len(with_her) == 2 and "Lena" in with_her[1].text
+    # The closest memory is kept even below the floor, so a request always has some context.
+    assert len(select_memories(store, "maya", "zzz qqq", policy=policy)) == 1
+    assert select_memories(store, "noor", "anything") == []
+    with pytest.raises(ConfigurationError):
+        RetrievalPolicy(max_memories=0)
+    with pytest.raises(ConfigurationError):
+        RetrievalPolicy(min_score=2.0)
+
+
+def test_the_assistant_reads_sets_and_uses_the_persona() -> None:
+    store = InMemoryStore()
+    store.add_many(
+        "maya",
+        ["My sister Lena lives in Lisbon and loves jazz.", "I sign my messages 'Love, Maya'."],
+        progress=False,
+    )
+    assistant = Assistant(tiny_backend(0), memory=store, user_id="maya", privacy=False)
+    view = assistant.persona()
+    assert view.persona.name == "Maya" and view.source("Lena") == "inferred"
+    context = assistant.private_context("Write a birthday message for my sister.")
+    assert (context.writer, context.sign_off, context.writing) == ("Maya", "Love, Maya", True)
+    assert context.recipients == (Person("Lena", "sister"),)
+    assert "My sister Lena lives in Lisbon and loves jazz." in context.memories
+    assert assistant.retrieve("Write a birthday message for my sister.") == context.render()
+
+    after = assistant.set_persona(Persona(name="Maya Okafor"))
+    assert after.persona.name == "Maya Okafor" and after.source("name") == "set"
+    assert assistant.private_context("Plan my Saturday.").writer == "Maya Okafor"
+    without = Assistant(tiny_backend(0), privacy=False)
+    assert without.private_context("Hi") == PrivateContext()
+    with pytest.raises(ConfigurationError, match="no memory store"):
+        without.persona()
