@@ -811,6 +811,123 @@ def memory_import(
     console.print(f"imported {n} memories")
 
 
+persona_app = typer.Typer(
+    help="Who you are when you write: your name, your sign-off, the people in your life. "
+    "Kept encrypted with your memories; what you do not set is read from them."
+)
+app.add_typer(persona_app, name="persona")
+
+
+def _persona_table(view: Any, user: str) -> Table:
+    doc = view.to_json()
+    table = Table("what", "value", "source", title=f"persona of {user!r}", title_justify="left")
+
+    def source(item: dict[str, Any]) -> str:
+        if item["source"] == "inferred" and item["memory_id"]:
+            return f"inferred (memory {item['memory_id'][:8]})"
+        return str(item["source"])
+
+    for key, label in (("name", "name"), ("sign_off", "sign-off")):
+        item = doc[key]
+        table.add_row(label, item["value"] if item else "-", source(item) if item else "-")
+    for person in doc["people"]:
+        table.add_row(person["relation"], person["name"], source(person))
+    for name in doc["hidden"]:
+        table.add_row("hidden", name, "set (not used)")
+    return table
+
+
+def _person(value: str) -> Any:
+    from specsteer.memory import Person
+
+    relation, sep, name = value.partition("=")
+    if not sep:
+        _fail(f"--person takes RELATION=NAME (e.g. --person 'sister=Lena'), not {value!r}")
+    return Person(name, relation)
+
+
+@persona_app.command("show")
+def persona_show(user: UserOpt = "me") -> None:
+    """Show the persona in use: what you set and what was read from your memories."""
+    try:
+        view = _store().persona_view(user)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(_persona_table(view, user))
+
+
+@persona_app.command("set")
+def persona_set(
+    user: UserOpt = "me",
+    name: Annotated[str | None, typer.Option(help="The name you write as.")] = None,
+    sign_off: Annotated[
+        str | None, typer.Option(help="How you end a message, e.g. 'Cheers, Ines'.")
+    ] = None,
+    person: Annotated[
+        list[str] | None,
+        typer.Option(help="Someone in your life as RELATION=NAME ('sister=Lena'); repeat it."),
+    ] = None,
+) -> None:
+    """Set your name, sign-off or people (what you set wins over what was inferred)."""
+    from dataclasses import replace as with_fields
+
+    try:
+        store = _store()
+        persona = store.persona(user)
+        if name is not None:
+            persona = with_fields(persona, name=name)
+        if sign_off is not None:
+            persona = with_fields(persona, sign_off=sign_off)
+        for item in person or []:
+            persona = persona.with_person(_person(item))
+        store.set_persona(user, persona)
+        view = store.persona_view(user)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(_persona_table(view, user))
+
+
+@persona_app.command("drop")
+def persona_drop(
+    person: Annotated[str, typer.Argument(help="The person's name.")], user: UserOpt = "me"
+) -> None:
+    """Remove someone from your persona (an inferred person stays out from now on)."""
+    try:
+        store = _store()
+        store.set_persona(user, store.persona(user).without_person(person))
+        view = store.persona_view(user)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(_persona_table(view, user))
+
+
+@persona_app.command("keep")
+def persona_keep(user: UserOpt = "me") -> None:
+    """Keep what was inferred as set, so later memories do not change it."""
+    try:
+        store = _store()
+        view = store.persona_view(user)
+        store.set_persona(user, view.persona)
+        view = store.persona_view(user)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(_persona_table(view, user))
+
+
+@persona_app.command("clear")
+def persona_clear(user: UserOpt = "me") -> None:
+    """Remove what you set; what your memories say is used again."""
+    from specsteer.memory import Persona
+
+    try:
+        store = _store()
+        store.set_persona(user, Persona())
+        view = store.persona_view(user)
+    except SpecSteerError as e:
+        _fail(e)
+    console.print(_persona_table(view, user))
+
+
 audit_app = typer.Typer(help="Inspect the tamper-evident log of everything that left the device.")
 app.add_typer(audit_app, name="audit")
 

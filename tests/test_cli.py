@@ -52,6 +52,12 @@ HELP = [
     (("memory", "forget"), "Forget a user: destroy their key"),
     (("memory", "export"), "Export a user's memories to JSONL"),
     (("memory", "import"), "Import memories from a JSONL export"),
+    (("persona",), "Who you are when you write"),
+    (("persona", "show"), "Show the persona in use"),
+    (("persona", "set"), "Set your name, sign-off or people"),
+    (("persona", "drop"), "Remove someone from your persona"),
+    (("persona", "keep"), "Keep what was inferred as set"),
+    (("persona", "clear"), "Remove what you set"),
     (("audit",), "Inspect the tamper-evident log"),
     (("audit", "show"), "Show the newest audit records"),
     (("audit", "verify"), "Check the HMAC chain, signed checkpoints"),
@@ -71,11 +77,12 @@ def test_help_names_the_purpose(command: tuple[str, ...], purpose: str) -> None:
 @pytest.mark.parametrize(
     ("group", "commands"),
     [
-        ((), ("generate", "chat", "demo", "bench", "serve", "web", "memory", "audit")),
+        ((), ("generate", "chat", "demo", "bench", "serve", "web", "memory", "persona", "audit")),
         (("memory",), ("add", "search", "list", "forget", "export", "import")),
+        (("persona",), ("show", "set", "drop", "keep", "clear")),
         (("audit",), ("show", "verify", "export", "protect")),
     ],
-    ids=["top", "memory", "audit"],
+    ids=["top", "memory", "persona", "audit"],
 )
 def test_help_lists_every_command(group: tuple[str, ...], commands: Sequence[str]) -> None:
     result = invoke(*group, "--help")
@@ -147,6 +154,57 @@ def test_memory_end_to_end(tmp_path: Path) -> None:
     assert PIZZA in listed and DOG in listed
     hits = invoke("memory", "search", "my pet", "--user", "maya", "--k", "1")
     assert hits.exit_code == 0 and DOG in flat(hits.output)
+
+
+def persona_rows(result: Result) -> dict[str, str]:
+    """``what -> "value | source"`` of the persona table the command printed."""
+    assert result.exit_code == 0, result.output
+    rows: dict[str, str] = {}
+    for line in result.output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 3 and cells[0] and cells[0] != "what":
+            rows[cells[0]] = f"{cells[1]} | {cells[2]}"
+    return rows
+
+
+def test_persona_end_to_end() -> None:
+    added = invoke(
+        "memory",
+        "add",
+        "My sister Lena lives in Lisbon.",
+        "Thanks!\nCheers,\nInes",
+        "--user",
+        "ines",
+    )
+    assert added.exit_code == 0, added.output
+    shown = persona_rows(invoke("persona", "show", "--user", "ines"))
+    assert shown["name"].startswith("Ines | inferred (memory ")
+    assert shown["sign-off"].startswith("Cheers, Ines | inferred")
+    assert shown["sister"].startswith("Lena | inferred")
+
+    changed = invoke(
+        "persona", "set", "--user", "ines", "--name", "Inês Duarte", "--person", "landlord=Mr Costa"
+    )
+    rows = persona_rows(changed)
+    assert rows["name"] == "Inês Duarte | set"
+    assert rows["landlord"] == "Mr Costa | set" and rows["sister"].startswith("Lena | inferred")
+    dropped = persona_rows(invoke("persona", "drop", "Lena", "--user", "ines"))
+    assert "sister" not in dropped and dropped["hidden"] == "Lena | set (not used)"
+    kept = persona_rows(invoke("persona", "keep", "--user", "ines"))
+    assert kept["sign-off"] == "Cheers, Ines | set"
+    cleared = persona_rows(invoke("persona", "clear", "--user", "ines"))
+    assert cleared["name"].startswith("Ines | inferred") and cleared["sister"].startswith("Lena")
+    assert persona_rows(invoke("persona", "show", "--user", "nobody")) == {
+        "name": "- | -",
+        "sign-off": "- | -",
+    }
+
+
+def test_persona_set_refuses_a_bad_person() -> None:
+    result = invoke("persona", "set", "--user", "ines", "--person", "Lena")
+    assert result.exit_code == 2
+    assert "RELATION=NAME" in flat(result.output)
+    assert_no_traceback(result)
 
 
 def test_memory_forget_asks_first() -> None:
