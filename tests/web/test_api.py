@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -65,8 +67,6 @@ def test_payload_fields_name_the_paths_that_carry_data() -> None:
 
 
 def test_a_remembering_assistant_says_what_it_stored_from_the_turn() -> None:
-    import json
-
     from specsteer.apps._assistants import CloudChoice, build_assistant
     from specsteer.apps.web import Access, ChatSession, create_app
 
@@ -80,3 +80,31 @@ def test_a_remembering_assistant_says_what_it_stored_from_the_turn() -> None:
     assert done and done[0]["remembered"] == [said]
     assert done[0]["kept"]["lift"] == []  # no context-lift policy: nothing kept for its lift
     assert said in client.get("/api/memories").text
+
+
+def test_persona_is_read_from_memories_and_set_from_the_page(client: TestClient) -> None:
+    client.post("/api/memories", json={"text": "My sister Lena lives in Lisbon."})
+    client.post("/api/memories", json={"text": "Thanks!\nCheers,\nMaya"})
+    view = client.get("/api/persona").json()
+    assert view["user"] == "maya"
+    assert view["name"]["value"] == "Maya" and view["name"]["source"] == "inferred"
+    assert view["people"][0] | {"memory_id": None} == {
+        "name": "Lena",
+        "relation": "sister",
+        "source": "inferred",
+        "memory_id": None,
+    }
+    body = {"name": "Maya Okafor", "people": [{"name": "Mr Costa", "relation": "landlord"}]}
+    changed = client.put("/api/persona", json={**body, "hidden": ["Lena"]}).json()
+    assert changed["name"] == {"value": "Maya Okafor", "source": "set", "memory_id": None}
+    assert changed["sign_off"]["source"] == "inferred"
+    assert [p["name"] for p in changed["people"]] == ["Mr Costa"] and changed["hidden"] == ["Lena"]
+    bad = client.put("/api/persona", json={"people": [{"name": " ", "relation": "sister"}]})
+    assert bad.status_code == 400 and "empty" in bad.json()["error"]
+    extra = client.put("/api/persona", json={"nick": "M"})
+    assert extra.status_code == 422
+    # The chat tells the page who the answer was written as, and to whom.
+    lines = client.post("/api/chat", json={"message": "a note for my sister", "max_new_tokens": 2})
+    done = next(json.loads(x) for x in lines.text.splitlines() if '"done"' in x)
+    assert done["kept"]["writer"] == "Maya Okafor"
+    assert done["kept"]["recipients"] == []  # Lena is hidden now

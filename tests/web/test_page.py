@@ -122,6 +122,18 @@ def test_memory_chat_egress_and_forget(
     find(browser, "#memory-form button[type=submit]").click()
     wait_for(browser, lambda d: MEMORY in find(d, "#memories").text, "the memory in the list")
     assert find(browser, "#memory-count").text == f"1 memory of {USER}"
+    # The persona pane shows who the memory names, marked as read from it.
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#people li"), "the persona")
+    person = find(browser, "#people li")
+    assert person.find_element(By.CSS_SELECTOR, ".name").get_attribute("value") == "Lena Okafor"
+    assert person.find_element(By.CSS_SELECTOR, ".relation").get_attribute("value") == "sister"
+    assert "inferred" in person.text
+    find(browser, "#persona-name").send_keys("Maya")
+    find(browser, "#persona-form button[type=submit]").click()
+    wait_for(
+        browser, lambda d: find(d, "#persona-name-source").text == "set by you", "the saved name"
+    )
+    assert "inferred" in find(browser, "#people li").text  # left alone, still inferred
     shot("2-memory-added")
 
     find(browser, "#message").send_keys(QUESTION, Keys.ENTER)
@@ -148,6 +160,7 @@ def test_memory_chat_egress_and_forget(
     for word in ("Lena", "Okafor", "Lisbon", "jazz", MEMORY):
         assert word not in sent, f"memory text {word!r} left the device"
     assert MEMORY in find(browser, "#kept").text, "the memory steered the answer on the device"
+    assert "Written as Maya" in find(browser, "#kept").text
     shot("4-egress")
 
     find(browser, "#tab-memory").click()

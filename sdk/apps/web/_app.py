@@ -2,8 +2,9 @@
 
 Routes: ``/`` the page; ``/api/info``; ``/api/chat`` (POST, a stream of JSON lines: ``tokens``,
 ``egress``, then ``done`` or ``error``); ``/api/memories`` (list, add), ``/api/memories/search``,
-``/api/memories/{id}`` (edit, delete), ``/api/forget``; ``/api/egress`` (audit records after a
-sequence number, and the log's verification).
+``/api/memories/{id}`` (edit, delete), ``/api/forget``; ``/api/persona`` (read, replace; see
+``_persona.py``); ``/api/egress`` (audit records after a sequence number, and the log's
+verification).
 
 The page holds the user's private memories, so the app listens on loopback by default; who may
 use it (host names, origins, the login off loopback) and the headers it sends are
@@ -29,6 +30,7 @@ from specsteer._methods import METHOD_NAMES
 from specsteer.apps.web._access import Access, add_access, loopback_names
 from specsteer.apps.web._chat import ChatSession
 from specsteer.apps.web._egress import new_records, verification
+from specsteer.apps.web._persona import add_persona_routes
 
 __all__ = ["create_app", "run_web"]
 
@@ -235,6 +237,7 @@ def create_app(session: ChatSession, *, access: Access) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_chat_routes(app, session)
     _add_memory_routes(app, session)
+    add_persona_routes(app, session)
     _add_error_handlers(app)
     add_access(app, access)
     return app

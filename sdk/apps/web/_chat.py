@@ -16,6 +16,7 @@ from typing import Any
 from specsteer._assistant import Assistant
 from specsteer._errors import ConfigurationError, SpecSteerError
 from specsteer._events import Finished, RoundEvent
+from specsteer._private_context import PrivateContext
 from specsteer._result import GenerationResult
 from specsteer.apps.web._egress import new_records
 from specsteer.apps.web._tokens import PieceMarker
@@ -97,7 +98,7 @@ class ChatSession:
     ) -> None:
         a = self.assistant
         try:
-            context = a.retrieve(message)
+            context = a.private_context(message)
             chat = [*self.history, {"role": "user", "content": message}]
             events = a.stream(chat, context=context, max_new_tokens=max_new_tokens, method=method)
             result = self._marked(events, out)
@@ -138,9 +139,8 @@ def _last_seq(log: Any) -> int:
     return int(records[-1]["seq"]) if records else 0
 
 
-def _done(result: GenerationResult, context: str, lifted: list[str]) -> Event:
+def _done(result: GenerationResult, context: PrivateContext, lifted: list[str]) -> Event:
     s = result.stats
-    kept = [line[2:] for line in context.splitlines() if line.startswith("- ")]
     return {
         "type": "done",
         "text": result.text,
@@ -155,6 +155,12 @@ def _done(result: GenerationResult, context: str, lifted: list[str]) -> Event:
             for r in s.rounds
         ],
         "privacy": result.privacy.model_dump() if result.privacy is not None else None,
-        "kept": {"memories": kept, "characters": len(context), "lift": lifted},
+        "kept": {
+            "memories": list(context.memories),
+            "characters": len(context.render()),
+            "lift": lifted,
+            "writer": context.writer,
+            "recipients": [{"name": p.name, "relation": p.relation} for p in context.recipients],
+        },
         "remembered": list(result.remembered),
     }

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { lastSeq: 0, user: null };
+const state = { lastSeq: 0, user: null, persona: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -231,9 +231,11 @@ function showMemories(memories, what) {
   $("memory-count").textContent = `${memories.length} ${what} of ${state.user}`;
 }
 
+// The persona is read from the memories too, so it is shown again whenever they are.
 async function loadMemories() {
   const data = await api("GET", "/api/memories");
   showMemories(data.memories, data.memories.length === 1 ? "memory" : "memories");
+  await loadPersona();
 }
 
 async function addMemory(event) {
@@ -268,6 +270,73 @@ async function forgetUser(event) {
   }
 }
 
+// -- persona (in the memory pane) -----------------------------------------------------------------
+
+function sourceText(item) {
+  if (!item || !item.source) return "";
+  return item.source === "inferred" ? "inferred from your memories" : "set by you";
+}
+
+function personItem(person) {
+  const relation = el("input", { "aria-label": `Relation of ${person.name}`, value: person.relation, class: "relation" });
+  const name = el("input", { "aria-label": `Name of your ${person.relation}`, value: person.name, class: "name" });
+  const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${person.name}`, text: "Remove" });
+  const item = el("li", { "data-name": person.name, "data-source": person.source || "set" },
+    relation, name, el("span", { class: "source", text: sourceText(person) }), remove);
+  remove.addEventListener("click", () => { item.dataset.removed = "true"; item.hidden = true; });
+  return item;
+}
+
+function showPersona(view) {
+  state.persona = view;
+  $("persona-name").value = view.name ? view.name.value : "";
+  $("persona-name-source").textContent = sourceText(view.name);
+  $("persona-sign-off").value = view.sign_off ? view.sign_off.value : "";
+  $("persona-sign-off-source").textContent = sourceText(view.sign_off);
+  $("people").replaceChildren(...view.people.map(personItem));
+}
+
+async function loadPersona() {
+  showPersona(await api("GET", "/api/persona"));
+}
+
+// What the user sets: values they set before or changed now; inferred values they left alone
+// stay inferred, and inferred people they removed are hidden.
+function personaBody() {
+  const view = state.persona;
+  const field = (id, item) => {
+    const value = $(id).value.trim();
+    const inferred = item && item.source === "inferred";
+    return inferred && value === item.value ? "" : value;
+  };
+  const body = { name: field("persona-name", view.name), sign_off: field("persona-sign-off", view.sign_off), people: [], hidden: [...view.hidden] };
+  for (const item of $("people").children) {
+    const original = view.people.find((p) => p.name === item.dataset.name);
+    const person = { relation: item.querySelector(".relation").value.trim(), name: item.querySelector(".name").value.trim() };
+    const inferred = original && original.source === "inferred";
+    if (item.dataset.removed === "true") {
+      if (inferred) body.hidden.push(original.name);
+    } else if (!inferred || person.name !== original.name || person.relation !== original.relation) {
+      body.people.push(person);
+      if (inferred && person.name !== original.name) body.hidden.push(original.name);
+    }
+  }
+  return body;
+}
+
+async function savePersona(event) {
+  event.preventDefault();
+  await attempt(async () => showPersona(await api("PUT", "/api/persona", personaBody())));
+}
+
+function addPerson() {
+  const relation = $("new-relation").value.trim(), name = $("new-person").value.trim();
+  if (!relation || !name) { showError("person: write both the relation and the name"); return; }
+  clearError();
+  $("people").append(personItem({ name, relation, source: "set" }));
+  $("new-relation").value = ""; $("new-person").value = "";
+}
+
 // -- egress pane ---------------------------------------------------------------------------------
 
 function recordItem(record) {
@@ -300,10 +369,12 @@ async function refreshEgress() {
 
 function showKept(event) {
   const kept = event.kept, p = event.privacy || {};
+  const to = (kept.recipients || []).map((r) => `${r.name} (${r.relation})`).join(", ");
+  const who = kept.writer ? `Written as ${kept.writer}${to ? ` to ${to}` : ""}. ` : "";
   const list = el("ul", { class: "kept-list", "aria-label": "Memories used as private context" },
     ...kept.memories.map((m) => el("li", { text: m })));
   $("kept").replaceChildren(
-    el("p", { text: `${kept.memories.length} ${kept.memories.length === 1 ? "memory" : "memories"} (${kept.characters} characters) steered the answer as private context; never sent.` }),
+    el("p", { text: `${who}${kept.memories.length} ${kept.memories.length === 1 ? "memory" : "memories"} (${kept.characters} characters of private context) steered the answer; never sent.` }),
     list,
     el("p", { text: `Spans kept on the device: ${p.spans_kept_local ?? 0}; replaced by placeholders: ${p.spans_pseudonymized ?? 0}; payloads refused by the guard: ${p.payloads_refused ?? 0}.` }),
     el("p", { id: "lift-kept", text: `Tokens kept on the device for their context lift: ${p.tokens_kept_for_lift ?? 0}${(kept.lift || []).length ? ` (${kept.lift.map((t) => JSON.stringify(t.trim())).join(", ")})` : ""}; context lift that left: ${(p.context_lift_sent ?? 0).toFixed(1)} nats, at most ${(p.max_context_lift_sent ?? 0).toFixed(1)} for one token.` }));
@@ -346,6 +417,8 @@ async function start() {
   $("search-form").addEventListener("submit", searchMemories);
   $("show-all").addEventListener("click", () => attempt(loadMemories));
   $("forget-form").addEventListener("submit", forgetUser);
+  $("persona-form").addEventListener("submit", savePersona);
+  $("add-person").addEventListener("click", addPerson);
   await attempt(async () => {
     const info = await api("GET", "/api/info");
     state.user = info.user;
