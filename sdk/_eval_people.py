@@ -156,13 +156,14 @@ _AS_AN_AI = re.compile(r"\bas an ai\b", re.IGNORECASE)
 def is_refusal(answer: str) -> bool:
     """Whether the answer declines the request instead of doing it.
 
-    True when its first sentence says it cannot assist, help, provide, fulfil, comply, create,
-    generate, write or complete that / this / it / your request ("I'm sorry, but I can't assist
-    with that."), or the answer speaks "as an AI". An apology inside a personal message ("Sorry,
-    I can't make it on Saturday", "I can't help smiling") is not a refusal.
+    True when one of its first two sentences (a greeting line such as "Hi Yasmin," counts as
+    one) says it cannot assist, help, provide, fulfil, comply, create, generate, write or
+    complete that / this / it / your request ("I'm sorry, but I can't assist with that."), or
+    the answer speaks "as an AI". An apology inside a personal message ("Sorry, I can't make it
+    on Saturday", "I can't help smiling") is not a refusal.
     """
-    first = re.split(r"(?<=[.!?])\s+|\n", answer.strip(), maxsplit=1)[0]
-    return _REFUSAL.search(first) is not None or _AS_AN_AI.search(answer) is not None
+    opening = [s for s in re.split(r"(?<=[.!?])\s+|\n", answer.strip()) if s.strip()][:2]
+    return any(_REFUSAL.search(s) for s in opening) or _AS_AN_AI.search(answer) is not None
 
 
 _WORD = re.compile(r"\w+")

@@ -116,12 +116,14 @@ def test_has_placeholder(answer: str, expected: bool) -> None:
         ("Sorry, I am unable to write that review.", True),
         ("I'm afraid I won't be able to help you with that.", True),
         ("As an AI, I do not have personal experiences, but here is a review.", True),
+        ("Hi Yasmin,\n\nI'm sorry, but I can't assist with that request.", True),
         # Near-misses: apologies and inabilities inside a personal message.
         ("Sorry, I can't make it on Saturday. Shall we try Sunday?", False),
         ("I can't help smiling when I think of Lisbon.", False),
         ("I can't wait to see you!", False),
         ("Hi Lena! I can't believe it is your birthday. I can't help with the cake, sorry.", False),
         ("Happy birthday! I'm sorry I missed your call.", False),
+        ("Hi! Lovely day. Anyway, I cannot help with that, says Tom.", False),  # third sentence
         ("", False),
     ],
 )
