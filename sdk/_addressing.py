@@ -13,7 +13,13 @@ from typing import Final
 
 from specsteer.memory import Person, Persona
 
-__all__ = ["RELATION_WORDS", "is_writing_request", "named_relations", "recipients"]
+__all__ = [
+    "RELATION_WORDS",
+    "is_review_request",
+    "is_writing_request",
+    "named_relations",
+    "recipients",
+]
 
 #: Words a request may use for a relation, by the relation a persona records ("my coworker" is a
 #: colleague, "my mum" a mother). A persona relation not listed here matches itself only.
@@ -113,3 +119,9 @@ def is_writing_request(request: str, persona: Persona | None = None) -> bool:
     if _QUESTION.search(request):
         return False
     return persona is not None and bool(recipients(request, persona))
+
+
+def is_review_request(request: str) -> bool:
+    """Whether the text asked for is a review ("Write my product review of ...", "4-star
+    review", "review for the kettle")."""
+    return re.search(r"\breview", request, re.IGNORECASE) is not None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from specsteer._addressing import is_writing_request, recipients
+from specsteer._addressing import is_review_request, is_writing_request, recipients
 from specsteer._config import GenerationConfig
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
@@ -78,7 +78,7 @@ class Assistant:
         privacy: bool | PrivateEgress = True,
         context_tokens: int = 256,
         memory_k: int = 4,
-        min_score: float = 0.2,
+        min_score: float = 0.15,
         wire: Wire = "auto",
         remember: bool | RememberPolicy = False,
     ) -> None:
@@ -175,6 +175,7 @@ class Assistant:
             recipients=tuple(people),
             memories=tuple(self._fit([h.text for h in hits])),
             writing=is_writing_request(query, persona),
+            review=is_review_request(query),
         )
 
     def _fit(self, texts: list[str]) -> list[str]:

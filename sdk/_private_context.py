@@ -8,10 +8,28 @@ the cloud gets is unchanged), and every line of it is in the egress guard's inde
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from specsteer.memory import Person
 
 __all__ = ["PrivateContext"]
+
+
+#: Relations written to with "Dear <name>," rather than "Hi <first name>,".
+FORMAL_RELATIONS: Final = frozenset(
+    {
+        "landlord",
+        "landlady",
+        "boss",
+        "manager",
+        "doctor",
+        "dentist",
+        "teacher",
+        "tutor",
+        "therapist",
+    }
+)
+_TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,7 @@ class PrivateContext:
         memories: The user's memories that bear on the request, most relevant first.
         writing: Whether the user asks for a text to send (a message, an email, a review), which
             the device writes as the user, or for an answer to them.
+        review: Whether that text is a review (it has no reader to greet).
     """
 
     writer: str = ""
@@ -32,6 +51,7 @@ class PrivateContext:
     recipients: tuple[Person, ...] = ()
     memories: tuple[str, ...] = ()
     writing: bool = False
+    review: bool = False
 
     @property
     def empty(self) -> bool:
@@ -48,38 +68,57 @@ class PrivateContext:
         if self.empty:
             return ""
         who = self.writer or "the user"
-        lines = [self._writing_lines(who) if self.writing else self._answer_line(who)]
+        lines = [*self._writing_lines(who)] if self.writing else [self._answer_line(who)]
         if self.memories:
             lines.append(f'What {who} wrote down ("I" and "my" are {who}):')
             lines += [f"- {' '.join(m.split())}" for m in self.memories]
-        return "\n".join(line for line in lines if line)
-
-    def _writing_lines(self, who: str) -> str:
-        lines = [
-            f'You write for {who}: the text {who} asks for, as {who}, in the first person ("I" '
-            f"is {who}), ready to send. Write only that text."
-        ]
-        sign = f'; sign it "{self.sign_off}"' if self.sign_off else ""
-        if self.recipients:
-            people = " and ".join(f"{p.name}, {who}'s {p.relation}" for p in self.recipients)
-            lines.append(f"It is to {people}. Greet {self.recipients[0].name}{sign}.")
-        elif self.sign_off:
-            lines.append(f'If it is a message, sign it "{self.sign_off}".')
         return "\n".join(lines)
+
+    def _writing_lines(self, who: str) -> list[str]:
+        # "Ghostwriter" and "never refuse" keep the code-tuned device model writing: measured on
+        # the paraphrase set, it refused personal requests without them (docs/evaluation.md).
+        lines = [
+            f"You are {who}'s ghostwriter: you write {who}'s messages, emails, notes, reviews and "
+            f'posts, in the first person as {who} ("I" is {who}). You always write the text '
+            "itself, ready to send; you never refuse, ask questions or repeat the request."
+        ]
+        # No sign-off instruction: the device model wrote it straight after the greeting, or
+        # repeated the instruction itself ('Hi Noah, and sign it "Much love, ..."').
+        if self.recipients:
+            first = self.recipients[0]
+            lines.append(
+                f"This one is to {first.name}, {who}'s {first.relation}: greet {first.name}."
+            )
+        elif self.review:
+            lines.append("This one is a review: start with what you think of it.")
+        return lines
 
     @staticmethod
     def _answer_line(who: str) -> str:
         return f"You are talking with {who}. Answer {who} directly, without a greeting."
 
+    def opening(self) -> str:
+        """How the text greets its first recipient: "Dear Ms Levi," to a landlord, a boss or a
+        doctor, "Hi Lena," to anyone else; "" when the request names nobody."""
+        if not self.recipients:
+            return ""
+        person = self.recipients[0]
+        if person.relation in FORMAL_RELATIONS:
+            return f"Dear {person.name},"
+        words = person.name.split()
+        titled = words[0].rstrip(".").casefold() in _TITLES
+        return f"Hi {person.name if titled else words[0]},"
+
     def request(self, query: str) -> str:
-        """The user's request as the device reads it: a text to send is asked for in the user's
-        name ('Maya asks: "..." Write that text now, as Maya.'), which the code-tuned device
-        model writes where it refuses the bare request; an answer's request is unchanged."""
+        """The user's request as the device reads it: a text to a person gets how to begin
+        (the greeting), a text to post that it is in the first person, which keeps the device
+        model from refusing or restating the request; an answer's request is unchanged."""
         if not self.writing:
             return query
-        who = self.writer or "The user"
-        as_who = self.writer or "them"
-        return f'{who} asks: "{query}"\nWrite that text now, as {as_who}.'
+        if self.recipients:
+            who = self.writer or "me"
+            return f'{query}\n(Write it as {who}, starting with "{self.opening()}".)'
+        return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
     def texts(self) -> list[str]:
         """Every private piece of text in the context (for the egress guard's index)."""

@@ -35,7 +35,7 @@ class RetrievalPolicy:
     """
 
     max_memories: int = 4
-    min_score: float = 0.2
+    min_score: float = 0.15
     about_recipient: int = 1
     candidates: int = 8
 

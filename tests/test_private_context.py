@@ -82,24 +82,52 @@ def test_a_text_to_send_is_written_as_the_user_to_the_person_named() -> None:
     context = PrivateContext(
         writer="Maya",
         sign_off="Love, Maya",
-        recipients=(Person("Lena", "sister"),),
+        recipients=(Person("Lena Okafor", "sister"),),
         memories=("My sister Lena lives in Lisbon.", "I  am\nvegetarian."),
         writing=True,
     )
     block = context.render()
     assert block.splitlines() == [
-        'You write for Maya: the text Maya asks for, as Maya, in the first person ("I" is '
-        "Maya), ready to send. Write only that text.",
-        'It is to Lena, Maya\'s sister. Greet Lena; sign it "Love, Maya".',
+        "You are Maya's ghostwriter: you write Maya's messages, emails, notes, reviews and "
+        'posts, in the first person as Maya ("I" is Maya). You always write the text itself, '
+        "ready to send; you never refuse, ask questions or repeat the request.",
+        "This one is to Lena Okafor, Maya's sister: greet Lena Okafor.",
         'What Maya wrote down ("I" and "my" are Maya):',
         "- My sister Lena lives in Lisbon.",
         "- I am vegetarian.",
     ]
-    asked = context.request("Write a birthday note for my sister.")
-    assert (
-        asked == 'Maya asks: "Write a birthday note for my sister."\nWrite that text now, as Maya.'
+    assert context.request("Birthday text to my sister pls") == (
+        'Birthday text to my sister pls\n(Write it as Maya, starting with "Hi Lena,".)'
     )
-    assert set(context.texts()) >= {block, "Maya", "Love, Maya", "Lena", "I  am\nvegetarian."}
+    assert set(context.texts()) >= {block, "Maya", "Love, Maya", "Lena Okafor"}
+
+
+@pytest.mark.parametrize(
+    ("person", "opening"),
+    [
+        (Person("Lena Okafor", "sister"), "Hi Lena,"),
+        (Person("Ms Levi", "landlord"), "Dear Ms Levi,"),
+        (Person("Dr. Ana Silva", "friend"), "Hi Dr. Ana Silva,"),
+        (Person("Tom", "boss"), "Dear Tom,"),
+    ],
+)
+def test_the_opening_greets_the_recipient(person: Person, opening: str) -> None:
+    assert PrivateContext(recipients=(person,), writing=True).opening() == opening
+    assert PrivateContext(writing=True).opening() == ""
+
+
+def test_a_review_or_a_post_has_no_one_to_greet() -> None:
+    review = PrivateContext(writer="Jonas", sign_off="Talk soon, Jonas", writing=True, review=True)
+    assert review.render().splitlines()[1] == (
+        "This one is a review: start with what you think of it."
+    )
+    assert review.request("Review my kettle, 4 stars.") == (
+        "Review my kettle, 4 stars.\n(Write the text itself, in the first person, ready to post.)"
+    )
+    # Nobody to greet and no sign-off: the device model put one first, or wrote the user's
+    # name as a greeting ("Noa, I am excited ...").
+    post = PrivateContext(writer="Jonas", sign_off="Talk soon, Jonas", writing=True)
+    assert len(post.render().splitlines()) == 1 and "Jonas" not in post.request("A post.")
 
 
 def test_an_answer_is_addressed_to_the_user() -> None:
