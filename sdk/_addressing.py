@@ -59,8 +59,11 @@ _WIDER: Final[dict[str, tuple[str, ...]]] = {
 }
 _CANONICAL: Final = {word: rel for rel, words in RELATION_WORDS.items() for word in words}
 _ALL_WORDS = sorted({*_CANONICAL, *_WIDER}, key=len, reverse=True)
+#: A relation after "my", "our", "the" or "a", or opening the request ("landlord email - ...").
 _MY_RELATION = re.compile(
-    r"\b(?:my|our|the|an?)\s+(" + "|".join(re.escape(w) for w in _ALL_WORDS) + r")(?:'s|’s|s)?\b",
+    r"(?:\b(?:my|our|the|an?)\s+|^\s*)("
+    + "|".join(re.escape(w) for w in _ALL_WORDS)
+    + r")(?:'s|’s|s)?\b",
     re.IGNORECASE,
 )
 
@@ -71,8 +74,8 @@ def _canonical(relation: str) -> str:
 
 
 def named_relations(request: str) -> list[str]:
-    """The relations a request names with "my" ("my sister", "my coworker's"), as written,
-    lower-cased, in order."""
+    """The relations a request names ("my sister", "my coworker's", "the landlord", or a
+    relation opening the request: "landlord email - ..."), as written, lower-cased, in order."""
     return list(dict.fromkeys(m.group(1).casefold() for m in _MY_RELATION.finditer(request)))
 
 
@@ -97,7 +100,8 @@ def recipients(request: str, persona: Persona) -> list[Person]:
 _WRITING = re.compile(
     r"\b(?:write|writing|draft|compose|text|email|e-mail|emails|message|msg|note|letter|card|"
     r"reply|respond|answer\s+(?:my|to)|review|post|caption|tweet|invite|invitation|thank|thanks|"
-    r"thank-you|wish|send|tell|ask|announce|congratulate|apologi[sz]e|remind|chase)\b",
+    r"thank-you|wish|send|tell|ask|announce|congratulate|apologi[sz]e|remind|chase|"
+    r"put\s+(?:it\s+|this\s+)?into\s+words)\b",
     re.IGNORECASE,
 )
 
