@@ -35,7 +35,6 @@ from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig, Method
 from specsteer._egress import PrivateEgress
 from specsteer._errors import ConfigurationError, InvalidInputError, MissingDependencyError
-from specsteer._methods import METHOD_NAMES, method_spec
 from specsteer._eval_people import (
     addresses_self,
     has_placeholder,
@@ -43,6 +42,7 @@ from specsteer._eval_people import (
     restates_request,
     wrong_recipient,
 )
+from specsteer._methods import METHOD_NAMES, method_spec
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
