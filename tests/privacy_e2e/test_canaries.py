@@ -176,7 +176,7 @@ def copy_the_private_context(store: MemoryStore, *, privacy: bool) -> tuple[str,
         context_tokens=512,
         privacy=privacy,
     )
-    result = assistant.generate(QUERY_TO_SISTER, max_new_tokens=64, lam=0.05, adaptive_draft=False)
+    result = assistant.generate(QUERY_TO_SISTER, max_new_tokens=128, lam=0.05, adaptive_draft=False)
     assert cloud.received
     return block, cloud, base.decode, result.text
 
