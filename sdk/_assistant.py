@@ -114,7 +114,8 @@ class Assistant:
         elif remember:
             self.remembering = RememberPolicy()
         self._answers = AnswerQueue()
-        self._isolated = False
+        #: Whether this is a :meth:`for_user` view (each turn then starts without pseudonyms).
+        self.isolated = False
 
     @classmethod
     def in_process(
@@ -292,7 +293,7 @@ class Assistant:
             raise ConfigurationError("for_user needs an assistant with a memory store")
         view = copy.copy(self)
         view.user_id = check_user_id(user_id)
-        view._isolated = True
+        view.isolated = True
         return view
 
     async def agenerate(
@@ -347,7 +348,7 @@ class Assistant:
         return AnswerStream(self._answers, produce, on_cut, text)
 
     def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | PrivateContext | None) -> Turn:
-        if self._isolated and self.egress is not None:
+        if self.isolated and self.egress is not None:
             self.egress.guard.pseudonymizer.clear()  # another user's placeholders stay theirs
         if self.remembering is None:
             return Turn(query, context)
