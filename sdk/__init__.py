@@ -49,6 +49,7 @@ from specsteer._models import (
     load_qwen_coder_1_5b_llamacpp,
     load_smollm2,
 )
+from specsteer._private_context import PrivateContext
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._remember import RememberPolicy
 from specsteer._result import GenerationResult, GenerationStats, RoundStat
@@ -87,6 +88,7 @@ __all__ = [
     "ModelLoadError",
     "Piece",
     "PrivacyViolation",
+    "PrivateContext",
     "PrivateEgress",
     "Prompt",
     "ProtocolError",
