@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--llm",
         help="the cloud model: a local HF model folder or a .gguf file (default: the embedded "
-        "Qwen2.5-Coder-1.5B-Instruct, loaded exactly as in process)",
+        "Qwen2.5-Coder-1.5B-Instruct, loaded exactly as in process, on the runtime measured "
+        "fastest here or $SPECSTEER_CLOUD_RUNTIME)",
     )
     p.add_argument("--slm", help="a copy of the public device model (folder or .gguf)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
@@ -71,9 +72,14 @@ def cloud_models(
         return tiny_backend(1), tiny_backend(0, name="tiny-0-copy")
     if args.llm is not None:
         return args.llm, args.slm
-    from specsteer._models import load_qwen_coder_1_5b
+    from specsteer._models import load_cloud_qwen_coder_1_5b
+    from specsteer._runtimes import reporting
 
-    return load_qwen_coder_1_5b(), args.slm
+    def show(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with reporting(show):  # a first start measures the runtimes (a minute or two, once)
+        return load_cloud_qwen_coder_1_5b(), args.slm
 
 
 def server_token(token_file: str | None) -> str | None:

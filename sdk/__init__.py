@@ -41,7 +41,9 @@ from specsteer._events import (
 )
 from specsteer._methods import METHOD_NAMES, METHODS, MethodSpec
 from specsteer._models import (
+    cloud_runtime,
     device_runtime,
+    load_cloud_qwen_coder_1_5b,
     load_device_qwen_coder_0_5b,
     load_qwen_coder_0_5b,
     load_qwen_coder_0_5b_llamacpp,
@@ -106,9 +108,11 @@ __all__ = [
     "UsageError",
     "Wire",
     "build_prompt",
+    "cloud_runtime",
     "default_assistant",
     "default_models",
     "device_runtime",
+    "load_cloud_qwen_coder_1_5b",
     "load_device_qwen_coder_0_5b",
     "load_examples",
     "load_qwen_coder_0_5b",

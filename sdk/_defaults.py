@@ -11,7 +11,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from specsteer._assistant import Assistant
 from specsteer._config import GenerationConfig
 from specsteer._errors import ConfigurationError
-from specsteer._models import load_device_qwen_coder_0_5b, load_qwen_coder_1_5b, load_smollm2
+from specsteer._models import (
+    load_cloud_qwen_coder_1_5b,
+    load_device_qwen_coder_0_5b,
+    load_smollm2,
+)
+from specsteer._runtimes import reporting
 from specsteer.backends._base import ModelBackend
 
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_PAIR", "PAIRS", "default_assistant", "default_models"]
@@ -23,13 +28,20 @@ T = TypeVar("T")
 
 
 def load_with_progress(progress: bool, label: str, fn: Callable[[], T]) -> T:
+    """``fn()``, under a spinner labelled ``label`` when ``progress``; a runtime calibration
+    that runs meanwhile shows its steps on the same line."""
     if not progress:
         return fn()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
     ) as bar:
-        bar.add_task(label, total=None)
-        return fn()
+        task = bar.add_task(label, total=None)
+
+        def show(line: str) -> None:
+            bar.update(task, description=f"{label}: {line}")
+
+        with reporting(show):
+            return fn()
 
 
 #: The embedded pairs by name: (device label, device loader, cloud label, cloud loader).
@@ -39,14 +51,14 @@ PAIRS: dict[str, tuple[str, Callable[[], ModelBackend], str, Callable[[], ModelB
         "SmolLM2-135M-Instruct",
         load_smollm2,
         "Qwen2.5-Coder-1.5B-Instruct",
-        load_qwen_coder_1_5b,
+        load_cloud_qwen_coder_1_5b,
     ),
     # One tokenizer: token-id mode, the paper's own setting (a larger, slower drafter).
     "qwen0.5b-qwen1.5b": (
         "Qwen2.5-Coder-0.5B-Instruct",
         load_device_qwen_coder_0_5b,
         "Qwen2.5-Coder-1.5B-Instruct",
-        load_qwen_coder_1_5b,
+        load_cloud_qwen_coder_1_5b,
     ),
 }
 #: Chosen by ``specsteer eval`` on the shipped personal-writing set (docs/evaluation.md): the

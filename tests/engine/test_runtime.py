@@ -1,5 +1,5 @@
-"""Which runtime the embedded device model uses: the call's choice, else the environment's, else
-llama.cpp when it is installed; a bad name or a missing package is a clear, typed error."""
+"""Which runtime an embedded model runs on: the call's choice, else the environment's, else the
+one calibrated on this machine; a bad name or a missing package is a clear, typed error."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ import sys
 
 import pytest
 
-from specsteer import ConfigurationError, device_runtime
+from specsteer import ConfigurationError
 from specsteer._errors import MissingDependencyError
-from specsteer._models import DEVICE_RUNTIME_ENV
+from specsteer._runtimes import (
+    CLOUD_RUNTIME_ENV,
+    DEVICE_RUNTIME_ENV,
+    Cpu,
+    requested_runtime,
+)
+
+AVX2 = Cpu("AMD EPYC", frozenset({"avx2", "fma", "f16c"}))
+AVX512_BF16 = Cpu("AMD EPYC", frozenset({"avx2", "avx512f", "avx512_bf16"}))
 
 
 @pytest.fixture
@@ -17,36 +25,48 @@ def no_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import now raises ImportError
 
 
-def test_transformers_is_always_there(monkeypatch: pytest.MonkeyPatch, no_llama_cpp: None) -> None:
-    assert device_runtime("transformers") == "transformers"
-    monkeypatch.setenv(DEVICE_RUNTIME_ENV, "Transformers")
-    assert device_runtime() == "transformers"
-
-
-def test_auto_falls_back_without_llama_cpp(
-    monkeypatch: pytest.MonkeyPatch, no_llama_cpp: None
-) -> None:
+@pytest.fixture(autouse=True)
+def no_runtime_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DEVICE_RUNTIME_ENV, raising=False)
-    assert device_runtime() == "transformers"
-    assert device_runtime("auto") == "transformers"
+    monkeypatch.delenv(CLOUD_RUNTIME_ENV, raising=False)
+
+
+def test_without_a_choice_the_runtime_is_measured() -> None:
+    assert requested_runtime("device", cpu=AVX2) == "auto"
+    assert requested_runtime("cloud", "Auto", cpu=AVX2) == "auto"
+
+
+def test_transformers_means_bfloat16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert requested_runtime("device", "transformers", cpu=AVX2) == "transformers-float32"
+    assert requested_runtime("device", "transformers", cpu=AVX512_BF16) == "transformers-bfloat16"
+    monkeypatch.setenv(DEVICE_RUNTIME_ENV, "Transformers")
+    assert requested_runtime("device", cpu=AVX2) == "transformers-float32"
+
+
+def test_each_role_reads_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CLOUD_RUNTIME_ENV, "transformers-bfloat16")
+    assert requested_runtime("cloud", cpu=AVX2) == "transformers-bfloat16"
+    assert requested_runtime("device", cpu=AVX2) == "auto"
+    # The call's choice comes before the environment's.
+    assert requested_runtime("cloud", "transformers-float32", cpu=AVX2) == "transformers-float32"
 
 
 def test_asking_for_llama_cpp_without_it_names_the_install(no_llama_cpp: None) -> None:
     with pytest.raises(MissingDependencyError, match=r"specsteer\[llamacpp\]"):
-        device_runtime("llama.cpp")
+        requested_runtime("cloud", "llama.cpp", cpu=AVX2)
 
 
-def test_auto_takes_llama_cpp_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llama_cpp_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    monkeypatch.delenv(DEVICE_RUNTIME_ENV, raising=False)
-    assert device_runtime() == "llama.cpp"
-    monkeypatch.setenv(DEVICE_RUNTIME_ENV, "transformers")
-    assert device_runtime() == "transformers"
+    monkeypatch.setenv(DEVICE_RUNTIME_ENV, "llama.cpp")
+    assert requested_runtime("device", cpu=AVX2) == "llama.cpp"
 
 
 def test_unknown_runtime_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match=r"choose auto, llama\.cpp or transformers"):
-        device_runtime("onnx")
-    monkeypatch.setenv(DEVICE_RUNTIME_ENV, "cuda")
-    with pytest.raises(ConfigurationError, match=DEVICE_RUNTIME_ENV):
-        device_runtime()
+    with pytest.raises(ConfigurationError, match=r"choose auto, transformers or one of: llama"):
+        requested_runtime("device", "onnx", cpu=AVX2)
+    monkeypatch.setenv(CLOUD_RUNTIME_ENV, "cuda")
+    with pytest.raises(ConfigurationError, match=CLOUD_RUNTIME_ENV):
+        requested_runtime("cloud", cpu=AVX2)
