@@ -1,7 +1,10 @@
 """Benchmarks: every decoding method side by side in one run, plus the other subsystems.
 
 Speed figures on a shared machine are noisy, so every comparison here is made inside one run,
-methods interleaved prompt by prompt, and reported as ratios next to the raw numbers.
+methods interleaved prompt by prompt, and reported as ratios next to the raw numbers. Before
+each prompt both models' pass costs are timed through the seam (a pass of ``n`` tokens on a
+cached prompt, for several ``n``), so the analytical bound each method is compared with
+(:mod:`specsteer._bench_bound`) reads costs measured under the same load as the methods.
 
 The device and the cloud model run in one process. To model two machines, each side computes on
 its own thread with ``threads`` torch threads (one by default): the cloud's verification runs on
@@ -10,15 +13,19 @@ the decoder's exchange thread while the device drafts on the caller's.
 
 from __future__ import annotations
 
+import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from specsteer._bench_bound import Line, MethodBound, PassCosts, fit_line, method_bound
+from specsteer._calibrate import pass_times
 from specsteer._config import GenerationConfig, Method
 from specsteer._defaults import DEFAULT_CONFIG, DEFAULT_PAIR
 from specsteer._engine import Decoder, Wire
-from specsteer._methods import METHOD_NAMES
-from specsteer._prompt import build_prompt
+from specsteer._methods import METHOD_NAMES, method_spec
+from specsteer._prompt import Prompt, build_prompt
 from specsteer._result import GenerationResult
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
@@ -50,6 +57,11 @@ BENCH_PROMPTS: tuple[str, ...] = (
 #: The cross-vocabulary pair: the cost-per-token target is judged in text mode.
 TEXT_PAIR = "smollm2-qwen1.5b"
 
+#: Block lengths whose pass cost is timed through the seam before each prompt.
+PASS_LENGTHS: tuple[int, ...] = (1, 2, 3, 5, 8, 13)
+#: Text appended to a prompt so that the longest timed block has tokens to score.
+_FILLER = " Here is a plan for a quiet evening: a walk by the river, dinner at home, a book."
+
 
 @dataclass(frozen=True)
 class BenchPlan:
@@ -57,7 +69,12 @@ class BenchPlan:
 
     pair: str = DEFAULT_PAIR
     lams: tuple[float, ...] = (0.1, 0.5, 1.0)
-    rtts_ms: tuple[float, ...] = (20.0,)
+    #: Round trips of the first footing's tables; the other footings run at the targets' one.
+    rtts_ms: tuple[float, ...] = (0.0, 20.0, 80.0)
+    #: Where the models run, one table each: ``calibrated`` (each model on the runtime measured
+    #: fastest here), then both sides forced onto one runtime (``llama.cpp``, ``transformers``).
+    #: A footing that runs what an earlier one ran is not run again.
+    footings: tuple[str, ...] = ("calibrated", "llama.cpp", "transformers")
     draft_tokens: int = DEFAULT_CONFIG.draft_tokens
     prompts: int = 4
     max_new_tokens: int = 64
@@ -73,6 +90,8 @@ class BenchPlan:
         """A short run (tests, a first look)."""
         plan = cls(
             lams=(0.1,),
+            rtts_ms=(20.0,),
+            footings=("calibrated",),
             prompts=2,
             max_new_tokens=24,
             lengths=(16, 48),
@@ -97,6 +116,7 @@ class MethodRow:
     bytes_total: int = 0
     device_s: float = 0.0  # computing on the device (drafting beside the cloud included)
     cloud_s: float = 0.0  # waiting on the cloud: verify passes and round trips
+    drafts: list[int] = field(default_factory=list)  # each cloud round's draft length
 
     @property
     def label(self) -> str:
@@ -113,6 +133,7 @@ class MethodRow:
         self.bytes_total += s.bytes_sent + s.bytes_received
         self.device_s += s.device_seconds
         self.cloud_s += s.cloud_seconds
+        self.drafts.extend(r.drafted for r in s.rounds if not r.local)
 
     @property
     def tokens_per_second(self) -> float:
@@ -120,6 +141,10 @@ class MethodRow:
 
     def per_token(self, value: float) -> float:
         return value / self.tokens if self.tokens else float("nan")
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted / self.drafted if self.drafted else None
 
 
 @dataclass
@@ -134,6 +159,14 @@ class EngineBench:
     rows: dict[str, MethodRow] = field(default_factory=dict)
     #: What computes each side, e.g. ``device on llama.cpp, cloud on transformers (bfloat16)``.
     runtimes: str = ""
+    #: Where the models run (a :attr:`BenchPlan.footings` name).
+    footing: str = ""
+    #: Pass costs timed through the seam, ``(n tokens, ms)``, one set per prompt.
+    device_passes: list[tuple[int, float]] = field(default_factory=list)
+    cloud_passes: list[tuple[int, float]] = field(default_factory=list)
+    #: The 1-minute load average when the table started and when it ended.
+    load: tuple[float, float] = (0.0, 0.0)
+    pipelined: bool = True
 
     def row(self, method: str, lam: float | None = None) -> MethodRow | None:
         """The row of ``method`` (at ``lam``, or its first ``lam``)."""
@@ -148,6 +181,52 @@ class EngineBench:
         if ref is None or not ref.tokens_per_second:
             return float("nan")
         return row.tokens_per_second / ref.tokens_per_second
+
+    @property
+    def costs(self) -> PassCosts | None:
+        """Both models' pass costs, fitted over every timing of the run (``None``: not timed)."""
+        if not self.device_passes or not self.cloud_passes:
+            return None
+        return PassCosts(_fit(self.device_passes), _fit(self.cloud_passes))
+
+    def bound(self, row: MethodRow) -> MethodBound | None:
+        """``row``'s analytical bound from this run's pass costs (``None``: not timed)."""
+        costs = self.costs
+        if costs is None:
+            return None
+        spec = method_spec(row.method)
+        kind = {"none": "device", "generate": "cloud"}.get(spec.cloud, "rounds")
+        return method_bound(
+            kind,
+            costs,
+            self.rtt_ms,
+            drafts=row.drafts,
+            accepted=row.accepted,
+            scores_draft=spec.drafter == "private",
+            pipelined=self.pipelined,
+        )
+
+
+def _fit(points: Sequence[tuple[int, float]]) -> Line:
+    """A line through the median cost of each length (medians: robust to a burst of load)."""
+    by_n: dict[int, list[float]] = {}
+    for n, ms in points:
+        by_n.setdefault(n, []).append(ms)
+    return fit_line([(n, statistics.median(v)) for n, v in sorted(by_n.items())])
+
+
+def time_passes(
+    device: ModelBackend, cloud: ModelBackend | None, prompt: Prompt, bench: EngineBench
+) -> None:
+    """Time a pass of each of :data:`PASS_LENGTHS` on both models, on top of the public prompt."""
+    for model, out in ((device, bench.device_passes), (cloud, bench.cloud_passes)):
+        if model is None:
+            continue
+        ids = model.encode_chat([m.model_dump() for m in prompt.public])
+        filler = model.encode(_FILLER)
+        while len(filler) <= max(PASS_LENGTHS):
+            filler += filler
+        out.extend(pass_times(model, ids + filler, PASS_LENGTHS, repeats=1))
 
 
 @dataclass
@@ -194,12 +273,13 @@ def run_engine_bench(
     config: GenerationConfig | None = None,
     progress: Callable[[str], None] | None = None,
     wire: Wire = "auto",
+    footing: str = "",
 ) -> EngineBench:
     """Run every method on the same prompts, interleaved, with a simulated network round trip.
 
     ``cloud_only`` sends one generate request and pays one round trip. With a verifier for
-    ``cloud`` (a server over real HTTP) no delay is simulated. ``lams`` gives SpecSteer one row
-    per threshold (default: the config's).
+    ``cloud`` (a server over real HTTP) no delay is simulated and no pass is timed (so no bound
+    is computed). ``lams`` gives SpecSteer one row per threshold (default: the config's).
     """
     base = config or GenerationConfig()
     if isinstance(cloud, CloudVerifier):
@@ -214,11 +294,16 @@ def run_engine_bench(
         config={"K": base.draft_tokens, "lam": base.lam, "beta": base.beta, "top_k": base.top_k},
         rows={r.label: r for r in _rows(methods, lams)},
         runtimes=decoder.runtimes,
+        footing=footing,
+        pipelined=base.pipeline,
     )
+    start_load = os.getloadavg()[0]
     warm = build_prompt(prompts[0], context)
     decoder.generate(warm, base.model_copy(update={"max_new_tokens": 4}))
     for i, text in enumerate(prompts):
         prompt = build_prompt(text, context)
+        if not isinstance(cloud, CloudVerifier):
+            time_passes(device, cloud, prompt, bench)
         for row in bench.rows.values():
             if progress:
                 progress(f"{pair}: prompt {i + 1}/{len(prompts)}, {row.label}")
@@ -227,6 +312,7 @@ def run_engine_bench(
                 update["lam"] = row.lam
             result = decoder.generate(prompt, base.model_copy(update=update))
             row.add(result)
+    bench.load = (start_load, os.getloadavg()[0])
     return bench
 
 

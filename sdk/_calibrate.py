@@ -36,6 +36,7 @@ __all__ = [
     "RuntimeTiming",
     "calibrate",
     "fastest_agreeing",
+    "pass_times",
     "probe_chat",
 ]
 
@@ -175,6 +176,40 @@ def _timed(backend: ModelBackend, probe: Probe, clock: Clock) -> tuple[float, fl
     t0 = clock()
     backend.forward(ids[n : n + probe.draft + 1], cache)
     return prefill, statistics.median(steps), clock() - t0
+
+
+def pass_times(
+    backend: ModelBackend,
+    context: Sequence[int],
+    lengths: Sequence[int],
+    *,
+    clock: Clock = time.perf_counter,
+    repeats: int = 2,
+) -> list[tuple[int, float]]:
+    """Milliseconds for one pass of ``n`` tokens on top of a cached ``context``, for each ``n``
+    of ``lengths`` (the fastest of ``repeats``; the tokens scored are ``context``'s last ``n``,
+    its head is cached first, untimed).
+
+    Returns:
+        one ``(n, ms)`` pair per length.
+    """
+    ids = list(context)
+    head = len(ids) - max(lengths)
+    if head < 1:
+        raise ValueError(f"the context needs more than {max(lengths)} tokens")
+    _, cache = backend.forward_tail(ids[:head], None, 1)
+    out = []
+    for n in lengths:
+        best = float("inf")
+        for _ in range(repeats):
+            kept = backend.crop(cache, head)
+            if kept is None:  # a cache that cannot roll back: cache the head again, untimed
+                _, kept = backend.forward_tail(ids[:head], None, 1)
+            t0 = clock()
+            _, cache = backend.forward(ids[head : head + n], kept)
+            best = min(best, clock() - t0)
+        out.append((n, 1000 * best))
+    return out
 
 
 def measure(

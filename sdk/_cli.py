@@ -60,6 +60,14 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
     return table
 
 
+FootingOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Where both models run, one table each: calibrated (each on the runtime measured "
+        "fastest here), llama.cpp, transformers, transformers-float32, transformers-bfloat16; "
+        "repeat (default calibrated, llama.cpp, transformers)."
+    ),
+]
 GatewayBenchOpt = Annotated[
     bool,
     typer.Option(
@@ -267,8 +275,9 @@ def bench(
     ] = None,
     rtt: Annotated[
         list[float] | None,
-        typer.Option(help="Simulated round trip in ms; repeat for several (default 20)."),
+        typer.Option(help="Simulated round trip in ms; repeat for several (default 0, 20, 80)."),
     ] = None,
+    footing: FootingOpt = None,
     draft_tokens: Annotated[
         int | None,
         typer.Option("--draft-tokens", "-k", min=1, max=56, help="K of the first round."),
@@ -307,6 +316,8 @@ def bench(
             return
         plan = _bench_plan(quick, pair, tiny, lam, rtt, draft_tokens, prompts, length)
         changes: dict[str, Any] = {"subsystems": plan.subsystems and subsystems}
+        if footing and not tiny:
+            changes["footings"] = tuple(dict.fromkeys(footing))
         if max_new_tokens is not None:
             changes["max_new_tokens"] = max_new_tokens
         plan = replace(plan, **changes)
@@ -339,6 +350,7 @@ def _bench_plan(
         changes["other_pairs"] = ()
     if tiny:
         changes["subsystems"] = False
+        changes["footings"] = ("calibrated",)
     if k is not None:
         changes["draft_tokens"] = k
     if prompts is not None:
@@ -351,7 +363,7 @@ def _bench_models(tiny: bool) -> Any:
         return None
     from specsteer.testing import tiny_backend
 
-    return lambda _name: (tiny_backend(0), tiny_backend(1))
+    return lambda _pair, _footing: (tiny_backend(0), tiny_backend(1))
 
 
 def _bench_gateway(

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from specsteer._bench import BenchPlan, run_engine_bench, run_length_bench
-from specsteer._bench_report import render_engine, render_lengths, render_targets, targets
+from specsteer._bench import PASS_LENGTHS, BenchPlan, run_engine_bench, run_length_bench
+from specsteer._bench_bound import alpha_from_acceptance
+from specsteer._bench_report import (
+    render_engine,
+    render_lengths,
+    render_margins,
+    render_projection,
+    render_targets,
+    targets,
+)
 from specsteer._bench_run import run_all
 from specsteer.testing import tiny_backend
 
@@ -38,6 +47,49 @@ def test_engine_bench_runs_every_method_on_the_same_prompts() -> None:
     assert bench.runtimes == "device on transformers (float32), cloud on transformers (float32)"
     assert bench.runtimes in md
     assert row.device_s > 0 and row.cloud_s > 0
+    # Every cloud round's draft length is kept for the bound; token fusion drafts nothing.
+    assert len(row.drafts) == row.rounds and sum(row.drafts) == row.drafted
+    assert set(bench.rows["token_fusion"].drafts) == {0}
+
+
+def test_each_row_is_compared_with_its_bound_from_pass_costs_timed_in_the_run() -> None:
+    device, cloud = tiny_backend(0), tiny_backend(1)
+    bench = run_engine_bench(
+        device,
+        cloud,
+        pair="tiny",
+        prompts=("hi", "what is my plan ?"),
+        max_new_tokens=8,
+        rtt_ms=5,
+        lams=(0.1,),
+    )
+    # Each prompt timed a pass of every length on both models, before its methods ran.
+    assert sorted(n for n, _ in bench.device_passes) == sorted(2 * PASS_LENGTHS)
+    assert len(bench.cloud_passes) == 2 * len(PASS_LENGTHS)
+    costs = bench.costs
+    assert costs is not None and costs.cloud(1) > 0 and costs.device(1) > 0
+    md = render_engine(bench)
+    assert f"cost ratio c = {costs.cost_ratio:.2f}" in md and "load average" in md
+    steer = bench.rows["specsteer λ=0.1"]
+    bound = bench.bound(steer)
+    assert bound is not None and bound.alpha is not None
+    assert bound.alpha == pytest.approx(
+        alpha_from_acceptance(steer.accepted, steer.drafts), abs=1e-9
+    )
+    eff = steer.tokens_per_second / bound.tokens_per_second
+    assert f"| {bound.tokens_per_second:.1f} | {eff:.2f} |" in md
+    # token fusion: one pass of one token and one round trip per token, nothing drafted.
+    fusion = bench.bound(bench.rows["token_fusion"])
+    assert fusion is not None and fusion.tokens_per_second == pytest.approx(
+        1000 / (costs.cloud(1) + 5)
+    )
+    device_only = bench.bound(bench.rows["device_only"])
+    assert device_only is not None and device_only.tokens_per_second == pytest.approx(
+        1000 / costs.device(1)
+    )
+    projection = render_projection(bench)
+    assert "Projection (not a measurement)" in projection and "| 0.1 |" in projection
+    assert "2.36x" in projection
 
 
 def test_length_bench_reaches_each_length() -> None:
@@ -57,21 +109,44 @@ def test_length_bench_reaches_each_length() -> None:
 
 def test_targets_read_the_table_they_judge() -> None:
     device, cloud = tiny_backend(0), tiny_backend(1)
-    bench = run_engine_bench(
-        device, cloud, pair="tiny", prompts=("hi",), max_new_tokens=8, rtt_ms=0, lams=(0.1, 0.5)
-    )
+    benches = [
+        run_engine_bench(
+            device,
+            cloud,
+            pair="tiny",
+            prompts=("hi",),
+            max_new_tokens=8,
+            rtt_ms=rtt,
+            lams=(0.1, 0.5),
+            footing="calibrated",
+        )
+        for rtt in (0.0, 20.0)
+    ]
     lengths = run_length_bench(device, cloud, pair="tiny", lengths=(8, 16))
-    found = {t.name: t for t in targets([bench], lengths)}
+    found = {t.name: t for t in targets(benches, lengths)}
+    bench = benches[1]  # the targets' round trip, 20 ms
     spec = bench.rows["specsteer λ=0.1"]
     calls = found["cloud calls per token, λ=0.1"]
     assert calls.value == spec.cloud_calls / spec.tokens
     assert calls.met == (calls.value <= 0.3)
-    vs_cloud = found["SpecSteer λ=0.1 vs cloud_only"]
-    assert vs_cloud.value == spec.tokens_per_second / bench.rows["cloud_only"].tokens_per_second
-    assert len(found) == 6
-    bounds = render_targets(list(found.values()), bench)
-    share = f"waited on the cloud {spec.cloud_s / spec.wall:.0%}"
-    assert share in bounds and "device_only runs at" in bounds
+    bound = bench.bound(spec)
+    assert bound is not None
+    eff = found["SpecSteer λ=0.1 efficiency (measured / bound), 20 ms"]
+    assert eff.value == spec.tokens_per_second / bound.tokens_per_second
+    assert eff.met == (eff.value >= 0.85)
+    for b in benches:  # against the other cloud-verified methods at every round trip
+        row = b.rows["specsteer λ=0.1"]
+        for method, name in (("speculative", "speculative"), ("token_fusion", "token fusion")):
+            target = found[f"SpecSteer λ=0.1 vs {name}, {b.rtt_ms:g} ms"]
+            assert target.value == b.ratio(row, method) and target.met == (target.value > 1)
+    assert len(found) == 2 + 2 * 2 + 2
+    text = render_targets(list(found.values()), bench)
+    assert f"waited on the cloud {spec.cloud_s / spec.wall:.0%}" in text
+    assert "the cost ratio is c = " in text
+    margins = render_margins(benches)
+    for b in benches:
+        ratio = b.ratio(b.rows["specsteer λ=0.5"], "token_fusion")
+        assert f"| {b.rtt_ms:g} ms |" in margins and f"{ratio - 1:+.0%}" in margins
 
 
 def test_quick_run_writes_the_document_and_its_plots(tmp_path: Path) -> None:
@@ -82,7 +157,7 @@ def test_quick_run_writes_the_document_and_its_plots(tmp_path: Path) -> None:
         plan=plan,
         output=out,
         command="specsteer bench --quick --tiny",
-        models=lambda _name: (tiny_backend(0), tiny_backend(1)),
+        models=lambda _pair, _footing: (tiny_backend(0), tiny_backend(1)),
     )
     assert out.read_text() == doc
     assert "`specsteer bench --quick --tiny`" in doc and "### Targets" in doc
@@ -90,3 +165,29 @@ def test_quick_run_writes_the_document_and_its_plots(tmp_path: Path) -> None:
     for png in ("speed.png", "length.png"):
         assert (out.parent / "bench" / png).read_bytes()[:4] == b"\x89PNG"
         assert f"(bench/{png})" in doc
+
+
+def test_a_footing_that_runs_what_another_ran_is_not_run_again(tmp_path: Path) -> None:
+    loaded: list[tuple[str, str]] = []
+
+    def models(pair: str, footing: str):  # type: ignore[no-untyped-def]
+        loaded.append((pair, footing))
+        return tiny_backend(0), tiny_backend(1)
+
+    same = {"calibrated": ("llama.cpp", "llama.cpp"), "llama.cpp": ("llama.cpp", "llama.cpp")}
+    plan = BenchPlan.quick(
+        pair="tiny",
+        length_pair="tiny",
+        footings=("calibrated", "llama.cpp", "transformers"),
+        max_new_tokens=6,
+        lengths=(4, 8),
+    )
+    doc = run_all(
+        Console(file=open(tmp_path / "console.txt", "w")),  # noqa: SIM115
+        plan=plan,
+        models=models,
+        runtimes=lambda f: same.get(f, ("transformers-bfloat16", "transformers-bfloat16")),
+    )
+    assert [f for _, f in loaded] == ["calibrated", "transformers"]
+    assert "round trip 20 ms; calibrated" in doc and "round trip 20 ms; transformers" in doc
+    assert "; llama.cpp" not in doc

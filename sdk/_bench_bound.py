@@ -1,0 +1,203 @@
+"""The analytical speed bound each benchmark row is compared with (docs/benchmarks.md derives it).
+
+A round drafts ``k`` tokens on the device at ``t_d`` each and scores them without the private
+context in one block of ``k + 1`` (``s(k + 1)``); the cloud verifies the block in one pass
+(``V(k + 1)``) after a round trip ``r``. With each draft token accepted with probability
+``alpha``, independently (Leviathan et al., 2023), a round yields
+``E(alpha, k) = (1 - alpha^(k+1)) / (1 - alpha)`` tokens: the accepted prefix and the device's
+token after it. The device drafts the next round while the cloud verifies this one, which pays
+off when this round passes whole (probability ``alpha^k``); then the round costs the longer of
+the two sides, else their sum:
+
+    D = k t_d + s(k + 1),  C = V(k + 1) + r,
+    T = alpha^k max(D, C) + (1 - alpha^k) (D + C),
+    tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)     over the rounds' draft lengths k_i.
+
+Pass costs come from :class:`PassCosts`: ``a + b n`` milliseconds for a pass of ``n`` tokens on
+top of a cached prompt, fitted to timings of each model through the seam in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Line",
+    "MethodBound",
+    "PassCosts",
+    "alpha_from_acceptance",
+    "expected_accepted",
+    "expected_tokens",
+    "fit_line",
+    "method_bound",
+    "projected",
+    "projected_speedup",
+    "round_ms",
+]
+
+
+@dataclass(frozen=True)
+class Line:
+    """``a + b n``: milliseconds for a pass of ``n`` tokens."""
+
+    a: float
+    b: float
+
+    def __call__(self, n: float) -> float:
+        return self.a + self.b * n
+
+    def __str__(self) -> str:
+        return f"{self.a:.1f} + {self.b:.1f}n ms"
+
+
+def fit_line(points: Sequence[tuple[float, float]]) -> Line:
+    """Least-squares ``a + b n`` through ``(n, ms)`` points (one length: a flat line)."""
+    if not points:
+        raise ValueError("no points to fit")
+    ns = [p[0] for p in points]
+    ms = [p[1] for p in points]
+    mean_n, mean_ms = sum(ns) / len(ns), sum(ms) / len(ms)
+    var = sum((n - mean_n) ** 2 for n in ns)
+    if var == 0:
+        return Line(mean_ms, 0.0)
+    b = sum((n - mean_n) * (m - mean_ms) for n, m in points) / var
+    return Line(mean_ms - b * mean_n, b)
+
+
+@dataclass(frozen=True)
+class PassCosts:
+    """Both models' pass costs, as measured through the seam.
+
+    Attributes:
+        device: the device model, a pass of ``n`` tokens (``device(1)``: a drafted token).
+        cloud: the cloud model, a pass of ``n`` tokens (``cloud(1)``: a decoded token).
+    """
+
+    device: Line
+    cloud: Line
+
+    @property
+    def cost_ratio(self) -> float:
+        """Device ms per drafted token over cloud ms per decoded token (Leviathan's ``c``)."""
+        return self.device(1) / self.cloud(1)
+
+
+def expected_tokens(alpha: float, k: int) -> float:
+    """Tokens a round of ``k`` drafts yields: the accepted prefix and the device's token."""
+    if alpha >= 1.0:
+        return k + 1.0
+    return (1 - alpha ** (k + 1)) / (1 - alpha)
+
+
+def alpha_from_acceptance(accepted: float, drafts: Sequence[int]) -> float:
+    """The per-token acceptance ``alpha`` under which rounds of these draft lengths accept
+    ``accepted`` tokens in all, on average (:func:`expected_accepted` inverted by bisection)."""
+    total = sum(drafts)
+    if total == 0:
+        return 0.0
+    if accepted >= total:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if sum(expected_accepted(mid, k) for k in drafts) < accepted:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def expected_accepted(alpha: float, k: int) -> float:
+    """``alpha + alpha^2 + ... + alpha^k``: the accepted prefix of ``k`` drafts, on average."""
+    if alpha >= 1.0:
+        return float(k)
+    return alpha * (1 - alpha**k) / (1 - alpha)
+
+
+def round_ms(device_ms: float, cloud_ms: float, p_ahead: float) -> float:
+    """A round's time when, with probability ``p_ahead``, its draft was made while the cloud
+    verified the round before."""
+    return p_ahead * max(device_ms, cloud_ms) + (1 - p_ahead) * (device_ms + cloud_ms)
+
+
+@dataclass(frozen=True)
+class MethodBound:
+    """One method's bound in one run.
+
+    Attributes:
+        tokens_per_second: the bound.
+        alpha: the per-token acceptance behind it (``None``: no drafts).
+        tokens_per_round: ``E`` averaged over the rounds' draft lengths.
+        round_ms: ``T`` averaged likewise.
+    """
+
+    tokens_per_second: float
+    alpha: float | None = None
+    tokens_per_round: float = 1.0
+    round_ms: float = 0.0
+
+
+def method_bound(
+    kind: str,
+    costs: PassCosts,
+    rtt_ms: float,
+    *,
+    drafts: Sequence[int] = (),
+    accepted: float = 0,
+    scores_draft: bool = True,
+    pipelined: bool = True,
+) -> MethodBound:
+    """The bound of one method.
+
+    Args:
+        kind: ``"device"`` (the device alone), ``"cloud"`` (the cloud alone), or ``"rounds"``
+            (draft, verify, recover; token fusion is rounds of no draft).
+        costs: the pass costs.
+        rtt_ms: the round trip per cloud call.
+        drafts: the draft length of every round (``"rounds"``).
+        accepted: how many draft tokens were accepted in all.
+        scores_draft: the device scores the draft without the private context in a block of
+            its own (SpecSteer); a context-free drafter's own rows serve (standard speculative
+            decoding).
+        pipelined: the device drafts the next round during the cloud's pass.
+    """
+    if kind == "device":
+        return MethodBound(1000 / costs.device(1))
+    if kind == "cloud":
+        return MethodBound(1000 / costs.cloud(1))
+    rounds = list(drafts) or [0]
+    alpha = alpha_from_acceptance(accepted, rounds)
+    tokens = time = 0.0
+    for k in rounds:
+        device = k * costs.device(1) + (costs.device(k + 1) if scores_draft and k else 0.0)
+        cloud = costs.cloud(k + 1) + rtt_ms
+        ahead = alpha**k if pipelined and k else 0.0
+        tokens += expected_tokens(alpha, k)
+        time += round_ms(device, cloud, ahead)
+    n = len(rounds)
+    return MethodBound(1000 * tokens / time, alpha if any(rounds) else None, tokens / n, time / n)
+
+
+def projected(costs: PassCosts, cost_ratio: float) -> PassCosts:
+    """The paper's regime from this run's costs: a cloud whose pass costs the same at any block
+    length (a GPU's), ``1 / cost_ratio`` times the device's cost per drafted token; the device's
+    pass costs keep the shape measured here. Costs are in units of the cloud's pass."""
+    scale = cost_ratio / costs.device(1)
+    return PassCosts(Line(costs.device.a * scale, costs.device.b * scale), Line(1.0, 0.0))
+
+
+def projected_speedup(
+    costs: PassCosts,
+    cost_ratio: float,
+    *,
+    drafts: Sequence[int],
+    accepted: float,
+    pipelined: bool,
+) -> float:
+    """SpecSteer's bound over the cloud alone's in :func:`projected`'s regime, no round trip."""
+    regime = projected(costs, cost_ratio)
+    steer = method_bound(
+        "rounds", regime, 0.0, drafts=drafts, accepted=accepted, pipelined=pipelined
+    )
+    return steer.tokens_per_second / method_bound("cloud", regime, 0.0).tokens_per_second

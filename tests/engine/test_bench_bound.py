@@ -1,0 +1,108 @@
+"""The analytical speed bound the benchmark compares each method with: its limits and closed
+forms, checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from specsteer._bench_bound import (
+    Line,
+    PassCosts,
+    alpha_from_acceptance,
+    expected_accepted,
+    expected_tokens,
+    fit_line,
+    method_bound,
+    projected,
+    projected_speedup,
+    round_ms,
+)
+
+
+def test_a_line_is_fitted_through_pass_costs() -> None:
+    line = fit_line([(1, 50.0), (3, 90.0), (5, 130.0), (13, 290.0)])
+    assert (line.a, line.b) == pytest.approx((30.0, 20.0))
+    assert line(5) == pytest.approx(130.0) and str(line) == "30.0 + 20.0n ms"
+    assert fit_line([(4, 10.0), (4, 14.0)]) == Line(12.0, 0.0)  # one length: flat
+    with pytest.raises(ValueError):
+        fit_line([])
+
+
+def test_leviathans_expected_tokens_per_round() -> None:
+    assert expected_tokens(0.0, 4) == 1.0  # every first draft rejected: the device's token
+    assert expected_tokens(1.0, 4) == 5.0  # all pass, and the bonus token
+    assert expected_tokens(0.8, 4) == pytest.approx(1 + 0.8 + 0.64 + 0.512 + 0.4096)
+    assert expected_accepted(0.8, 4) == pytest.approx(0.8 + 0.64 + 0.512 + 0.4096)
+    assert expected_tokens(0.5, 0) == 1.0  # token fusion: no draft, one token per round
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.43, 0.7, 0.93])
+def test_alpha_is_recovered_from_the_measured_acceptance(alpha: float) -> None:
+    drafts = [4, 6, 8, 3, 12, 4]
+    accepted = sum(expected_accepted(alpha, k) for k in drafts)
+    assert alpha_from_acceptance(accepted, drafts) == pytest.approx(alpha, abs=1e-9)
+    # More accepted tokens mean a larger alpha.
+    assert alpha_from_acceptance(accepted + 1, drafts) > alpha
+    assert alpha_from_acceptance(0, drafts) == pytest.approx(0.0, abs=1e-9)
+    assert alpha_from_acceptance(sum(drafts), drafts) == 1.0
+
+
+def test_a_round_costs_the_longer_side_when_drafted_ahead_else_both() -> None:
+    assert round_ms(30.0, 100.0, 1.0) == 100.0
+    assert round_ms(30.0, 100.0, 0.0) == 130.0
+    assert round_ms(30.0, 100.0, 0.25) == pytest.approx(0.25 * 100 + 0.75 * 130)
+
+
+COSTS = PassCosts(device=Line(20.0, 7.0), cloud=Line(30.0, 11.0))  # ms for a pass of n tokens
+
+
+def test_baselines_are_bounded_by_their_own_pass() -> None:
+    assert COSTS.cost_ratio == pytest.approx(27 / 41)
+    assert method_bound("device", COSTS, 20).tokens_per_second == pytest.approx(1000 / 27)
+    assert method_bound("cloud", COSTS, 20).tokens_per_second == pytest.approx(1000 / 41)
+    fusion = method_bound("rounds", COSTS, 20, drafts=[0, 0, 0])
+    assert fusion.tokens_per_second == pytest.approx(1000 / (41 + 20)) and fusion.alpha is None
+
+
+def test_rounds_that_all_pass_cost_the_cloud_side_alone() -> None:
+    bound = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8)
+    device = 4 * 27 + (20 + 7 * 5)  # four drafted tokens and the context-free block of five
+    cloud = 30 + 11 * 5
+    assert bound.alpha == 1.0 and bound.tokens_per_round == 5
+    assert bound.round_ms == pytest.approx(max(device, cloud))
+    assert bound.tokens_per_second == pytest.approx(5000 / max(device, cloud))
+    sequential = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8, pipelined=False)
+    assert sequential.round_ms == pytest.approx(device + cloud)
+
+
+def test_a_context_free_drafter_needs_no_scoring_block() -> None:
+    spec = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0, scores_draft=False)
+    steer = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0)
+    assert spec.round_ms == pytest.approx(4 * 27 + 30 + 11 * 5 + 20)
+    assert steer.round_ms - spec.round_ms == pytest.approx(20 + 7 * 5)
+
+
+def test_the_papers_regime_the_bound_projects() -> None:
+    """A cloud 20x the device's cost per token, flat in block length (a GPU's): at the
+    acceptance SpecSteer reaches at lam=0.1 here, speculation pays by about 2.5x."""
+    gpu = PassCosts(device=Line(0.0, 1.0), cloud=Line(20.0, 0.0))
+    alpha = 0.8
+    accepted = round(100 * expected_accepted(alpha, 4))
+    bound = method_bound("rounds", gpu, 0, drafts=[4] * 100, accepted=accepted, pipelined=False)
+    cloud = method_bound("cloud", gpu, 0)
+    speedup = bound.tokens_per_second / cloud.tokens_per_second
+    assert speedup == pytest.approx(expected_tokens(alpha, 4) / ((4 + 5) / 20 + 1), rel=0.01)
+    assert 2.2 < speedup < 2.4
+
+
+def test_the_projection_keeps_the_device_shape_and_flattens_the_cloud() -> None:
+    regime = projected(COSTS, 1 / 20)
+    assert regime.cloud == Line(1.0, 0.0)
+    assert regime.device(1) == pytest.approx(1 / 20)
+    assert regime.device(5) / regime.device(1) == pytest.approx(COSTS.device(5) / COSTS.device(1))
+    drafts = [4] * 10
+    accepted = 10 * expected_accepted(0.8, 4)
+    fast = projected_speedup(COSTS, 1 / 50, drafts=drafts, accepted=accepted, pipelined=True)
+    slow = projected_speedup(COSTS, 1 / 20, drafts=drafts, accepted=accepted, pipelined=True)
+    seq = projected_speedup(COSTS, 1 / 20, drafts=drafts, accepted=accepted, pipelined=False)
+    assert expected_tokens(0.8, 4) > fast > slow > seq > 1
