@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "DERIVATION",
     "Line",
     "MethodBound",
     "PassCosts",
@@ -201,3 +202,49 @@ def projected_speedup(
         "rounds", regime, 0.0, drafts=drafts, accepted=accepted, pipelined=pipelined
     )
     return steer.tokens_per_second / method_bound("cloud", regime, 0.0).tokens_per_second
+
+
+#: The bound's derivation, written into docs/benchmarks.md with every run.
+DERIVATION = """\
+### The bound each row is compared with
+
+Notation, all measured in the same run: `t_d` is the device model's cost for one token on a
+cached prompt (a drafted token), `s(n)` its cost for one pass of `n` tokens, `V(n)` the cloud
+model's cost for one pass of `n` tokens (so `V(1)` is a decoded token and `V(k + 1)` a verify
+pass over a draft of `k`), `r` the round trip. Pass costs are timed through the `ModelBackend`
+seam before each prompt, for `n` in 1, 2, 3, 5, 8, 13, and fitted as `a + b n` over the medians
+of each length; on a CPU `V(n)` grows with `n`, on a GPU it is nearly flat. The cost ratio is
+`c = t_d / V(1)`.
+
+**Tokens per round.** If each draft token is accepted with probability `alpha`, independently,
+a round of `k` drafts yields `E(alpha, k) = (1 - alpha^(k+1)) / (1 - alpha)` tokens: the accepted
+prefix and the one token the device adds after it, a recovery or the bonus token (Leviathan,
+Kalman and Matias, 2023, eq. 1). `alpha` is not the acceptance rate: it is the value under which
+rounds of the measured draft lengths `k_1, k_2, ...` would accept as many tokens as were
+accepted, `sum_i (alpha + ... + alpha^k_i) = accepted` (solved by bisection). The draft length
+changes from round to round (adaptive K), so the bound takes every measured `k_i`.
+
+**Cost of a round.** The device drafts `k` tokens and scores them without the private context in
+one block of `k + 1` (SpecSteer's `P_S0`; standard speculative decoding drafts without the
+context, so its own rows serve and it has no such block): `D = k t_d + s(k + 1)`. The cloud
+verifies in one pass after a round trip: `C = V(k + 1) + r`. Sequentially a round costs `D + C`.
+The engine drafts the next round while the cloud verifies this one (each side on its own core);
+that draft is used when this round passed whole, probability `alpha^k` (taking the device's
+guess for the bonus token as right, which makes the bound optimistic), and then the round costs
+the longer side alone:
+
+    T(k) = alpha^k max(D, C) + (1 - alpha^k) (D + C)
+
+**Bound.** `tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)`. The baselines: the device alone
+`1 / t_d`, the cloud alone `1 / V(1)`, token fusion (rounds of no draft) `1 / (V(1) + r)`.
+Efficiency is the measured tokens/s over the bound: it counts what the bound leaves out (the
+prompts, sampling and the fusion math, the egress guard, serialization, threads handing over,
+drafts made ahead and dropped). With `c` near 1 and `V(k + 1)` several times `V(1)`, as on a CPU,
+`E / T` stays near `1 / V(1)`: speculation cannot pay, however good the acceptance.
+
+**Projection.** The paper's regime is a small device model against a 32B cloud model on a GPU:
+`c` between 1/50 and 1/20 and `V(n)` flat in `n`. The projection evaluates the same bound with
+this run's acceptance and draft lengths, the device's pass costs in their measured shape scaled
+to `c`, `V(n) = V(1)` and no round trip. It is arithmetic on measured acceptance, not a
+measurement of speed.
+"""

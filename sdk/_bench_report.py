@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specsteer._bench import EngineBench, LengthBench, MethodRow
-from specsteer._bench_bound import projected_speedup
+from specsteer._bench_bound import DERIVATION, projected_speedup
 
 __all__ = [
     "document",
@@ -307,6 +307,8 @@ def engine_sections(
     projection = render_projection(bench)
     if projection:
         sections.append(projection)
+    if bench.costs is not None:
+        sections.append(DERIVATION)
     sections.append(render_lengths(lengths))
     if output is not None:
         sections.append(_plots(engines, lengths, output.parent / "bench"))
@@ -368,9 +370,12 @@ def document(
             "# Benchmarks",
             "",
             f"Produced by `{command}` on {when} ({machine}), in {seconds:.0f} s. Figures from one "
-            "run; compare ratios within a table, not across machines. The device and the cloud "
-            "model share this machine's cores: each computes on its own thread, so the figures "
-            "model two machines of one core each, with the round trip simulated.",
+            "run; compare ratios within a table, not across machines. Within a table every "
+            "method runs on the same two models on the same runtimes (the caption names them "
+            "and the load average), so `cloud_only` and SpecSteer's cloud are one and the same. "
+            "The device and the cloud model share this machine's cores: each computes on its "
+            "own thread, so the figures model two machines of one core each, with the round "
+            "trip simulated.",
             "",
             *sections,
         ]

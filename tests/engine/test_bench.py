@@ -161,6 +161,7 @@ def test_quick_run_writes_the_document_and_its_plots(tmp_path: Path) -> None:
     )
     assert out.read_text() == doc
     assert "`specsteer bench --quick --tiny`" in doc and "### Targets" in doc
+    assert "### The bound each row is compared with" in doc and "eq. 1" in doc
     assert "round trip 0 ms" in doc and "round trip 5 ms" in doc
     for png in ("speed.png", "length.png"):
         assert (out.parent / "bench" / png).read_bytes()[:4] == b"\x89PNG"
