@@ -49,14 +49,15 @@ Clock = Callable[[], float]
 class AgreementBound:
     """How close to float32 a runtime's next-token distributions must stay to be chosen.
 
-    docs/backends.md measured bfloat16 and llama.cpp on answer positions at a mean KL of
-    0.0004-0.0015 nats and a top-1 agreement of 98-99% over hundreds of positions. One
-    calibration chat has about fifty answer positions, where a single flipped near-tie costs two
-    points of top-1, so the bound leaves room for sampling noise and none for a broken runtime.
+    docs/backends.md measured bfloat16 and llama.cpp over hundreds of answer positions at a mean
+    KL of 0.0004-0.0015 nats and a top-1 agreement of 98-99%. The calibration chat has 48 answer
+    positions (in the Qwen tokenizer), where each flipped near-tie costs two points of top-1, so
+    the mean KL carries the decision (five times the measured runtimes') and top-1 only catches
+    a runtime that is broken outright.
     """
 
     max_mean_kl: float = 0.005
-    min_top1: float = 0.95
+    min_top1: float = 0.90
 
 
 #: The bound runtimes are chosen under.

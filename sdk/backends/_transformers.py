@@ -143,10 +143,11 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=dtype
-            )
+            with quiet_progress_bars():  # the caller shows progress (a spinner, a log line)
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    gguf.parent, gguf_file=gguf.name, dtype=dtype
+                )
             # transformers refuses save_pretrained on a GGUF-loaded model; a plain state dict
             # plus the config without its quantization_config reloads with identical logits.
             model.config.__dict__.pop("quantization_config", None)
