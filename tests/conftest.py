@@ -36,6 +36,35 @@ def specsteer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield home
 
 
+def _test_runtime() -> str:
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # not installed, or its library does not load
+        return "transformers"
+    return "llama.cpp"
+
+
+#: The runtime the real models run on in the tests, unless the environment names one: measuring
+#: the runtimes (what a user's first load does) would take minutes in every fresh state root;
+#: the calibration itself is tested with fakes (tests/engine/test_calibrate.py).
+TEST_RUNTIME = _test_runtime()
+
+
+@pytest.fixture(scope="session")
+def test_runtimes() -> dict[str, str]:
+    """The runtime of each side's real model in the tests (``device``, ``cloud``)."""
+    return {
+        "device": os.environ.get("SPECSTEER_DEVICE_RUNTIME") or TEST_RUNTIME,
+        "cloud": os.environ.get("SPECSTEER_CLOUD_RUNTIME") or TEST_RUNTIME,
+    }
+
+
+@pytest.fixture(autouse=True)
+def named_runtimes(monkeypatch: pytest.MonkeyPatch, test_runtimes: dict[str, str]) -> None:
+    monkeypatch.setenv("SPECSTEER_DEVICE_RUNTIME", test_runtimes["device"])
+    monkeypatch.setenv("SPECSTEER_CLOUD_RUNTIME", test_runtimes["cloud"])
+
+
 #: Converted real models are cached here across test runs (the first run converts them once).
 REAL_MODEL_CACHE = Path(
     os.environ.get(

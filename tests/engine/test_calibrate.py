@@ -17,6 +17,8 @@ import torch
 from specsteer._calibrate import AgreementBound, Probe, calibrate, fastest_agreeing, probe_chat
 from specsteer._runtimes import (
     BFLOAT16,
+    CLOUD_RUNTIME_ENV,
+    DEVICE_RUNTIME_ENV,
     FLOAT32,
     LLAMA_CPP,
     Cpu,
@@ -30,6 +32,13 @@ from specsteer.testing import tiny_backend
 
 AVX2 = Cpu("AMD EPYC 7B13", frozenset({"avx2", "fma", "f16c"}))
 AVX512_BF16 = Cpu("AMD EPYC 9B14", frozenset({"avx2", "avx512f", "avx512_bf16"}))
+
+
+@pytest.fixture(autouse=True)
+def no_runtime_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unnamed runtimes are measured (the test suite names one elsewhere)."""
+    monkeypatch.delenv(DEVICE_RUNTIME_ENV, raising=False)
+    monkeypatch.delenv(CLOUD_RUNTIME_ENV, raising=False)
 
 
 class FakeClock:
