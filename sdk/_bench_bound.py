@@ -49,7 +49,8 @@ class Line:
         return self.a + self.b * n
 
     def __str__(self) -> str:
-        return f"{self.a:.1f} + {self.b:.1f}n ms"
+        sign = "-" if self.b < 0 else "+"
+        return f"{self.a:.1f} {sign} {abs(self.b):.1f}n ms"
 
 
 def fit_line(points: Sequence[tuple[float, float]]) -> Line:

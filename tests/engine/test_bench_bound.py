@@ -23,6 +23,7 @@ def test_a_line_is_fitted_through_pass_costs() -> None:
     line = fit_line([(1, 50.0), (3, 90.0), (5, 130.0), (13, 290.0)])
     assert (line.a, line.b) == pytest.approx((30.0, 20.0))
     assert line(5) == pytest.approx(130.0) and str(line) == "30.0 + 20.0n ms"
+    assert str(Line(5.0, -0.25)) == "5.0 - 0.2n ms"
     assert fit_line([(4, 10.0), (4, 14.0)]) == Line(12.0, 0.0)  # one length: flat
     with pytest.raises(ValueError):
         fit_line([])
