@@ -12,13 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from specsteer import (
-    DEFAULT_CONFIG,
-    Assistant,
-    default_assistant,
-    load_qwen_coder_0_5b,
-    load_qwen_coder_1_5b,
-)
+from specsteer import DEFAULT_CONFIG, Assistant, default_assistant
 from specsteer._cli import app
 from specsteer.backends import KVStream, ModelBackend
 from specsteer.cloud_adapter import InProcessVerifier
@@ -110,11 +104,6 @@ class Recording(KVStream):
     def logits(self, context: Sequence[int], block: Sequence[int] = ()) -> torch.Tensor:
         self.seen.append([*context, *block])
         return super().logits(context, block)
-
-
-@pytest.fixture(scope="module")
-def qwen_pair(real_model_cache: Path) -> tuple[ModelBackend, ModelBackend]:
-    return load_qwen_coder_0_5b(real_model_cache), load_qwen_coder_1_5b(real_model_cache)
 
 
 @pytest.mark.parametrize(
