@@ -106,6 +106,16 @@ PairOpt = Annotated[
     ),
 ]
 TinyOpt = Annotated[bool, typer.Option(help="Tiny test models built in code.", hidden=True)]
+LiftOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-context-lift",
+        min=0.0,
+        help="Keep on the device every draft token the private context made more than this many "
+        "nats likelier than the public prompt alone (the context-lift policy, docs/privacy.md). "
+        "Default: off.",
+    ),
+]
 RememberOpt = Annotated[
     bool,
     typer.Option(
@@ -164,6 +174,7 @@ def generate(
     wire: WireOpt = "auto",
     pair: PairOpt = None,
     tiny: TinyOpt = False,
+    max_context_lift: LiftOpt = None,
 ) -> None:
     """Answer one request with the embedded default models."""
     from specsteer.apps._assistants import build_assistant
@@ -175,7 +186,12 @@ def generate(
     where = _cloud(cloud, cloud_model, wire)
     try:
         assistant = build_assistant(
-            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=not as_json
+            cloud=where,
+            pair=pair,
+            tiny=tiny,
+            user_id=user,
+            progress=not as_json,
+            max_context_lift=max_context_lift,
         )
         result = assistant.generate(query, context=context, **overrides)
     except SpecSteerError as e:
@@ -187,6 +203,9 @@ def generate(
         )
         return
     console.print(result.text)
+    kept = result.privacy.tokens_kept_for_lift if result.privacy is not None else 0
+    if kept:
+        console.print(f"[dim]kept on the device for their context lift: {kept} tokens[/]")
     console.print(_stats_table("speed", result.stats.as_dict()))
 
 
@@ -203,6 +222,7 @@ def chat(
     tiny: TinyOpt = False,
     remember: RememberOpt = False,
     remember_ttl: RememberTtlOpt = None,
+    max_context_lift: LiftOpt = None,
 ) -> None:
     """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
     from specsteer.apps._assistants import build_assistant
@@ -211,7 +231,13 @@ def chat(
     policy = _remember(remember, remember_ttl)
     try:
         assistant = build_assistant(
-            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+            cloud=where,
+            pair=pair,
+            tiny=tiny,
+            user_id=user,
+            progress=True,
+            remember=policy,
+            max_context_lift=max_context_lift,
         )
     except SpecSteerError as e:
         _fail(e)
@@ -577,6 +603,7 @@ def web(
     ] = None,
     remember: RememberOpt = False,
     remember_ttl: RememberTtlOpt = None,
+    max_context_lift: LiftOpt = None,
 ) -> None:
     """Open the web app: chat, your memories, and every byte that left the device."""
     from specsteer.apps._assistants import build_assistant, describe
@@ -597,7 +624,13 @@ def web(
     policy = _remember(remember, remember_ttl)
     try:
         assistant = build_assistant(
-            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+            cloud=where,
+            pair=pair,
+            tiny=tiny,
+            user_id=user,
+            progress=True,
+            remember=policy,
+            max_context_lift=max_context_lift,
         )
         session = ChatSession(assistant, describe(where, pair, tiny))
         # Printed once, plainly (never wrapped): off loopback the URL holds the login secret.
@@ -643,6 +676,7 @@ def gateway(
     pair: PairOpt = None,
     tiny: Annotated[bool, typer.Option(help="Tiny test models built in code (noise).")] = False,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+    max_context_lift: LiftOpt = None,
 ) -> None:
     """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
     from specsteer.apps._assistants import build_assistant, describe
@@ -659,7 +693,13 @@ def gateway(
                 "memories); set $SPECSTEER_GATEWAY_TOKEN or pass --token-file"
             )
         assistant = build_assistant(
-            cloud=where, pair=pair, tiny=tiny, user_id=user, progress=True, remember=policy
+            cloud=where,
+            pair=pair,
+            tiny=tiny,
+            user_id=user,
+            progress=True,
+            remember=policy,
+            max_context_lift=max_context_lift,
         )
         console.print(describe(where, pair, tiny), highlight=False)
         run_gateway(

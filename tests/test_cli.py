@@ -514,3 +514,19 @@ def test_serve_refuses_a_token_on_the_command_line() -> None:
     assert result.exit_code == 2
     assert "process list" in flat(result.output) and "--token-file" in flat(result.output)
     assert "s3cret" not in result.output
+
+
+def test_generate_keeps_high_lift_tokens_on_the_device_when_asked() -> None:
+    """--max-context-lift sets the guard's context-lift policy: at 0 nats every token the context
+    made likelier stays on the device, and the report counts them; without it none is kept."""
+    counts = []
+    for extra in ((), ("--max-context-lift", "0")):
+        result = invoke(*GENERATE, *GENERATE_ARGS, *extra)
+        assert result.exit_code == 0, result.output
+        counts.append(json.loads(result.output)["privacy"]["tokens_kept_for_lift"])
+    assert counts[0] == 0 and counts[1] > 0
+
+
+def test_a_negative_context_lift_is_refused() -> None:
+    result = invoke(*GENERATE, "--max-context-lift", "-1")
+    assert result.exit_code == 2 and "--max-context-lift" in flat(result.output)

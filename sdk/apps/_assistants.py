@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import httpx
 
 from specsteer._assistant import Assistant
+from specsteer._egress import PrivateEgress
 from specsteer._errors import CloudError, ConfigurationError
 from specsteer._home import specsteer_home
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
+from specsteer.privacy import EgressPolicy
 
 if TYPE_CHECKING:
     from specsteer._engine import Wire
@@ -155,6 +157,7 @@ def build_assistant(
     memory: MemoryStore | None = None,
     progress: bool = False,
     remember: bool | RememberPolicy = False,
+    max_context_lift: float | None = None,
 ) -> Assistant:
     """An assistant over an embedded pair (or tiny models), its cloud in process or over HTTP.
 
@@ -167,6 +170,7 @@ def build_assistant(
         memory: the store (opened under ``$SPECSTEER_HOME`` when ``user_id`` is given).
         progress: show a spinner while models load.
         remember: store the user's statements from each answered turn (needs ``user_id``).
+        max_context_lift: the context-lift policy's tau in nats (``EgressPolicy``); None: off.
 
     Raises:
         ConfigurationError: an unknown pair, a malformed URL, another model served.
@@ -192,7 +196,16 @@ def build_assistant(
         config=None if tiny else DEFAULT_CONFIG,
         wire=cloud.wire,
         remember=remember,
+        privacy=_egress(device, max_context_lift),
     )
     if cloud.model is not None:
         assistant.decoder.model = cloud.model
     return assistant
+
+
+def _egress(device: ModelBackend, max_context_lift: float | None) -> bool | PrivateEgress:
+    """The default door, or one whose policy keeps high-lift tokens on the device."""
+    if max_context_lift is None:
+        return True
+    policy = EgressPolicy(max_context_lift=max_context_lift)
+    return PrivateEgress(policy=policy, decode_ids=device.decode)
