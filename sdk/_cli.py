@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -898,14 +898,24 @@ def _person(value: str) -> Any:
     return Person(name, relation)
 
 
-@persona_app.command("show")
-def persona_show(user: UserOpt = "me") -> None:
-    """Show the persona in use: what you set and what was read from your memories."""
+def _change_persona(user: str, change: Callable[[Any, Any], Any] | None = None) -> None:
+    """Apply ``change(store, view) -> persona`` (None: only show), then print the persona in
+    use."""
     try:
-        view = _store().persona_view(user)
+        store = _store()
+        view = store.persona_view(user)
+        if change is not None:
+            store.set_persona(user, change(store, view))
+            view = store.persona_view(user)
     except SpecSteerError as e:
         _fail(e)
     console.print(_persona_table(view, user))
+
+
+@persona_app.command("show")
+def persona_show(user: UserOpt = "me") -> None:
+    """Show the persona in use: what you set and what was read from your memories."""
+    _change_persona(user)
 
 
 @persona_app.command("set")
@@ -923,20 +933,19 @@ def persona_set(
     """Set your name, sign-off or people (what you set wins over what was inferred)."""
     from dataclasses import replace as with_fields
 
-    try:
-        store = _store()
+    people = [_person(item) for item in person or []]
+
+    def change(store: Any, _view: Any) -> Any:
         persona = store.persona(user)
         if name is not None:
             persona = with_fields(persona, name=name)
         if sign_off is not None:
             persona = with_fields(persona, sign_off=sign_off)
-        for item in person or []:
-            persona = persona.with_person(_person(item))
-        store.set_persona(user, persona)
-        view = store.persona_view(user)
-    except SpecSteerError as e:
-        _fail(e)
-    console.print(_persona_table(view, user))
+        for one in people:
+            persona = persona.with_person(one)
+        return persona
+
+    _change_persona(user, change)
 
 
 @persona_app.command("drop")
@@ -944,26 +953,13 @@ def persona_drop(
     person: Annotated[str, typer.Argument(help="The person's name.")], user: UserOpt = "me"
 ) -> None:
     """Remove someone from your persona (an inferred person stays out from now on)."""
-    try:
-        store = _store()
-        store.set_persona(user, store.persona(user).without_person(person))
-        view = store.persona_view(user)
-    except SpecSteerError as e:
-        _fail(e)
-    console.print(_persona_table(view, user))
+    _change_persona(user, lambda store, _view: store.persona(user).without_person(person))
 
 
 @persona_app.command("keep")
 def persona_keep(user: UserOpt = "me") -> None:
     """Keep what was inferred as set, so later memories do not change it."""
-    try:
-        store = _store()
-        view = store.persona_view(user)
-        store.set_persona(user, view.persona)
-        view = store.persona_view(user)
-    except SpecSteerError as e:
-        _fail(e)
-    console.print(_persona_table(view, user))
+    _change_persona(user, lambda _store, view: view.persona)
 
 
 @persona_app.command("clear")
@@ -971,13 +967,7 @@ def persona_clear(user: UserOpt = "me") -> None:
     """Remove what you set; what your memories say is used again."""
     from specsteer.memory import Persona
 
-    try:
-        store = _store()
-        store.set_persona(user, Persona())
-        view = store.persona_view(user)
-    except SpecSteerError as e:
-        _fail(e)
-    console.print(_persona_table(view, user))
+    _change_persona(user, lambda _store, _view: Persona())
 
 
 audit_app = typer.Typer(help="Inspect the tamper-evident log of everything that left the device.")
