@@ -28,8 +28,9 @@ def render_markdown(report: Record) -> str:
     beside the answers' fact recall and speed; then canary exposure per method."""
     n = report["candidates"]
     lines = [
-        f"{report['examples']} examples; each guess picks among {n} candidates of the same kind "
-        f"(chance {1 / n:.3f}); accuracy with its 95% Wilson interval.",
+        f"{report['examples']} examples; each guess picks among up to {n} candidates of the same "
+        f"kind (fewer where the set holds fewer of that kind: chance is the mean of "
+        f"1/candidates, {_chance(report):.3f}); accuracy with its 95% Wilson interval.",
         "",
         "| method | guesses | string attacker | model attacker | chance | fact recall | "
         "tok/s | tokens kept for lift |",
@@ -106,8 +107,7 @@ def render_plot(report: Record, path: Path) -> None:
                 ax.scatter(
                     [row["model"]["accuracy"]], [row[key] or 0.0], marker="s", label=row["method"]
                 )
-        chance = 1 / report["candidates"]
-        ax.axvline(chance, color="gray", linestyle=":", label="chance")
+        ax.axvline(_chance(report), color="gray", linestyle=":", label="chance")
         ax.set_xlabel("model attacker's top-1 accuracy")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
@@ -118,3 +118,10 @@ def render_plot(report: Record, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _chance(report: Record) -> float:
+    """The attack's chance level: the mean of ``1 / candidates`` over the guesses (a fact of a
+    kind the set holds few of has fewer candidates)."""
+    rows = [row["string"]["chance"] for row in report["methods"] if row["string"].get("chance")]
+    return sum(rows) / len(rows) if rows else 1 / report["candidates"]

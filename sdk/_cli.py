@@ -112,8 +112,8 @@ LiftOpt = Annotated[
         "--max-context-lift",
         min=0.0,
         help="Keep on the device every draft token the private context made more than this many "
-        "nats likelier than the public prompt alone (the context-lift policy, docs/privacy.md). "
-        "Default: off.",
+        "nats likelier than the public prompt alone (the context-lift policy, docs/privacy.md; "
+        "default 8). 'inf' sends every draft as before.",
     ),
 ]
 RememberOpt = Annotated[

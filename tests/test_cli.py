@@ -518,9 +518,9 @@ def test_serve_refuses_a_token_on_the_command_line() -> None:
 
 def test_generate_keeps_high_lift_tokens_on_the_device_when_asked() -> None:
     """--max-context-lift sets the guard's context-lift policy: at 0 nats every token the context
-    made likelier stays on the device, and the report counts them; without it none is kept."""
+    made likelier stays on the device, and the report counts them; at 'inf' none is kept."""
     counts = []
-    for extra in ((), ("--max-context-lift", "0")):
+    for extra in (("--max-context-lift", "inf"), ("--max-context-lift", "0")):
         result = invoke(*GENERATE, *GENERATE_ARGS, *extra)
         assert result.exit_code == 0, result.output
         counts.append(json.loads(result.output)["privacy"]["tokens_kept_for_lift"])

@@ -170,7 +170,8 @@ def build_assistant(
         memory: the store (opened under ``$SPECSTEER_HOME`` when ``user_id`` is given).
         progress: show a spinner while models load.
         remember: store the user's statements from each answered turn (needs ``user_id``).
-        max_context_lift: the context-lift policy's tau in nats (``EgressPolicy``); None: off.
+        max_context_lift: the context-lift policy's tau in nats (``EgressPolicy``); None: the
+            policy's default; ``inf``: off.
 
     Raises:
         ConfigurationError: an unknown pair, a malformed URL, another model served.
@@ -204,7 +205,7 @@ def build_assistant(
 
 
 def _egress(device: ModelBackend, max_context_lift: float | None) -> bool | PrivateEgress:
-    """The default door, or one whose policy keeps high-lift tokens on the device."""
+    """The default door, or one whose policy sets its own tau."""
     if max_context_lift is None:
         return True
     policy = EgressPolicy(max_context_lift=max_context_lift)

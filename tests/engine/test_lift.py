@@ -135,14 +135,14 @@ def test_a_high_lift_token_stays_on_the_device_and_a_zero_lift_one_leaves(tmp_pa
 
 
 def test_with_tau_off_the_same_draft_leaves_whole(tmp_path: Any) -> None:
-    result, _, sent = _run(EgressPolicy(), tmp_path)
+    result, _, sent = _run(EgressPolicy(max_context_lift=None), tmp_path)
     assert result.text == "the plan is dinner in lisbon ."
     assert any("lisbon" in text for text in _seen(sent))
     assert result.privacy.tokens_kept_for_lift == 0 and result.privacy.context_lift_sent == 0.0
 
 
 def test_a_budget_keeps_back_the_token_that_would_overrun_it(tmp_path: Any) -> None:
-    result, _, sent = _run(EgressPolicy(context_lift_budget=2.0), tmp_path)
+    result, _, sent = _run(EgressPolicy(max_context_lift=None, context_lift_budget=2.0), tmp_path)
     assert all("lisbon" not in text for text in _seen(sent))
     assert result.privacy.tokens_kept_for_lift >= 1 and result.privacy.context_lift_sent <= 2.0
 

@@ -9,14 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant
+from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant, PrivateEgress
 from specsteer.cloud_adapter import InProcessVerifier, VerifyRequest, VerifyResponse
 from specsteer.memory import HashEmbedder, MemoryStore, Person, Persona
-from specsteer.privacy import AuditLog
+from specsteer.privacy import AuditLog, EgressPolicy
 from specsteer.testing import TINY_WORDS, tiny_backend
 
 from .copying import CopyingBackend
 from .wire import ngrams, payload_texts
+
+
+def guard_only(device: object) -> PrivateEgress:
+    """The egress door without the context-lift policy: these tests put the guard's screen under
+    test, which the policy would spare by keeping the copied rounds on the device first
+    (tests/engine/test_lift.py tests the policy)."""
+    return PrivateEgress(
+        policy=EgressPolicy(max_context_lift=None),
+        decode_ids=device.decode,  # type: ignore[attr-defined]
+    )
 
 CANARIES = ("canary7f3q9x", "canary2k8w4m")
 PRIVATE = (
@@ -92,7 +102,9 @@ def test_copying_device_leaks_nothing_and_user_still_gets_the_text(
     script = " ".join(PRIVATE)
     device = CopyingBackend(base, script)
     cloud = Spy(tiny_backend(1, words=WORDS, family=family))  # type: ignore[arg-type]
-    assistant = Assistant(device, cloud, memory=store, user_id="maya", context_tokens=512)
+    assistant = Assistant(
+        device, cloud, memory=store, user_id="maya", context_tokens=512, privacy=guard_only(base)
+    )
     assert assistant.decoder.wire == ("ids" if family == "words" else "text")
     # Fixed four-token drafts: the copied notes then come in drafts long enough to carry a
     # canary, so the rounds the guard keeps local are the ones under test.
@@ -174,7 +186,7 @@ def copy_the_private_context(store: MemoryStore, *, privacy: bool) -> tuple[str,
         memory=store,
         user_id="maya",
         context_tokens=512,
-        privacy=privacy,
+        privacy=guard_only(base) if privacy else False,
     )
     result = assistant.generate(QUERY_TO_SISTER, max_new_tokens=128, lam=0.05, adaptive_draft=False)
     assert cloud.received

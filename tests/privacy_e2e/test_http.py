@@ -28,6 +28,7 @@ from specsteer.privacy import AuditLog
 from specsteer.testing import TINY_WORDS, tiny_backend
 
 from .copying import CopyingBackend
+from .test_canaries import guard_only
 from .wire import ngrams, payload_texts
 
 pytest.importorskip("fastapi")
@@ -144,7 +145,7 @@ def run_over_http(
         memory=store,
         user_id=user,
         context_tokens=512,
-        privacy=privacy,
+        privacy=guard_only(device) if privacy else False,
     )
     try:
         result = assistant.generate(query, max_new_tokens=48, lam=0.05)
