@@ -123,5 +123,5 @@ def render_plot(report: Record, path: Path) -> None:
 def _chance(report: Record) -> float:
     """The attack's chance level: the mean of ``1 / candidates`` over the guesses (a fact of a
     kind the set holds few of has fewer candidates)."""
-    rows = [row["string"]["chance"] for row in report["methods"] if row["string"].get("chance")]
-    return sum(rows) / len(rows) if rows else 1 / report["candidates"]
+    rows = [float(r["string"]["chance"]) for r in report["methods"] if r["string"].get("chance")]
+    return sum(rows) / len(rows) if rows else 1 / float(report["candidates"])
