@@ -137,6 +137,23 @@ def _remember(remember: bool, ttl: float | None) -> Any:
     return RememberPolicy(ttl=ttl) if remember else False
 
 
+def _interactive_assistant(
+    where: Any, pair: str | None, tiny: bool, user: str, policy: Any, lift: float | None
+) -> Any:
+    """The assistant of chat, web and gateway: a user's memories, a spinner while models load."""
+    from specsteer.apps._assistants import build_assistant
+
+    return build_assistant(
+        cloud=where,
+        pair=pair,
+        tiny=tiny,
+        user_id=user,
+        progress=True,
+        remember=policy,
+        max_context_lift=lift,
+    )
+
+
 def _cloud(cloud: str | None, cloud_model: str | None, wire: str) -> Any:
     from specsteer.apps._assistants import CloudChoice
 
@@ -225,20 +242,11 @@ def chat(
     max_context_lift: LiftOpt = None,
 ) -> None:
     """Chat interactively; answers stream as they are verified. Ctrl-D or 'exit' quits."""
-    from specsteer.apps._assistants import build_assistant
 
     where = _cloud(cloud, cloud_model, wire)
     policy = _remember(remember, remember_ttl)
     try:
-        assistant = build_assistant(
-            cloud=where,
-            pair=pair,
-            tiny=tiny,
-            user_id=user,
-            progress=True,
-            remember=policy,
-            max_context_lift=max_context_lift,
-        )
+        assistant = _interactive_assistant(where, pair, tiny, user, policy, max_context_lift)
     except SpecSteerError as e:
         _fail(e)
     history: list[dict[str, str]] = []
@@ -606,7 +614,7 @@ def web(
     max_context_lift: LiftOpt = None,
 ) -> None:
     """Open the web app: chat, your memories, and every byte that left the device."""
-    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps._assistants import describe
     from specsteer.apps.web import ChatSession, run_web
     from specsteer.cloud_adapter._server import is_loopback
 
@@ -623,15 +631,7 @@ def web(
     where = _cloud(cloud, cloud_model, wire)
     policy = _remember(remember, remember_ttl)
     try:
-        assistant = build_assistant(
-            cloud=where,
-            pair=pair,
-            tiny=tiny,
-            user_id=user,
-            progress=True,
-            remember=policy,
-            max_context_lift=max_context_lift,
-        )
+        assistant = _interactive_assistant(where, pair, tiny, user, policy, max_context_lift)
         session = ChatSession(assistant, describe(where, pair, tiny))
         # Printed once, plainly (never wrapped): off loopback the URL holds the login secret.
         run_web(
@@ -679,7 +679,7 @@ def gateway(
     max_context_lift: LiftOpt = None,
 ) -> None:
     """Serve OpenAI's Chat Completions API on this device: any OpenAI client, private memories."""
-    from specsteer.apps._assistants import build_assistant, describe
+    from specsteer.apps._assistants import describe
     from specsteer.apps.gateway import gateway_token, run_gateway
     from specsteer.cloud_adapter._server import is_loopback
 
@@ -692,15 +692,7 @@ def gateway(
                 f"refusing to serve on {host} without a bearer token (answers draw on private "
                 "memories); set $SPECSTEER_GATEWAY_TOKEN or pass --token-file"
             )
-        assistant = build_assistant(
-            cloud=where,
-            pair=pair,
-            tiny=tiny,
-            user_id=user,
-            progress=True,
-            remember=policy,
-            max_context_lift=max_context_lift,
-        )
+        assistant = _interactive_assistant(where, pair, tiny, user, policy, max_context_lift)
         console.print(describe(where, pair, tiny), highlight=False)
         run_gateway(
             assistant,
