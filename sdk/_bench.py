@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from specsteer._bench_bound import Line, MethodBound, PassCosts, fit_line, method_bound
+from specsteer._bench_bound import Curve, MethodBound, PassCosts, method_bound
 from specsteer._calibrate import pass_times
 from specsteer._config import GenerationConfig, Method
 from specsteer._defaults import DEFAULT_CONFIG, DEFAULT_PAIR
@@ -184,7 +184,7 @@ class EngineBench:
 
     @property
     def costs(self) -> PassCosts | None:
-        """Both models' pass costs, fitted over every timing of the run (``None``: not timed)."""
+        """Both models' pass costs, from every timing of the run (``None``: not timed)."""
         if not self.device_passes or not self.cloud_passes:
             return None
         return PassCosts(_fit(self.device_passes), _fit(self.cloud_passes))
@@ -207,12 +207,13 @@ class EngineBench:
         )
 
 
-def _fit(points: Sequence[tuple[int, float]]) -> Line:
-    """A line through the median cost of each length (medians: robust to a burst of load)."""
+def _fit(points: Sequence[tuple[int, float]]) -> Curve:
+    """The median cost of each length, joined by straight lines (medians: robust to a burst of
+    load)."""
     by_n: dict[int, list[float]] = {}
     for n, ms in points:
         by_n.setdefault(n, []).append(ms)
-    return fit_line([(n, statistics.median(v)) for n, v in sorted(by_n.items())])
+    return Curve(tuple((float(n), statistics.median(v)) for n, v in sorted(by_n.items())))
 
 
 def time_passes(

@@ -13,17 +13,23 @@ the two sides, else their sum:
     T = alpha^k max(D, C) + (1 - alpha^k) (D + C),
     tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)     over the rounds' draft lengths k_i.
 
-Pass costs come from :class:`PassCosts`: ``a + b n`` milliseconds for a pass of ``n`` tokens on
-top of a cached prompt, fitted to timings of each model through the seam in the same run.
+Pass costs come from :class:`PassCosts`: milliseconds for a pass of ``n`` tokens on top of a
+cached prompt, timed through the seam in the same run at a few lengths and joined by straight
+lines (:class:`Curve`). A line through all of them would not do: on llama.cpp a pass of one
+token takes another kernel than a pass of several (one token 18 ms, two 65 ms on the 0.5B), so a
+fitted ``a + b n`` put a drafted token at 2.6 times its measured cost and the "bound" below the
+speed the engine measured.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "DERIVATION",
+    "Curve",
     "Line",
     "MethodBound",
     "PassCosts",
@@ -48,6 +54,10 @@ class Line:
     def __call__(self, n: float) -> float:
         return self.a + self.b * n
 
+    def scaled(self, factor: float) -> Line:
+        """The same shape, every cost times ``factor``."""
+        return Line(self.a * factor, self.b * factor)
+
     def __str__(self) -> str:
         sign = "-" if self.b < 0 else "+"
         return f"{self.a:.1f} {sign} {abs(self.b):.1f}n ms"
@@ -68,6 +78,39 @@ def fit_line(points: Sequence[tuple[float, float]]) -> Line:
 
 
 @dataclass(frozen=True)
+class Curve:
+    """Milliseconds for a pass of ``n`` tokens, measured at some lengths and joined by straight
+    lines; below the shortest length the shortest's cost, beyond the longest the longest's cost
+    growing at the slope of a line fitted through them all (never negative)."""
+
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        ns = [n for n, _ in self.points]
+        if not ns or ns != sorted(set(ns)):
+            raise ValueError("a curve needs points at distinct lengths, shortest first")
+
+    def __call__(self, n: float) -> float:
+        pts = self.points
+        if n <= pts[0][0]:
+            return pts[0][1]
+        for (n0, m0), (n1, m1) in itertools.pairwise(pts):
+            if n <= n1:
+                return m0 + (m1 - m0) * (n - n0) / (n1 - n0)
+        n_last, m_last = pts[-1]
+        return m_last + max(0.0, fit_line(pts).b) * (n - n_last)
+
+    def scaled(self, factor: float) -> Curve:
+        """The same shape, every cost times ``factor``."""
+        return Curve(tuple((n, ms * factor) for n, ms in self.points))
+
+    def __str__(self) -> str:
+        costs = ", ".join(f"{ms:.1f}" for _, ms in self.points)
+        lengths = ", ".join(f"{n:g}" for n, _ in self.points)
+        return f"{costs} ms for {lengths} tokens"
+
+
+@dataclass(frozen=True)
 class PassCosts:
     """Both models' pass costs, as measured through the seam.
 
@@ -76,8 +119,8 @@ class PassCosts:
         cloud: the cloud model, a pass of ``n`` tokens (``cloud(1)``: a decoded token).
     """
 
-    device: Line
-    cloud: Line
+    device: Line | Curve
+    cloud: Line | Curve
 
     @property
     def cost_ratio(self) -> float:
@@ -186,7 +229,7 @@ def projected(costs: PassCosts, cost_ratio: float) -> PassCosts:
     length (a GPU's), ``1 / cost_ratio`` times the device's cost per drafted token; the device's
     pass costs keep the shape measured here. Costs are in units of the cloud's pass."""
     scale = cost_ratio / costs.device(1)
-    return PassCosts(Line(costs.device.a * scale, costs.device.b * scale), Line(1.0, 0.0))
+    return PassCosts(costs.device.scaled(scale), Line(1.0, 0.0))
 
 
 def projected_speedup(
@@ -213,9 +256,13 @@ Notation, all measured in the same run: `t_d` is the device model's cost for one
 cached prompt (a drafted token), `s(n)` its cost for one pass of `n` tokens, `V(n)` the cloud
 model's cost for one pass of `n` tokens (so `V(1)` is a decoded token and `V(k + 1)` a verify
 pass over a draft of `k`), `r` the round trip. Pass costs are timed through the `ModelBackend`
-seam before each prompt, for `n` in 1, 2, 3, 5, 8, 13, and fitted as `a + b n` over the medians
-of each length; on a CPU `V(n)` grows with `n`, on a GPU it is nearly flat. The cost ratio is
-`c = t_d / V(1)`.
+seam before each prompt, for `n` in 1, 2, 3, 5, 8, 13; the median of each length is kept and
+lengths between them are read off straight lines joining the medians (beyond 13, the cost at 13
+grows at the slope of a line fitted through all six). No single line `a + b n` fits them: on
+llama.cpp a pass of one token runs another kernel than a pass of several, so `s(2)` is several
+times `s(1)`, and a fitted line put `t_d` far above the cost of a drafted token. On a CPU `V(n)`
+grows with `n`, on a GPU it is nearly flat. The cost ratio is `c = t_d / V(1)`, with
+`t_d = s(1)`.
 
 **Tokens per round.** If each draft token is accepted with probability `alpha`, independently,
 a round of `k` drafts yields `E(alpha, k) = (1 - alpha^(k+1)) / (1 - alpha)` tokens: the accepted

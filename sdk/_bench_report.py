@@ -68,7 +68,7 @@ def _costs_line(bench: EngineBench) -> str:
         return "Pass costs not timed (the cloud is not in this process): no bound."
     return (
         f"Pass costs through the seam (medians of {bench.prompts} timings per length, taken "
-        f"before each prompt): device {costs.device} for n tokens, so "
+        f"before each prompt): device {costs.device}, so "
         f"{costs.device(1):.1f} ms per drafted token; cloud {costs.cloud}, so "
         f"{costs.cloud(1):.1f} ms per decoded token and {costs.cloud(5):.1f} ms for a verify "
         f"pass of 5; cost ratio c = {costs.cost_ratio:.2f}."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from specsteer._bench_bound import (
+    Curve,
     Line,
     PassCosts,
     alpha_from_acceptance,
@@ -27,6 +28,35 @@ def test_a_line_is_fitted_through_pass_costs() -> None:
     assert fit_line([(4, 10.0), (4, 14.0)]) == Line(12.0, 0.0)  # one length: flat
     with pytest.raises(ValueError):
         fit_line([])
+
+
+# The 0.5B on llama.cpp, one thread: a pass of one token runs another kernel than a pass of
+# several, so no line fits (a least-squares line puts one token at 37 + 11 = 48 ms, not 18).
+LLAMA_CPP_05B = Curve(((1, 18.4), (2, 65.3), (3, 82.2), (5, 123.0), (8, 121.3), (13, 177.0)))
+
+
+def test_a_curve_joins_the_measured_pass_costs() -> None:
+    curve = LLAMA_CPP_05B
+    assert curve(1) == 18.4 and curve(5) == 123.0  # measured lengths are kept as measured
+    assert curve(4) == pytest.approx((82.2 + 123.0) / 2)  # between them, a straight line
+    assert curve(0.5) == 18.4  # below the shortest: its cost
+    slope = fit_line(curve.points).b
+    assert curve(15) == pytest.approx(177.0 + 2 * slope)  # beyond: the fitted slope goes on
+    assert Curve(((1, 10.0), (2, 5.0)))(4) == 5.0  # never cheaper with more tokens beyond
+    assert fit_line(curve.points)(1) > 2 * curve(1)  # what the line got wrong
+    assert curve.scaled(0.5)(3) == pytest.approx(41.1)
+    assert str(Curve(((1, 18.44), (2, 65.3)))) == "18.4, 65.3 ms for 1, 2 tokens"
+    for bad in ((), ((2, 1.0), (1, 2.0)), ((1, 1.0), (1, 2.0))):
+        with pytest.raises(ValueError):
+            Curve(bad)
+
+
+def test_the_device_alone_is_bounded_by_its_one_token_pass_on_a_curve() -> None:
+    costs = PassCosts(device=LLAMA_CPP_05B, cloud=Curve(((1, 35.2), (5, 156.6), (13, 296.5))))
+    assert method_bound("device", costs, 0).tokens_per_second == pytest.approx(1000 / 18.4)
+    assert costs.cost_ratio == pytest.approx(18.4 / 35.2)
+    regime = projected(costs, 1 / 20)
+    assert regime.device(5) / regime.device(1) == pytest.approx(123.0 / 18.4)
 
 
 def test_leviathans_expected_tokens_per_round() -> None:
