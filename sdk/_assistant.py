@@ -347,7 +347,9 @@ class Assistant:
         text = AnswerText(self.device.decode, restore, stops, eos)
         return AnswerStream(self._answers, produce, on_cut, text)
 
-    def _turn(self, query: str | Sequence[Mapping[str, str]], context: str | PrivateContext | None) -> Turn:
+    def _turn(
+        self, query: str | Sequence[Mapping[str, str]], context: str | PrivateContext | None
+    ) -> Turn:
         if self.isolated and self.egress is not None:
             self.egress.guard.pseudonymizer.clear()  # another user's placeholders stay theirs
         if self.remembering is None:

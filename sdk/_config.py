@@ -58,6 +58,15 @@ class GenerationConfig(BaseSettings):
             "(the rest would likely be rejected); 0 drafts K tokens every round."
         ),
     )
+    recover_refusals: bool = Field(
+        default=True,
+        description=(
+            "For a text written as the user (a message, a review, a post): when the device "
+            "model's greedy opening declines the request (\"I'm sorry, but I can't assist with "
+            'that."), rule out the token that made it a refusal and start the answer with the '
+            "device's next choice (device-side methods; a refusal of anything else is kept)."
+        ),
+    )
     pipeline: bool = Field(
         default=True,
         description=(

@@ -22,10 +22,11 @@ from specsteer._config import GenerationConfig
 from specsteer._drafter import Drafter
 from specsteer._egress import PrivateEgress
 from specsteer._errors import ConfigurationError
-from specsteer._events import Fallback, Finished, RoundEvent, StatsFold, Tokens
+from specsteer._events import DeviceWork, Fallback, Finished, RoundEvent, StatsFold, Tokens
 from specsteer._link import CloudLink, Failed, request_id
 from specsteer._loop import RoundLoop
 from specsteer._methods import MethodSpec, method_spec
+from specsteer._opening import opening_without_refusal
 from specsteer._prompt import Prompt
 from specsteer._recover import Steering
 from specsteer._result import GenerationResult, GenerationStats
@@ -240,6 +241,8 @@ class Decoder:
                 samples=0 if cfg.greedy or self.wire == "text" else spec.samples,
             )
             link = self._link(self._verifier(), public, wire.tokenizer, gens[1], params)
+        if cfg.recover_refusals and prompt.writing and spec.drafter == "private":
+            yield from self._open(answer, private_ids, link)
         steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)
         with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
             loop = RoundLoop(
@@ -253,6 +256,24 @@ class Decoder:
                 pool=pool if cfg.pipeline else None,
             )
             yield from loop.run()
+
+    def _open(
+        self, answer: Answer, private_ids: list[int], link: CloudLink | None
+    ) -> Iterator[RoundEvent]:
+        """Start the answer with the device's opening when its own declines the request
+        (:func:`~specsteer._opening.opening_without_refusal`); the cloud's view of it is
+        screened like a draft's."""
+        t0 = time.perf_counter()
+        device = self.device
+        ids = opening_without_refusal(
+            self._private, device.decode, private_ids, device.eos_token_ids
+        )
+        yield DeviceWork(time.perf_counter() - t0)
+        if not ids:
+            return
+        public = link.screen_ids(answer.public, ids) if link is not None else None
+        taken = answer.take(ids) if public is None else answer.take_local(ids, public)
+        yield Tokens(taken, "device", kept=None if public is None else "guard")
 
     def _link(
         self,

@@ -17,6 +17,8 @@ import re
 import unicodedata
 from typing import Final
 
+from specsteer._opening import is_refusal
+
 __all__ = [
     "addresses_self",
     "greeted_names",
@@ -140,30 +142,6 @@ def has_placeholder(answer: str) -> bool:
     """Whether the answer leaves a slot to fill: ``[Your Name]``, ``[Friend's Name]``,
     ``{name}``, ``<Your Name>`` (not ``[x]``, ``[1]``, ``[a link](url)`` or ``<b>``)."""
     return _PLACEHOLDER.search(answer) is not None
-
-
-_REFUSAL = re.compile(
-    r"\b(?:I|we)\s*(?:'m|’m|am|are)?\s*(?:sorry|afraid)?[^.!?\n]{0,40}?\b"
-    r"(?:can(?:no|'|’)t|can\s+not|am\s+unable\s+to|'m\s+unable\s+to|am\s+not\s+able\s+to|"
-    r"'m\s+not\s+able\s+to|won(?:'|’)t\s+be\s+able\s+to|will\s+not\s+be\s+able\s+to)\s+"
-    r"(?:assist|help|provide|fulfil+|comply|create|generate|write|complete)\b"
-    r"(?:\s+(?:you\s+)?with)?\s+(?:that|this|it|your|such|the\s+request|requests?)\b",
-    re.IGNORECASE,
-)
-_AS_AN_AI = re.compile(r"\bas an ai\b", re.IGNORECASE)
-
-
-def is_refusal(answer: str) -> bool:
-    """Whether the answer declines the request instead of doing it.
-
-    True when one of its first two sentences (a greeting line such as "Hi Yasmin," counts as
-    one) says it cannot assist, help, provide, fulfil, comply, create, generate, write or
-    complete that / this / it / your request ("I'm sorry, but I can't assist with that."), or
-    the answer speaks "as an AI". An apology inside a personal message ("Sorry, I can't make it
-    on Saturday", "I can't help smiling") is not a refusal.
-    """
-    opening = [s for s in re.split(r"(?<=[.!?])\s+|\n", answer.strip()) if s.strip()][:2]
-    return any(_REFUSAL.search(s) for s in opening) or _AS_AN_AI.search(answer) is not None
 
 
 _WORD = re.compile(r"\w+")

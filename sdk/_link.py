@@ -123,10 +123,17 @@ class CloudLink:
     def screen(self, draft: Draft, *, force: bool = False) -> list[int] | None:
         """The cloud's view of the answer after ``draft`` when the draft must stay on the device
         (it carries private text), else ``None``; with ``force``, that view in every case."""
+        return self.screen_ids(draft.public_before, draft.tokens, force=force)
+
+    def screen_ids(
+        self, public_before: list[int], tokens: Sequence[int], *, force: bool = False
+    ) -> list[int] | None:
+        """The cloud's view after ``public_before`` and ``tokens`` when the tokens must stay
+        on the device (they carry private text), else ``None``; with ``force``, in every case."""
         if self.egress is None:
             return None
-        prefix = self._text(draft.public_before)
-        text = self._text(draft.public_before + draft.tokens)[len(prefix) :]
+        prefix = self._text(public_before)
+        text = self._text([*public_before, *tokens])[len(prefix) :]
         # Earlier text was screened with earlier drafts: only its tail can join the new text.
         cut = max(0, len(prefix) - SCREEN_WINDOW)
         public = self.egress.screen_draft(prefix[cut:], text, force=force)

@@ -29,6 +29,9 @@ class Prompt:
     public: tuple[ChatMessage, ...]
     private: tuple[ChatMessage, ...]
     context: str = ""
+    #: Whether the user asks for a text written as them (a message, a review, a post): the
+    #: decoder then takes a refusal out of the device's opening (``recover_refusals``).
+    writing: bool = False
 
     def public_dicts(self) -> list[dict[str, str]]:
         """The public messages as plain dicts."""
@@ -91,7 +94,7 @@ def build_prompt(
 def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateContext) -> Prompt:
     block = context.render()
     if not block:
-        return Prompt(public=public, private=public, context="")
+        return Prompt(public=public, private=public, context="", writing=context.writing)
     system, *chat = public
     last = chat[-1]
     private = (
@@ -99,4 +102,4 @@ def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateConte
         *chat[:-1],
         ChatMessage(role="user", content=context.request(last.content)),
     )
-    return Prompt(public=public, private=private, context=block)
+    return Prompt(public=public, private=private, context=block, writing=context.writing)

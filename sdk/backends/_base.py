@@ -116,6 +116,8 @@ class KVStream:
         self._lock = threading.Lock()
         #: Tokens run through the model by this stream (for stats and tests).
         self.tokens_computed = 0
+        #: The position and next-token row of a call made with ``keep_row``.
+        self._kept: tuple[int, torch.Tensor] | None = None
 
     @property
     def tokens(self) -> list[int]:
@@ -130,12 +132,17 @@ class KVStream:
             i += 1
         return i
 
-    def logits(self, context: Sequence[int], block: Sequence[int] = ()) -> torch.Tensor:
+    def logits(
+        self, context: Sequence[int], block: Sequence[int] = (), *, keep_row: bool = False
+    ) -> torch.Tensor:
         """Logits at the end of ``context`` and after each token of ``block``, in one pass.
 
         Args:
             context: the sequence so far (non-empty).
             block: tokens to score on top of it (e.g. a draft).
+            keep_row: keep row 0, so that a later call on ``context`` alone, made after
+                others that grew the sequence past it, returns it as computed instead of
+                computing the last token again (the same numbers, read twice).
 
         Returns:
             ``[1 + len(block), vocab]`` float32 logits: row 0 predicts the token after
@@ -145,6 +152,9 @@ class KVStream:
             raise ValueError("context must hold at least one token")
         full = [*context, *block]
         with self._lock:
+            kept = self._kept_row(context, block)
+            if kept is not None:
+                return kept
             lcp = self.common_prefix(full)
             # Re-feed at least the last context token: its logits are row 0.
             keep = min(lcp, len(context) - 1)
@@ -161,11 +171,29 @@ class KVStream:
             self._cache = cache
             self._tokens = full
             self.tokens_computed += len(full) - keep
+            if self._kept is not None and keep <= self._kept[0]:
+                self._kept = None  # its position was computed again
+            if keep_row:
+                self._kept = (len(context) - 1, out[0].clone())
         assert out.shape[0] == rows
         return out
+
+    def _kept_row(self, context: Sequence[int], block: Sequence[int]) -> torch.Tensor | None:
+        """The kept row for ``context`` when the cache still holds it, the cache cut back to
+        ``context``; else ``None``."""
+        if block or self._kept is None or self._kept[0] != len(context) - 1:
+            return None
+        if self.common_prefix(context) < len(context) or self._cache is None:
+            return None
+        cache = self.backend.crop(self._cache, len(context))
+        if cache is None:
+            return None
+        self._cache, self._tokens = cache, list(context)
+        return self._kept[1].unsqueeze(0).clone()
 
     def reset(self) -> None:
         """Drop the cache."""
         with self._lock:
             self._tokens = []
             self._cache = None
+            self._kept = None
