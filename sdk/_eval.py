@@ -427,7 +427,10 @@ class _Session:
             if privacy
             else None
         )
+        # Only the current user's assistants are kept: each holds the device model's KV
+        # streams, and a run over every user that kept them all grew past 20 GB.
         self._assistants: dict[tuple[str, float | None], Assistant] = {}
+        self._stored: set[str] = set()
 
     def assistant(self, example: EvalExample, tau: float | None = None) -> Assistant:
         """The assistant of this example's user (its history stored the first time), with the
@@ -436,8 +439,10 @@ class _Session:
         found = self._assistants.get((user, tau))
         if found is not None:
             return found
-        if not any(u == user for u, _ in self._assistants):
+        self._assistants = {k: a for k, a in self._assistants.items() if k[0] == user}
+        if user not in self._stored:
             self.store.add_many(user, list(dict.fromkeys(example.profile)), progress=False)
+            self._stored.add(user)
         privacy: bool | PrivateEgress = False
         if self.audit is not None:
             policy = EgressPolicy(max_context_lift=tau)

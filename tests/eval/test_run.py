@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -390,3 +392,37 @@ def test_rescore_measures_stored_answers_by_the_current_definitions(
     assert again[0]["words"] == 8  # every metric, not only the new one, read the new text
     assert load_records(out / "results.jsonl") == again
     assert [r["text"] for r in again[1:]] == [r["text"] for r in first[1:]]
+
+
+def test_a_run_keeps_only_the_current_users_model_streams(
+    tmp_path: Path, tiny_pair: tuple[ModelBackend, ModelBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each user's assistant holds the device model's KV streams (a llama.cpp context each): a
+    run over many users keeps only the current user's, so its memory does not grow with them."""
+    device = tiny_pair[0]
+    made: list[weakref.ref[Any]] = []
+    most = 0
+    real = device.stream
+
+    def counted() -> Any:
+        nonlocal most
+        gc.collect()
+        stream = real()
+        made.append(weakref.ref(stream))
+        most = max(most, sum(r() is not None for r in made))
+        return stream
+
+    monkeypatch.setattr(device, "stream", counted)
+    examples = load_examples()[:8]
+    users = {_memory_user(e) for e in examples}
+    run_eval(
+        examples,
+        device=device,
+        cloud=tiny_pair[1],
+        out_dir=tmp_path / "run",
+        methods=["device_only"],
+        max_new_tokens=2,
+        memory_factory=hashed_memory,
+    )
+    assert len(users) >= 3 and len(made) == 2 * len(users)  # two streams for each user
+    assert most <= 4, most  # the current user's two, and the next user's being made
