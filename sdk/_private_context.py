@@ -7,6 +7,7 @@ the cloud gets is unchanged), and every line of it is in the egress guard's inde
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,6 +31,31 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
+#: First-person words and what they become in the second person, longest first.
+_SECOND_PERSON: Final = (
+    (r"\bI am\b", "you are"),
+    (r"\bI'm\b", "you're"),
+    (r"\bI was\b", "you were"),
+    (r"\bI\b", "you"),
+    (r"\bmy\b", "your"),
+    (r"\bMy\b", "Your"),
+    (r"\bme\b", "you"),
+    (r"\bmine\b", "yours"),
+    (r"\bmyself\b", "yourself"),
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def second_person(note: str) -> str:
+    """A first-person note said to its writer ("I am vegetarian; my sister Lena..." ->
+    "You are vegetarian; your sister Lena...")."""
+    text = _one_line(note)
+    for pattern, replacement in _SECOND_PERSON:
+        text = re.sub(pattern, replacement, text)
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
@@ -62,16 +88,18 @@ class PrivateContext:
         """The block for the device's system message ("" when empty).
 
         A text to send is written as the user, in the first person, to the people the request
-        names, with the user's sign-off; an answer is addressed to the user. Memories are the
-        user's own first-person notes, so the block says whose "I" they speak in.
+        names, and the user's notes say whose "I" they speak in; an answer speaks to the user as
+        "you", with the user's notes turned into the second person.
         """
         if self.empty:
             return ""
         who = self.writer or "the user"
-        lines = [*self._writing_lines(who)] if self.writing else [self._answer_line(who)]
+        if not self.writing:
+            return "\n".join(self._answer_lines(who))
+        lines = self._writing_lines(who)
         if self.memories:
             lines.append(f'What {who} wrote down ("I" and "my" are {who}):')
-            lines += [f"- {' '.join(m.split())}" for m in self.memories]
+            lines += [f"- {_one_line(m)}" for m in self.memories]
         return "\n".join(lines)
 
     def _writing_lines(self, who: str) -> list[str]:
@@ -93,9 +121,20 @@ class PrivateContext:
             lines.append("This one is a review: start with what you think of it.")
         return lines
 
-    @staticmethod
-    def _answer_line(who: str) -> str:
-        return f"You are talking with {who}. Answer {who} directly, without a greeting."
+    def _answer_lines(self, who: str) -> list[str]:
+        # Notes in the first person made the device model answer as the user ("I can cook
+        # mushroom risotto") or read them back; in the second person it advises ("You could
+        # cook mushroom risotto") (docs/evaluation.md).
+        name = who.split()[0] if self.writer else who
+        lines = [
+            f"You are {name}'s assistant, talking with {name}. Answer {name} directly as "
+            '"you", in your own words, without a greeting. Use what you know about '
+            f"{name} where it helps; do not repeat it back."
+        ]
+        if self.memories:
+            lines.append(f"What you know about {name}:")
+            lines += [f"- {second_person(m)}" for m in self.memories]
+        return lines
 
     def opening(self) -> str:
         """How the text greets its first recipient: "Dear Ms Levi," to a landlord, a boss or a

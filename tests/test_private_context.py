@@ -8,7 +8,7 @@ import pytest
 from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant, build_prompt
 from specsteer._addressing import is_writing_request, named_relations, recipients
 from specsteer._errors import ConfigurationError
-from specsteer._private_context import PrivateContext
+from specsteer._private_context import PrivateContext, second_person
 from specsteer._retrieval import RetrievalPolicy, select_memories
 from specsteer.memory import Person, Persona
 from specsteer.memory.testing import InMemoryStore
@@ -135,11 +135,30 @@ def test_a_review_or_a_post_has_no_one_to_greet() -> None:
 
 def test_an_answer_is_addressed_to_the_user() -> None:
     context = PrivateContext(writer="", memories=("I am vegetarian.",), writing=False)
-    assert context.render().splitlines()[0] == (
-        "You are talking with the user. Answer the user directly, without a greeting."
-    )
+    assert context.render().splitlines() == [
+        "You are the user's assistant, talking with the user. Answer the user directly as "
+        '"you", in your own words, without a greeting. Use what you know about the user where '
+        "it helps; do not repeat it back.",
+        "What you know about the user:",
+        "- You are vegetarian.",
+    ]
     assert context.request("What could I cook?") == "What could I cook?"
     assert PrivateContext().render() == "" and PrivateContext().empty
+    named = PrivateContext(writer="Maya Okafor", memories=("I run.",)).render()
+    assert named.startswith("You are Maya's assistant, talking with Maya.")
+
+
+@pytest.mark.parametrize(
+    ("note", "said"),
+    [
+        ("I am vegetarian and allergic to peanuts.", "You are vegetarian and allergic to peanuts."),
+        ("My sister Lena loves me; I'm proud of mine.", "Your sister Lena loves you; you're proud of yours."),
+        ("Long runs are on Saturday mornings, I was told.", "Long runs are on Saturday mornings, you were told."),
+        ("  I  cook\nmyself. ", "You cook yourself."),
+    ],
+)  # fmt: skip
+def test_a_note_is_said_to_its_writer_in_the_second_person(note: str, said: str) -> None:
+    assert second_person(note) == said
 
 
 def test_the_private_view_carries_the_context_and_the_public_view_does_not() -> None:
