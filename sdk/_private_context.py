@@ -31,8 +31,13 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
-#: First-person words and what they become in the second person, longest first.
+#: First-person words and what they become in the second person, longest first; the rest of
+#: the note is left as the user wrote it.
 _SECOND_PERSON: Final = (
+    (r"^I am\b", "You are"),
+    (r"^I'm\b", "You're"),
+    (r"^I was\b", "You were"),
+    (r"^I\b", "You"),
     (r"\bI am\b", "you are"),
     (r"\bI'm\b", "you're"),
     (r"\bI was\b", "you were"),
@@ -55,7 +60,7 @@ def second_person(note: str) -> str:
     text = _one_line(note)
     for pattern, replacement in _SECOND_PERSON:
         text = re.sub(pattern, replacement, text)
-    return text[:1].upper() + text[1:]
+    return text
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,7 @@ def test_an_answer_is_addressed_to_the_user() -> None:
         ("My sister Lena loves me; I'm proud of mine.", "Your sister Lena loves you; you're proud of yours."),
         ("Long runs are on Saturday mornings, I was told.", "Long runs are on Saturday mornings, you were told."),
         ("  I  cook\nmyself. ", "You cook yourself."),
+        ("maya keeps bees; I help.", "maya keeps bees; you help."),
     ],
 )  # fmt: skip
 def test_a_note_is_said_to_its_writer_in_the_second_person(note: str, said: str) -> None:
