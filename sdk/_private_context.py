@@ -31,22 +31,22 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
-#: First-person words and what they become in the second person, longest first; the rest of
-#: the note is left as the user wrote it.
-_SECOND_PERSON: Final = (
-    (r"^I am\b", "You are"),
-    (r"^I'm\b", "You're"),
-    (r"^I was\b", "You were"),
-    (r"^I\b", "You"),
-    (r"\bI am\b", "you are"),
-    (r"\bI'm\b", "you're"),
-    (r"\bI was\b", "you were"),
-    (r"\bI\b", "you"),
-    (r"\bmy\b", "your"),
-    (r"\bMy\b", "Your"),
-    (r"\bme\b", "you"),
-    (r"\bmine\b", "yours"),
-    (r"\bmyself\b", "yourself"),
+#: First-person words and what they become in the second person.
+_SECOND_PERSON: Final = {
+    "I am": "you are",
+    "I'm": "you're",
+    "I was": "you were",
+    "I": "you",
+    "my": "your",
+    "My": "Your",
+    "me": "you",
+    "mine": "yours",
+    "myself": "yourself",
+}
+_FIRST_PERSON: Final = re.compile(
+    r"\b(?:"
+    + "|".join(re.escape(w) for w in sorted(_SECOND_PERSON, key=len, reverse=True))
+    + r")\b"
 )
 
 
@@ -56,11 +56,13 @@ def _one_line(text: str) -> str:
 
 def second_person(note: str) -> str:
     """A first-person note said to its writer ("I am vegetarian; my sister Lena..." ->
-    "You are vegetarian; your sister Lena...")."""
-    text = _one_line(note)
-    for pattern, replacement in _SECOND_PERSON:
-        text = re.sub(pattern, replacement, text)
-    return text
+    "You are vegetarian; your sister Lena..."); the rest is left as the user wrote it."""
+
+    def swap(match: re.Match[str]) -> str:
+        said = _SECOND_PERSON[match.group()]
+        return said[:1].upper() + said[1:] if match.start() == 0 else said
+
+    return _FIRST_PERSON.sub(swap, _one_line(note))
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class PrivateContext:
             return ""
         who = self.writer or "the user"
         if not self.writing:
-            return "\n".join(self._answer_lines(who))
+            return "\n".join(self._answer_lines())
         lines = self._writing_lines(who)
         if self.memories:
             lines.append(f'What {who} wrote down ("I" and "my" are {who}):')
@@ -126,11 +128,11 @@ class PrivateContext:
             lines.append("This one is a review: start with what you think of it.")
         return lines
 
-    def _answer_lines(self, who: str) -> list[str]:
+    def _answer_lines(self) -> list[str]:
         # Notes in the first person made the device model answer as the user ("I can cook
         # mushroom risotto") or read them back; in the second person it advises ("You could
         # cook mushroom risotto") (docs/evaluation.md).
-        name = who.split()[0] if self.writer else who
+        name = self.writer.split()[0] if self.writer else "the user"
         lines = [
             f"You are {name}'s assistant, talking with {name}. Answer {name} directly as "
             '"you", in your own words, without a greeting. Use what you know about '
