@@ -9,10 +9,13 @@ cloud").
 
 The defence here is one pure function over the candidates' rows: the private term may only
 steer among candidates the device's own context-free model also ranks (within its top
-``top_m`` at that position); for any other candidate the private log-probability is replaced by
-the context-free one, so its steering term is zero. An honest cloud's top-k and the device's
-public model mostly agree, so ordinary recoveries keep their steering; candidates the public
-model would not have written there cannot be told apart by the private context.
+``top_m`` at that position). Every other candidate gets one shared steering term, the lowest
+any ranked candidate gets (or zero, when that is higher), so the private context cannot tell
+them apart, and none of them wins *because* the private context turned away from the ranked
+ones: with a zero term instead, an end token the cloud offered after a concealed span beat every
+ranked candidate the device steered down, and answers stopped mid-phrase ("You could cook
+mushroom risotto, a classic Italian"). An honest cloud's top-k and the device's public model
+mostly agree, so ordinary recoveries keep their steering.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ def plausible_steering(
     top_m: int | None = None,
 ) -> torch.Tensor:
     """The private log-probabilities to steer with: unchanged for candidates the context-free
-    model ranks within its top ``top_m``, its own value (no steering) for the others.
+    model ranks within its top ``top_m``; for the others, their context-free value plus one
+    shared term, the lowest lift ``log P_S - log P_S0`` of a ranked candidate (zero when that
+    is higher, or when none is ranked).
 
     Args:
         lp_private_topk: ``[k]`` log P_S of the candidates (with the private context).
@@ -52,4 +57,8 @@ def plausible_steering(
     # Rank by value, not position among ties: a candidate tied with the m-th best is ranked.
     threshold = torch.topk(lp_ctxfree_row, m).values[-1]
     ranked = torch.isfinite(lp0) & (lp0 >= threshold)  # [k] bool
-    return torch.where(ranked, lp_private_topk, lp0.to(lp_private_topk.dtype))
+    lp0 = lp0.to(lp_private_topk.dtype)
+    lift = lp_private_topk - lp0  # [k]
+    steered = ranked & torch.isfinite(lift)
+    floor = min(0.0, float(lift[steered].min())) if bool(steered.any()) else 0.0
+    return torch.where(ranked, lp_private_topk, lp0 + floor)

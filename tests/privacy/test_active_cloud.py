@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from active_cloud import CITIES, success_rate
 
@@ -29,9 +30,27 @@ def test_candidates_outside_the_public_ranking_lose_their_steering() -> None:
     ids = torch.tensor([0, 4, 5])  # top-3 of the public view is {0, 1, 2}
     private = torch.tensor([-2.0, -0.1, -0.2])
     out = plausible_steering(private, ROW0, ids)
-    assert out.tolist() == [-2.0, -4.0, -5.0]  # 4 and 5: log P_S0 itself, a zero lift
+    # 4 and 5: log P_S0 plus one shared lift, the ranked candidate's -1.5 (-2.0 against -0.5)
+    assert out.tolist() == [-2.0, -5.5, -6.5]
     wider = plausible_steering(private, ROW0, ids, top_m=6)
     assert torch.equal(wider, private)
+
+
+def test_an_unranked_candidate_never_wins_because_the_ranked_ones_were_steered_down() -> None:
+    """An end token the public view does not rank, after a span the cloud saw concealed: the
+    private context steers every ranked candidate down; with a zero lift the end token won and
+    the answer stopped mid-phrase. It now shares the lowest ranked lift, so it loses to them."""
+    from specsteer import fusion
+
+    row0 = torch.log_softmax(torch.tensor([3.0, 2.5, 2.0, 1.0, 0.0, -2.0]), -1)
+    ids = torch.tensor([5, 0, 1])  # the end token (unranked in the top-3), then two ranked
+    cloud = torch.tensor([-1.0, -2.2, -2.7])  # the cloud favours ending
+    private = torch.stack([row0[5] - 8.0, row0[0] - 4.0, row0[1] - 6.0])
+    lp = plausible_steering(private, row0, ids)
+    assert lp[0].item() == pytest.approx((row0[5] - 6.0).item())  # the lowest ranked lift
+    assert fusion.recover_index(cloud, lp, row0[ids], 2.0, True) == 1
+    positive = plausible_steering(row0[ids] + 1.0, row0, ids)
+    assert positive[0].item() == pytest.approx(row0[5].item())  # a lift is never shared upward
 
 
 def test_ties_at_the_cut_are_ranked_and_ruled_out_tokens_are_not() -> None:
