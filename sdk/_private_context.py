@@ -31,6 +31,12 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
+#: Requests whose text opens with the wish itself, said to its reader. Begun with "Hi Lena,", a
+#: birthday message went on as an email *about* the sister ("I'm writing to share some fun
+#: details about my sister"); begun with the wish, it speaks to her (docs/evaluation.md). A
+#: thank-you begun "Hi Greta, thank you so much for" stopped after restating the request, so it
+#: keeps the greeting.
+_OCCASIONS: Final = ((re.compile(r"\bbirthday\b", re.IGNORECASE), "Happy birthday, {name}!"),)
 #: First-person words and what they become in the second person.
 _SECOND_PERSON: Final = {
     "I am": "you are",
@@ -143,27 +149,31 @@ class PrivateContext:
             lines += [f"- {second_person(m)}" for m in self.memories]
         return lines
 
-    def opening(self) -> str:
-        """How the text greets its first recipient: "Dear Ms Levi," to a landlord, a boss or a
+    def opening(self, query: str = "") -> str:
+        """How the text begins to its first recipient: the wish a birthday ``query`` asks for
+        ("Happy birthday, Lena!"), else the greeting: "Dear Ms Levi," to a landlord, a boss or a
         doctor, "Hi Lena," to anyone else; "" when the request names nobody."""
         if not self.recipients:
             return ""
         person = self.recipients[0]
-        if person.relation in FORMAL_RELATIONS:
-            return f"Dear {person.name},"
+        formal = person.relation in FORMAL_RELATIONS
         words = person.name.split()
         titled = words[0].rstrip(".").casefold() in _TITLES
-        return f"Hi {person.name if titled else words[0]},"
+        name = person.name if formal or titled else words[0]
+        for occasion, wish in _OCCASIONS:
+            if occasion.search(query):
+                return wish.format(name=name)
+        return f"Dear {name}," if formal else f"Hi {name},"
 
     def request(self, query: str) -> str:
         """The user's request as the device reads it: a text to a person gets how to begin
-        (the greeting), a text to post that it is in the first person, which keeps the device
+        (:meth:`opening`), a text to post that it is in the first person, which keeps the device
         model from refusing or restating the request; an answer's request is unchanged."""
         if not self.writing:
             return query
         if self.recipients:
             who = self.writer or "me"
-            return f'{query}\n(Write it as {who}, starting with "{self.opening()}".)'
+            return f'{query}\n(Write it as {who}, starting with "{self.opening(query)}".)'
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
     def texts(self) -> list[str]:

@@ -100,7 +100,7 @@ def test_a_text_to_send_is_written_as_the_user_to_the_person_named() -> None:
         "- I am vegetarian.",
     ]
     assert context.request("Birthday text to my sister pls") == (
-        'Birthday text to my sister pls\n(Write it as Maya, starting with "Hi Lena,".)'
+        'Birthday text to my sister pls\n(Write it as Maya, starting with "Happy birthday, Lena!".)'
     )
     assert set(context.texts()) >= {block, "Maya", "Love, Maya", "Lena Okafor"}
 
@@ -117,6 +117,28 @@ def test_a_text_to_send_is_written_as_the_user_to_the_person_named() -> None:
 def test_the_opening_greets_the_recipient(person: Person, opening: str) -> None:
     assert PrivateContext(recipients=(person,), writing=True).opening() == opening
     assert PrivateContext(writing=True).opening() == ""
+
+
+@pytest.mark.parametrize(
+    ("person", "query", "opening"),
+    [
+        (
+            Person("Lena Okafor", "sister"),
+            "Write a short birthday message for my sister.",
+            "Happy birthday, Lena!",
+        ),
+        (
+            Person("Ms Levi", "landlord"),
+            "birthday card for my landlord",
+            "Happy birthday, Ms Levi!",
+        ),
+        (Person("Greta", "neighbour"), "Write a thank-you note to my neighbour.", "Hi Greta,"),
+    ],
+)
+def test_a_birthday_message_opens_with_the_wish(person: Person, query: str, opening: str) -> None:
+    context = PrivateContext(writer="Maya", recipients=(person,), writing=True)
+    assert context.opening(query) == opening
+    assert context.request(query).endswith(f'starting with "{opening}".)')
 
 
 def test_a_review_or_a_post_has_no_one_to_greet() -> None:
