@@ -81,7 +81,8 @@ def test_lam_infinite_equals_token_level_fusion(slm, llm) -> None:
 
 def test_token_fusion_matches_formula_step_by_step(slm, llm) -> None:
     """Every token = argmax over the cloud's top-k of log P_L + beta (log P_S - log P_S0), the
-    private term steering only candidates the context-free model ranks in its own top-k."""
+    private term steering only candidates the context-free model ranks in its own top-k (the
+    others share the lowest ranked lift, or zero when that is higher)."""
     res = generate(slm, InProcessVerifier(llm), method="token_fusion", max_new_tokens=8, beta=1.5)
     prompt = build_prompt(QUERY, CONTEXT)
     priv, pub = slm.encode_chat(prompt.private_dicts()), slm.encode_chat(prompt.public_dicts())
@@ -93,7 +94,9 @@ def test_token_fusion_matches_formula_step_by_step(slm, llm) -> None:
         lp_s0 = torch.log_softmax(slm.forward(pub + out, None)[0][-1], -1)
         support = torch.topk(lp_l, 20).indices
         ranked = lp_s0[support] >= torch.topk(lp_s0, 20).values[-1]
-        scores = lp_l[support] + 1.5 * torch.where(ranked, (lp_s - lp_s0)[support], 0.0)
+        lift = (lp_s - lp_s0)[support]
+        shared = min(0.0, float(lift[ranked].min())) if bool(ranked.any()) else 0.0
+        scores = lp_l[support] + 1.5 * torch.where(ranked, lift, shared)
         out.append(int(support[torch.argmax(scores)]))
         if out[-1] in slm.eos_token_ids:
             break
