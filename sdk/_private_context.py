@@ -35,7 +35,7 @@ _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
 #: birthday message went on as an email *about* the sister ("I'm writing to share some fun
 #: details about my sister"); begun with the wish, it speaks to her (docs/evaluation.md). A
 #: thank-you begun "Hi Greta, thank you so much for" stopped after restating the request, so it
-#: keeps the greeting.
+#: keeps the greeting. A wish is asked for with a few sentences after it (:meth:`request`).
 _OCCASIONS: Final = ((re.compile(r"\bbirthday\b", re.IGNORECASE), "Happy birthday, {name}!"),)
 #: First-person words and what they become in the second person.
 _SECOND_PERSON: Final = {
@@ -173,7 +173,11 @@ class PrivateContext:
             return query
         if self.recipients:
             who = self.writer or "me"
-            return f'{query}\n(Write it as {who}, starting with "{self.opening(query)}".)'
+            opening = self.opening(query)
+            # A wish alone reads as a whole text ("birthday text to my sister pls" got
+            # "Happy birthday, Camila!" and nothing more): it asks for a few sentences.
+            what = "it" if opening.endswith(",") else "a few sentences"
+            return f'{query}\n(Write {what} as {who}, starting with "{opening}".)'
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
     def texts(self) -> list[str]:

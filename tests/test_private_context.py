@@ -100,7 +100,8 @@ def test_a_text_to_send_is_written_as_the_user_to_the_person_named() -> None:
         "- I am vegetarian.",
     ]
     assert context.request("Birthday text to my sister pls") == (
-        'Birthday text to my sister pls\n(Write it as Maya, starting with "Happy birthday, Lena!".)'
+        "Birthday text to my sister pls\n"
+        '(Write a few sentences as Maya, starting with "Happy birthday, Lena!".)'
     )
     assert set(context.texts()) >= {block, "Maya", "Love, Maya", "Lena Okafor"}
 
@@ -120,25 +121,29 @@ def test_the_opening_greets_the_recipient(person: Person, opening: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("person", "query", "opening"),
+    ("person", "query", "hint"),
     [
         (
             Person("Lena Okafor", "sister"),
             "Write a short birthday message for my sister.",
-            "Happy birthday, Lena!",
+            '(Write a few sentences as Maya, starting with "Happy birthday, Lena!".)',
         ),
         (
             Person("Ms Levi", "landlord"),
             "birthday card for my landlord",
-            "Happy birthday, Ms Levi!",
+            '(Write a few sentences as Maya, starting with "Happy birthday, Ms Levi!".)',
         ),
-        (Person("Greta", "neighbour"), "Write a thank-you note to my neighbour.", "Hi Greta,"),
+        (
+            Person("Greta", "neighbour"),
+            "Write a thank-you note to my neighbour.",
+            '(Write it as Maya, starting with "Hi Greta,".)',
+        ),
     ],
 )
-def test_a_birthday_message_opens_with_the_wish(person: Person, query: str, opening: str) -> None:
+def test_a_birthday_message_opens_with_the_wish(person: Person, query: str, hint: str) -> None:
     context = PrivateContext(writer="Maya", recipients=(person,), writing=True)
-    assert context.opening(query) == opening
-    assert context.request(query).endswith(f'starting with "{opening}".)')
+    assert context.request(query) == f"{query}\n{hint}"
+    assert context.opening(query) == hint.split('"')[1]
 
 
 def test_a_review_or_a_post_has_no_one_to_greet() -> None:
