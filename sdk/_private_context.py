@@ -31,12 +31,19 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
+#: A birthday to wish someone: a birthday message (note, card, text...), "happy birthday", or
+#: someone else's birthday ("my sister's birthday"); not the user's own ("my birthday party").
+_BIRTHDAY: Final = re.compile(
+    r"\bbirthday\s+(?:message|note|card|text|wish|greeting|post|letter|email)|"
+    r"\bhappy\s+birthday\b|\w(?:'s|’s|s')\s+birthday\b|\b(?:his|her|their)\s+birthday\b",
+    re.IGNORECASE,
+)
 #: Requests whose text opens with the wish itself, said to its reader. Begun with "Hi Lena,", a
 #: birthday message went on as an email *about* the sister ("I'm writing to share some fun
 #: details about my sister"); begun with the wish, it speaks to her (docs/evaluation.md). A
 #: thank-you begun "Hi Greta, thank you so much for" stopped after restating the request, so it
 #: keeps the greeting. A wish is asked for with a few sentences after it (:meth:`request`).
-_OCCASIONS: Final = ((re.compile(r"\bbirthday\b", re.IGNORECASE), "Happy birthday, {name}!"),)
+_OCCASIONS: Final = ((_BIRTHDAY, "Happy birthday, {name}!"),)
 #: First-person words and what they become in the second person.
 _SECOND_PERSON: Final = {
     "I am": "you are",

@@ -134,9 +134,19 @@ def test_the_opening_greets_the_recipient(person: Person, opening: str) -> None:
             '(Write a few sentences as Maya, starting with "Happy birthday, Ms Levi!".)',
         ),
         (
+            Person("Noah", "brother"),
+            "It's my brother's birthday soon and I want to send a message.",
+            '(Write a few sentences as Maya, starting with "Happy birthday, Noah!".)',
+        ),
+        (
             Person("Greta", "neighbour"),
             "Write a thank-you note to my neighbour.",
             '(Write it as Maya, starting with "Hi Greta,".)',
+        ),
+        (  # the user's own birthday: no wish to the reader
+            Person("Lena Okafor", "sister"),
+            "Invite my sister to my birthday party.",
+            '(Write it as Maya, starting with "Hi Lena,".)',
         ),
     ],
 )
