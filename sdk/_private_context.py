@@ -31,19 +31,18 @@ FORMAL_RELATIONS: Final = frozenset(
     }
 )
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof"})
-#: A birthday to wish someone: a birthday message (note, card, text...), "happy birthday", or
-#: someone else's birthday ("my sister's birthday"); not the user's own ("my birthday party").
+#: A request that wishes someone a birthday: a birthday message (note, card, text...), "happy
+#: birthday", or someone else's birthday ("my sister's birthday"); not the user's own ("my
+#: birthday party"). Its text opens with the wish, said to its reader: begun with "Hi Lena,", a
+#: birthday message went on as an email *about* the sister ("I'm writing to share some fun
+#: details about my sister"); begun with the wish, it speaks to her (docs/evaluation.md). A
+#: thank-you begun "Hi Greta, thank you so much for" stopped after restating the request, so it
+#: keeps the greeting.
 _BIRTHDAY: Final = re.compile(
     r"\bbirthday\s+(?:message|note|card|text|wish|greeting|post|letter|email)|"
     r"\bhappy\s+birthday\b|\w(?:'s|’s|s')\s+birthday\b|\b(?:his|her|their)\s+birthday\b",
     re.IGNORECASE,
 )
-#: Requests whose text opens with the wish itself, said to its reader. Begun with "Hi Lena,", a
-#: birthday message went on as an email *about* the sister ("I'm writing to share some fun
-#: details about my sister"); begun with the wish, it speaks to her (docs/evaluation.md). A
-#: thank-you begun "Hi Greta, thank you so much for" stopped after restating the request, so it
-#: keeps the greeting. A wish is asked for with a few sentences after it (:meth:`request`).
-_OCCASIONS: Final = ((_BIRTHDAY, "Happy birthday, {name}!"),)
 #: First-person words and what they become in the second person.
 _SECOND_PERSON: Final = {
     "I am": "you are",
@@ -167,9 +166,8 @@ class PrivateContext:
         words = person.name.split()
         titled = words[0].rstrip(".").casefold() in _TITLES
         name = person.name if formal or titled else words[0]
-        for occasion, wish in _OCCASIONS:
-            if occasion.search(query):
-                return wish.format(name=name)
+        if _BIRTHDAY.search(query):
+            return f"Happy birthday, {name}!"
         return f"Dear {name}," if formal else f"Hi {name},"
 
     def request(self, query: str) -> str:
@@ -180,11 +178,10 @@ class PrivateContext:
             return query
         if self.recipients:
             who = self.writer or "me"
-            opening = self.opening(query)
             # A wish alone reads as a whole text ("birthday text to my sister pls" got
             # "Happy birthday, Camila!" and nothing more): it asks for a few sentences.
-            what = "it" if opening.endswith(",") else "a few sentences"
-            return f'{query}\n(Write {what} as {who}, starting with "{opening}".)'
+            what = "a few sentences" if _BIRTHDAY.search(query) else "it"
+            return f'{query}\n(Write {what} as {who}, starting with "{self.opening(query)}".)'
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
     def texts(self) -> list[str]:
