@@ -122,6 +122,15 @@ class GenerationConfig(BaseSettings):
         default=True,
         description="When every draft token passes, also take the token after them (K+1).",
     )
+    judged_bonus: bool = Field(
+        default=False,
+        description=(
+            "SpecSteer, after a draft that passed whole: keep the device's own next token when "
+            "it passes the ratio test at the bonus position too, so the next draft, made while "
+            "the cloud verified, holds more often; False (the paper's rule) steers every bonus "
+            "token."
+        ),
+    )
     ignore_eos: bool = Field(
         default=False,
         description="Keep generating past end-of-sequence until max_new_tokens (benchmarks).",

@@ -191,7 +191,7 @@ class Drafter:
             return None
         assumed = list(tokens)
         if cfg.bonus_token:
-            guess = self.draw(draft.drafter_row(len(tokens)), len(draft.before) + len(tokens))
+            guess = self.guess(draft)
             assumed.append(guess)
             if guess in self.eos:
                 return Guess(assumed, None)
@@ -204,6 +204,11 @@ class Drafter:
         if not answered():
             self.finish(nxt)
         return Guess(assumed, nxt)
+
+    def guess(self, draft: Draft) -> int:
+        """The device's own next token after the whole of ``draft``, drawn as a draft token."""
+        n = len(draft.tokens)
+        return self.draw(draft.drafter_row(n), len(draft.before) + n)
 
     def after_round(self, draft: Draft, full: bool) -> None:
         """Update the draft length after a verified round (``full``: it passed whole)."""

@@ -253,6 +253,7 @@ class Decoder:
                 steering,
                 gens[0],
                 bonus_token=cfg.bonus_token,
+                judged_bonus=cfg.judged_bonus,
                 pool=pool if cfg.pipeline else None,
             )
             yield from loop.run()

@@ -24,7 +24,7 @@ from specsteer._errors import ProtocolError
 from specsteer._events import DeviceWork, Fallback, Round, RoundEvent, TokenKind, Tokens
 from specsteer._link import CloudLink, Failed, KeptLocal, Verified
 from specsteer._methods import MethodSpec
-from specsteer._recover import ResidualExhausted, Steering
+from specsteer._recover import ResidualExhausted, Steering, guess_passes
 from specsteer._rounds import Draft, Drafting, Guess
 from specsteer._wire import Candidates
 from specsteer.cloud_adapter import VerifyResponse
@@ -49,6 +49,8 @@ class RoundLoop:
         steering: the recovery's settings.
         recover_gen: the recovery's randomness.
         bonus_token: take the device's token after a draft that passed whole.
+        judged_bonus: there, keep the device's own next token when it passes the ratio test
+            (methods that judge their guess, :attr:`MethodSpec.judges_guess`).
         pool: runs the cloud exchange beside the device's drafting; ``None`` is sequential.
         clock: seconds, for the device's time.
     """
@@ -63,6 +65,7 @@ class RoundLoop:
         recover_gen: torch.Generator,
         *,
         bonus_token: bool = True,
+        judged_bonus: bool = False,
         pool: Executor | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -73,6 +76,7 @@ class RoundLoop:
         self.steering = steering
         self.recover_gen = recover_gen
         self.bonus_token = bonus_token
+        self.judged_bonus = judged_bonus and spec.judges_guess
         self.pool = pool
         self.clock = clock
 
@@ -170,7 +174,9 @@ class RoundLoop:
         failure = None
         if recovered:
             try:
-                extra = yield from self.recover(link, draft, n, response)
+                extra = self.judged_guess(link, draft, response) if full else []
+                if not extra:
+                    extra = yield from self.recover(link, draft, n, response)
             except ProtocolError as e:  # no candidate the device can write: keep the accepted
                 failure, recovered = f"{type(e).__name__}: {e}", False  # tokens, go on alone
         yield DeviceWork(self.clock() - t)
@@ -186,6 +192,18 @@ class RoundLoop:
         more = yield from self.add_recovered(link, draft, n, extra)
         new = accepted + extra
         return new if len(got) + len(more) == len(new) and not self.answer.ended else []
+
+    def judged_guess(self, link: CloudLink, draft: Draft, response: VerifyResponse) -> list[int]:
+        """The device's own next token after ``draft``, which passed whole, when it passes the
+        ratio test at the bonus position (:func:`~specsteer._recover.guess_passes`), else
+        ``[]``: the recovery writes the bonus."""
+        if not self.judged_bonus:
+            return []
+        params = link.params
+        guess = self.drafter.guess(draft)
+        cands = self.candidates(response)
+        passes = guess_passes(draft, guess, cands, params.lam, params.greedy, self.recover_gen)
+        return [guess] if passes else []
 
     def recover(
         self, link: CloudLink, draft: Draft, n: int, response: VerifyResponse

@@ -36,6 +36,9 @@ class MethodSpec:
         recover: the recovery function (``None`` for methods without rounds).
         samples: draws of the cloud's whole distribution to ask for with each sampled verify
             request (what an exact correction needs; 0: none).
+        judges_guess: after a draft that passed whole, the device's own next token stands
+            when it passes the ratio test at the bonus position too
+            (:func:`specsteer._recover.guess_passes`); the recovery writes the bonus otherwise.
     """
 
     name: str
@@ -47,6 +50,7 @@ class MethodSpec:
     draft_top_p: float | None = None
     recover: Recovery | None = steered
     samples: int = 0
+    judges_guess: bool = False
 
     @property
     def needs_cloud(self) -> bool:
@@ -92,6 +96,7 @@ METHODS: dict[str, MethodSpec] = {
             "specsteer",
             "draft with the private context, verify in the cloud, steer the recovery",
             cloud="verify",
+            judges_guess=True,
         ),
     )
 }

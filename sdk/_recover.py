@@ -3,6 +3,9 @@ passed whole), as pure functions of the draft, the position and the cloud's cand
 
 * :func:`steered` -- SpecSteer and token fusion: ``softmax_S(h_L + beta (h_S - h_S0))`` over the
   cloud's top-k support, where the private context steers the choice;
+* :func:`guess_passes` -- SpecSteer after a draft that passed whole: the device's own next token
+  stands when the cloud's ratio test passes it at the bonus position too (one more draft token,
+  judged by the same rule from the cloud's candidates there);
 * :func:`residual` -- standard speculative decoding: ``norm(max(0, P_L - P_S0))``, and ``P_L``
   itself after a draft that passed whole; exactly, over the whole vocabulary, from the draws the
   cloud sends of its whole distribution (:class:`ResidualExhausted` asks for more), else over
@@ -25,7 +28,7 @@ from specsteer._rounds import Draft
 from specsteer._steering import plausible_steering
 from specsteer._wire import Candidates
 
-__all__ = ["Recovery", "ResidualExhausted", "Steering", "residual", "steered"]
+__all__ = ["Recovery", "ResidualExhausted", "Steering", "guess_passes", "residual", "steered"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,24 @@ def steered(
         cands.logprobs, private, public, steering.beta, steering.greedy, gen, steering.top_p
     )
     return cands.tokens[index]
+
+
+def guess_passes(
+    draft: Draft, guess: int, cands: Candidates, lam: float, greedy: bool, gen: torch.Generator
+) -> bool:
+    """Whether the device's own token ``guess`` after a draft that passed whole passes SpecSteer's
+    ratio test there (:func:`specsteer.fusion.verify_draft`), with ``log P_L`` from the cloud's
+    candidates at the bonus position and ``log P_S0`` from the draft's context-free bonus row.
+
+    A guess the cloud does not rank among its candidates does not pass (its ``P_L`` is unknown).
+    """
+    n = len(draft.tokens)
+    spelled = [i for i, tokens in enumerate(cands.tokens) if tokens == [guess]]
+    if not spelled:
+        return False
+    lp_llm = cands.logprobs[spelled[0]].reshape(1).double()  # [1] log P_L(guess)
+    lp0 = draft.ctxfree_row(n)[guess].reshape(1).double()  # [1] log P_S0(guess)
+    return fusion.verify_draft(lp_llm, lp0, lam, greedy, gen) == 1
 
 
 def residual(
