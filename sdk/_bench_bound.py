@@ -6,11 +6,12 @@ context in one block of ``k + 1`` (``s(k + 1)``); the cloud verifies the block i
 ``alpha``, independently (Leviathan et al., 2023), a round yields
 ``E(alpha, k) = (1 - alpha^(k+1)) / (1 - alpha)`` tokens: the accepted prefix and the device's
 token after it. The device drafts the next round while the cloud verifies this one, which pays
-off when this round passes whole (probability ``alpha^k``); then the round costs the longer of
+off when this round passes whole (probability ``alpha^k``); then the device also passes over
+the last draft token (the row the token after it comes from) and the round costs the longer of
 the two sides, else their sum:
 
     D = k t_d + s(k + 1),  C = V(k + 1) + r,
-    T = alpha^k max(D, C) + (1 - alpha^k) (D + C),
+    T = alpha^k max(D + t_d, C) + (1 - alpha^k) (D + C),
     tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)     over the rounds' draft lengths k_i.
 
 Pass costs come from :class:`PassCosts`: milliseconds for a pass of ``n`` tokens on top of a
@@ -160,10 +161,20 @@ def expected_accepted(alpha: float, k: int) -> float:
     return alpha * (1 - alpha**k) / (1 - alpha)
 
 
-def round_ms(device_ms: float, cloud_ms: float, p_ahead: float) -> float:
-    """A round's time when, with probability ``p_ahead``, its draft was made while the cloud
-    verified the round before."""
-    return p_ahead * max(device_ms, cloud_ms) + (1 - p_ahead) * (device_ms + cloud_ms)
+def round_ms(
+    device_ms: float,
+    cloud_ms: float,
+    p_full: float,
+    *,
+    bonus_ms: float = 0.0,
+    pipelined: bool = True,
+) -> float:
+    """A round's time. With probability ``p_full`` the round before passed whole: the device
+    also passed over that round's last draft token (``bonus_ms``, the row the token after it
+    comes from), and when ``pipelined`` it did all of it while the cloud verified."""
+    both = device_ms + cloud_ms
+    full = max(device_ms + bonus_ms, cloud_ms) if pipelined else both + bonus_ms
+    return p_full * full + (1 - p_full) * both
 
 
 @dataclass(frozen=True)
@@ -217,9 +228,9 @@ def method_bound(
     for k in rounds:
         device = k * costs.device(1) + (costs.device(k + 1) if scores_draft and k else 0.0)
         cloud = costs.cloud(k + 1) + rtt_ms
-        ahead = alpha**k if pipelined and k else 0.0
+        full, bonus = (alpha**k, costs.device(1)) if k else (0.0, 0.0)
         tokens += expected_tokens(alpha, k)
-        time += round_ms(device, cloud, ahead)
+        time += round_ms(device, cloud, full, bonus_ms=bonus, pipelined=pipelined)
     n = len(rounds)
     return MethodBound(1000 * tokens / time, alpha if any(rounds) else None, tokens / n, time / n)
 
@@ -278,10 +289,13 @@ context, so its own rows serve and it has no such block): `D = k t_d + s(k + 1)`
 verifies in one pass after a round trip: `C = V(k + 1) + r`. Sequentially a round costs `D + C`.
 The engine drafts the next round while the cloud verifies this one (each side on its own core);
 that draft is used when this round passed whole, probability `alpha^k` (taking the device's
-guess for the bonus token as right, which makes the bound optimistic), and then the round costs
-the longer side alone:
+guess for the bonus token as right, which makes the bound optimistic). Its first token comes
+from one more device pass, over the last draft token, and then the round costs the longer side
+alone:
 
-    T(k) = alpha^k max(D, C) + (1 - alpha^k) (D + C)
+    T(k) = alpha^k max(D + t_d, C) + (1 - alpha^k) (D + C)
+
+Without drafting ahead a round that passed whole costs `D + t_d + C`.
 
 **Bound.** `tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)`. The baselines: the device alone
 `1 / t_d`, the cloud alone `1 / V(1)`, token fusion (rounds of no draft) `1 / (V(1) + r)`.

@@ -82,6 +82,10 @@ def test_a_round_costs_the_longer_side_when_drafted_ahead_else_both() -> None:
     assert round_ms(30.0, 100.0, 1.0) == 100.0
     assert round_ms(30.0, 100.0, 0.0) == 130.0
     assert round_ms(30.0, 100.0, 0.25) == pytest.approx(0.25 * 100 + 0.75 * 130)
+    # After a round that passed whole the device passes over its last draft token too.
+    assert round_ms(90.0, 100.0, 1.0, bonus_ms=20.0) == 110.0
+    assert round_ms(90.0, 100.0, 1.0, bonus_ms=20.0, pipelined=False) == 210.0
+    assert round_ms(90.0, 100.0, 0.0, bonus_ms=20.0) == 190.0
 
 
 COSTS = PassCosts(device=Line(20.0, 7.0), cloud=Line(30.0, 11.0))  # ms for a pass of n tokens
@@ -100,10 +104,11 @@ def test_rounds_that_all_pass_cost_the_cloud_side_alone() -> None:
     device = 4 * 27 + (20 + 7 * 5)  # four drafted tokens and the context-free block of five
     cloud = 30 + 11 * 5
     assert bound.alpha == 1.0 and bound.tokens_per_round == 5
-    assert bound.round_ms == pytest.approx(max(device, cloud))
-    assert bound.tokens_per_second == pytest.approx(5000 / max(device, cloud))
+    bonus = 27  # the pass over the last draft token, for the token after it
+    assert bound.round_ms == pytest.approx(max(device + bonus, cloud))
+    assert bound.tokens_per_second == pytest.approx(5000 / max(device + bonus, cloud))
     sequential = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8, pipelined=False)
-    assert sequential.round_ms == pytest.approx(device + cloud)
+    assert sequential.round_ms == pytest.approx(device + bonus + cloud)
 
 
 def test_a_context_free_drafter_needs_no_scoring_block() -> None:
@@ -122,7 +127,9 @@ def test_the_papers_regime_the_bound_projects() -> None:
     bound = method_bound("rounds", gpu, 0, drafts=[4] * 100, accepted=accepted, pipelined=False)
     cloud = method_bound("cloud", gpu, 0)
     speedup = bound.tokens_per_second / cloud.tokens_per_second
-    assert speedup == pytest.approx(expected_tokens(alpha, 4) / ((4 + 5) / 20 + 1), rel=0.01)
+    full = alpha**4  # a round that passed whole: one more device pass
+    per_round = full * ((5 + 5) / 20 + 1) + (1 - full) * ((4 + 5) / 20 + 1)
+    assert speedup == pytest.approx(expected_tokens(alpha, 4) / per_round, rel=0.01)
     assert 2.2 < speedup < 2.4
 
 
