@@ -84,17 +84,25 @@ def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """
     if not temperature > 0:
         raise InvalidInputError("temperature must be > 0; use greedy decoding for its limit")
-    x = logits.float()
+    return _log_probs(logits.float(), temperature, owned=False)
+
+
+def _log_probs(x: torch.Tensor, temperature: float, *, owned: bool) -> torch.Tensor:
+    """:func:`log_probs` of float32 ``x``, which it may overwrite when ``owned``. A row of
+    151,936 entries is 0.6 MB: every pass over it costs, so work is done in place where it can
+    be and the empty-row fix-ups only when a row is empty."""
     top = x.amax(dim=-1, keepdim=True)  # [..., 1]
     empty = torch.isneginf(top)
+    any_empty = bool(empty.any())
     if temperature < MIN_TEMPERATURE:
         best = x == top
         share = -torch.log(best.sum(dim=-1, keepdim=True).float())
         out = torch.where(best, share, torch.full_like(x, -torch.inf))
     else:
-        shift = torch.where(empty, torch.zeros_like(top), top)
-        out = torch.log_softmax((x - shift) / temperature, dim=-1)
-    return torch.where(empty, torch.full_like(out, -torch.inf), out)
+        shift = torch.where(empty, torch.zeros_like(top), top) if any_empty else top
+        y = x.sub_(shift) if owned else x - shift
+        out = torch.log_softmax(y if temperature == 1.0 else y.div_(temperature), dim=-1)
+    return out.masked_fill_(empty, -torch.inf) if any_empty else out
 
 
 @dataclass(frozen=True)
@@ -143,22 +151,19 @@ def _banned_ngram_tokens(history: Sequence[int], n: int) -> list[int]:
     )
 
 
-def _penalize_row(logits: torch.Tensor, history: Sequence[int], proc: Processing) -> torch.Tensor:
-    """``[V]`` logits after the repetition penalty and the n-gram ban over ``history``."""
-    vocab = logits.shape[-1]
-    out = logits
+def _penalize_(row: torch.Tensor, history: Sequence[int], proc: Processing) -> None:
+    """Apply the repetition penalty and the n-gram ban over ``history`` to ``[V]`` ``row``, in
+    place."""
+    vocab = row.shape[-1]
     if proc.repetition_penalty != 1.0 and history:
         seen = torch.tensor(sorted({t for t in history if 0 <= t < vocab}), dtype=torch.long)
         if seen.numel():
-            out = out.clone()
-            vals = out[seen]
+            vals = row[seen]
             penalty = proc.repetition_penalty
-            out[seen] = torch.where(vals > 0, vals / penalty, vals * penalty)
+            row[seen] = torch.where(vals > 0, vals / penalty, vals * penalty)
     banned = [t for t in _banned_ngram_tokens(history, proc.no_repeat_ngram_size) if t < vocab]
     if banned:
-        out = out.clone() if out is logits else out
-        out[torch.tensor(banned, dtype=torch.long)] = -torch.inf
-    return out
+        row[torch.tensor(banned, dtype=torch.long)] = -torch.inf
 
 
 def processed_log_probs(
@@ -181,15 +186,17 @@ def processed_log_probs(
     """
     if not proc.penalizes:
         return log_probs(logits, proc.temperature)
-    if logits.dim() == 1:
-        return log_probs(_penalize_row(logits.float(), answer, proc), proc.temperature)
-    assert logits.dim() == 2 and logits.shape[0] <= len(block) + 1, "rows must follow the block"
-    history = [*answer, *block]
-    rows = [
-        _penalize_row(logits[i].float(), history[: len(answer) + i], proc)
-        for i in range(logits.shape[0])
-    ]
-    return log_probs(torch.stack(rows), proc.temperature)
+    if not proc.temperature > 0:
+        log_probs(logits, proc.temperature)  # raises the error that names the fix
+    rows = logits.float().clone()  # processed in place
+    if rows.dim() == 1:
+        _penalize_(rows, answer, proc)
+    else:
+        assert rows.dim() == 2 and rows.shape[0] <= len(block) + 1, "rows must follow the block"
+        history = [*answer, *block]
+        for i in range(rows.shape[0]):
+            _penalize_(rows[i], history[: len(answer) + i], proc)
+    return _log_probs(rows, proc.temperature, owned=True)
 
 
 def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
