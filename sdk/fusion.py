@@ -82,9 +82,13 @@ def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         logits: ``[..., vocab]`` raw logits.
         temperature: > 0.
     """
+    _check_temperature(temperature)
+    return _log_probs(logits.float(), temperature, owned=False)
+
+
+def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
         raise InvalidInputError("temperature must be > 0; use greedy decoding for its limit")
-    return _log_probs(logits.float(), temperature, owned=False)
 
 
 def _log_probs(x: torch.Tensor, temperature: float, *, owned: bool) -> torch.Tensor:
@@ -186,8 +190,7 @@ def processed_log_probs(
     """
     if not proc.penalizes:
         return log_probs(logits, proc.temperature)
-    if not proc.temperature > 0:
-        log_probs(logits, proc.temperature)  # raises the error that names the fix
+    _check_temperature(proc.temperature)
     rows = logits.float().clone()  # processed in place
     if rows.dim() == 1:
         _penalize_(rows, answer, proc)

@@ -78,8 +78,8 @@ def test_at_lam_zero_the_judged_bonus_writes_what_the_device_alone_writes(slm, l
 
 
 def test_without_the_judged_bonus_the_recovery_steers_every_bonus(slm, llm) -> None:
-    """The paper's rule (``judged_bonus=False``, the default) steers the bonus from the cloud's candidates,
-    so at lam = 0 the answer leaves the device's own."""
+    """The paper's rule (``judged_bonus=False``, the default) steers the bonus from the cloud's
+    candidates, so at lam = 0 the answer leaves the device's own."""
     kw = {"lam": 0.0, "top_k": slm.vocab_size}
     judged = _generate(slm, InProcessVerifier(llm), judged_bonus=True, **kw)
     steered = _generate(slm, InProcessVerifier(llm), **kw)
