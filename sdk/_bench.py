@@ -117,6 +117,8 @@ class MethodRow:
     device_s: float = 0.0  # computing on the device (drafting beside the cloud included)
     cloud_s: float = 0.0  # waiting on the cloud: verify passes and round trips
     drafts: list[int] = field(default_factory=list)  # each cloud round's draft length
+    ahead: int = 0  # whole rounds with the next draft made ahead on a guess
+    ahead_held: int = 0  # ... of which the guess held
 
     @property
     def label(self) -> str:
@@ -134,6 +136,9 @@ class MethodRow:
         self.device_s += s.device_seconds
         self.cloud_s += s.cloud_seconds
         self.drafts.extend(r.drafted for r in s.rounds if not r.local)
+        made = [r.ahead for r in s.rounds if r.ahead is not None]
+        self.ahead += len(made)
+        self.ahead_held += sum(made)
 
     @property
     def tokens_per_second(self) -> float:
@@ -145,6 +150,11 @@ class MethodRow:
     @property
     def acceptance(self) -> float | None:
         return self.accepted / self.drafted if self.drafted else None
+
+    @property
+    def guess_held(self) -> float:
+        """The share of drafts made ahead that were used (1 when none was made)."""
+        return self.ahead_held / self.ahead if self.ahead else 1.0
 
 
 @dataclass
@@ -189,8 +199,9 @@ class EngineBench:
             return None
         return PassCosts(_fit(self.device_passes), _fit(self.cloud_passes))
 
-    def bound(self, row: MethodRow) -> MethodBound | None:
-        """``row``'s analytical bound from this run's pass costs (``None``: not timed)."""
+    def bound(self, row: MethodRow, *, every_guess: bool = False) -> MethodBound | None:
+        """``row``'s analytical bound from this run's pass costs (``None``: not timed), with
+        drafts made ahead used as often as they were (``every_guess``: always)."""
         costs = self.costs
         if costs is None:
             return None
@@ -204,6 +215,7 @@ class EngineBench:
             accepted=row.accepted,
             scores_draft=spec.drafter == "private",
             pipelined=self.pipelined,
+            guess_held=1.0 if every_guess else row.guess_held,
         )
 
 

@@ -5,13 +5,14 @@ context in one block of ``k + 1`` (``s(k + 1)``); the cloud verifies the block i
 (``V(k + 1)``) after a round trip ``r``. With each draft token accepted with probability
 ``alpha``, independently (Leviathan et al., 2023), a round yields
 ``E(alpha, k) = (1 - alpha^(k+1)) / (1 - alpha)`` tokens: the accepted prefix and the device's
-token after it. The device drafts the next round while the cloud verifies this one, which pays
-off when this round passes whole (probability ``alpha^k``); then the device also passes over
+token after it. The device drafts the next round while the cloud verifies this one, on a guess
+of the token after this draft, which pays off when this round passes whole (probability
+``alpha^k``) and the guess holds (probability ``h``, measured); then the device also passes over
 the last draft token (the row the token after it comes from) and the round costs the longer of
 the two sides, else their sum:
 
     D = k t_d + s(k + 1),  C = V(k + 1) + r,
-    T = alpha^k max(D + t_d, C) + (1 - alpha^k) (D + C),
+    T = alpha^k [h max(D + t_d, C) + (1 - h) (D + t_d + C)] + (1 - alpha^k) (D + C),
     tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)     over the rounds' draft lengths k_i.
 
 Pass costs come from :class:`PassCosts`: milliseconds for a pass of ``n`` tokens on top of a
@@ -168,12 +169,16 @@ def round_ms(
     *,
     bonus_ms: float = 0.0,
     pipelined: bool = True,
+    p_held: float = 1.0,
 ) -> float:
     """A round's time. With probability ``p_full`` the round before passed whole: the device
     also passed over that round's last draft token (``bonus_ms``, the row the token after it
-    comes from), and when ``pipelined`` it did all of it while the cloud verified."""
+    comes from), and when ``pipelined`` it did all of it while the cloud verified, if its guess
+    of the token after the draft held (probability ``p_held``); else in turn with the cloud."""
     both = device_ms + cloud_ms
-    full = max(device_ms + bonus_ms, cloud_ms) if pipelined else both + bonus_ms
+    in_turn = both + bonus_ms
+    full = max(device_ms + bonus_ms, cloud_ms) if pipelined else in_turn
+    full = p_held * full + (1 - p_held) * in_turn
     return p_full * full + (1 - p_full) * both
 
 
@@ -203,6 +208,7 @@ def method_bound(
     accepted: float = 0,
     scores_draft: bool = True,
     pipelined: bool = True,
+    guess_held: float = 1.0,
 ) -> MethodBound:
     """The bound of one method.
 
@@ -217,6 +223,8 @@ def method_bound(
             its own (SpecSteer); a context-free drafter's own rows serve (standard speculative
             decoding).
         pipelined: the device drafts the next round during the cloud's pass.
+        guess_held: the share of rounds that passed whole whose next draft, made ahead on the
+            device's guess of the token after the draft, was used (measured; 1: always).
     """
     if kind == "device":
         return MethodBound(1000 / costs.device(1))
@@ -230,7 +238,9 @@ def method_bound(
         cloud = costs.cloud(k + 1) + rtt_ms
         full, bonus = (alpha**k, costs.device(1)) if k else (0.0, 0.0)
         tokens += expected_tokens(alpha, k)
-        time += round_ms(device, cloud, full, bonus_ms=bonus, pipelined=pipelined)
+        time += round_ms(
+            device, cloud, full, bonus_ms=bonus, pipelined=pipelined, p_held=guess_held
+        )
     n = len(rounds)
     return MethodBound(1000 * tokens / time, alpha if any(rounds) else None, tokens / n, time / n)
 
@@ -288,20 +298,25 @@ one block of `k + 1` (SpecSteer's `P_S0`; standard speculative decoding drafts w
 context, so its own rows serve and it has no such block): `D = k t_d + s(k + 1)`. The cloud
 verifies in one pass after a round trip: `C = V(k + 1) + r`. Sequentially a round costs `D + C`.
 The engine drafts the next round while the cloud verifies this one (each side on its own core);
-that draft is used when this round passed whole, probability `alpha^k` (taking the device's
-guess for the bonus token as right, which makes the bound optimistic). Its first token comes
-from one more device pass, over the last draft token, and then the round costs the longer side
-alone:
+that draft is made on a guess of the token after this draft (the device's own next token) and
+is used when this round passed whole, probability `alpha^k`, and the guess held, probability
+`h`. The bonus token is chosen from the cloud's candidates (SpecSteer steers it, standard
+speculative decoding takes the cloud's), which the device sees only when the cloud answers, so
+the guess can miss; `h` is measured like `alpha`: the share of rounds that passed whole whose
+draft made ahead was used (the "guesses held" column). The next draft's first token comes from
+one more device pass, over the last draft token, and then the round costs the longer side alone;
+when the guess missed, the device drafts again after the cloud's answer:
 
-    T(k) = alpha^k max(D + t_d, C) + (1 - alpha^k) (D + C)
+    T(k) = alpha^k [h max(D + t_d, C) + (1 - h) (D + t_d + C)] + (1 - alpha^k) (D + C)
 
-Without drafting ahead a round that passed whole costs `D + t_d + C`.
+Without drafting ahead a round that passed whole costs `D + t_d + C`. The column "efficiency,
+every guess held" is over the bound with `h = 1`: what drafting ahead would give if the device
+could know the bonus token in advance.
 
 **Bound.** `tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)`. The baselines: the device alone
 `1 / t_d`, the cloud alone `1 / V(1)`, token fusion (rounds of no draft) `1 / (V(1) + r)`.
 Efficiency is the measured tokens/s over the bound: it counts what the bound leaves out (the
-prompts, sampling and the fusion math, the egress guard, serialization, threads handing over,
-drafts made ahead and dropped). With `c` near 1 and `V(k + 1)` several times `V(1)`, as on a CPU,
+prompts, sampling and the fusion math, the egress guard, serialization, threads handing over). With `c` near 1 and `V(k + 1)` several times `V(1)`, as on a CPU,
 `E / T` stays near `1 / V(1)`: speculation cannot pay, however good the acceptance.
 
 **Projection.** The paper's regime is a small device model against a 32B cloud model on a GPU:

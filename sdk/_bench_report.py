@@ -54,8 +54,9 @@ def render_engine(bench: EngineBench) -> str:
         + _costs_line(bench),
         "",
         "| method | tokens | tokens/s | vs cloud_only | acceptance | α | tokens/round "
-        "| bound: tokens/round | bound: tokens/s | efficiency | cloud calls/token | bytes/token |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| guesses held | bound: tokens/round | bound: tokens/s | efficiency "
+        "| efficiency, every guess held | cloud calls/token | bytes/token |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in bench.rows.values():
         lines.append(_engine_row(bench, row))
@@ -79,24 +80,27 @@ def _engine_row(bench: EngineBench, row: MethodRow) -> str:
     acc = f"{row.acceptance:.0%}" if row.acceptance is not None else "-"
     tpr = f"{row.tokens / row.rounds:.2f}" if row.rounds else "-"
     bpt = f"{row.per_token(row.bytes_total):.0f}" if row.bytes_total else "-"
+    held = f"{row.ahead_held}/{row.ahead}" if row.ahead else "-"
     bound = bench.bound(row)
     if bound is None:
-        alpha = e = tps = eff = "-"
+        alpha = e = tps = eff = every = "-"
     else:
         alpha = f"{bound.alpha:.2f}" if bound.alpha is not None else "-"
         e = f"{bound.tokens_per_round:.2f}" if row.rounds else "-"
         tps = f"{bound.tokens_per_second:.1f}"
-        eff = f"{row.tokens_per_second / bound.tokens_per_second:.2f}"
+        eff = f"{efficiency(bench, row):.2f}"
+        every = f"{efficiency(bench, row, every_guess=True):.2f}" if row.ahead else eff
     return (
         f"| {row.label} | {row.tokens} | {row.tokens_per_second:.1f} "
-        f"| {bench.ratio(row, 'cloud_only'):.2f}x | {acc} | {alpha} | {tpr} | {e} | {tps} "
-        f"| {eff} | {row.per_token(row.cloud_calls):.3f} | {bpt} |"
+        f"| {bench.ratio(row, 'cloud_only'):.2f}x | {acc} | {alpha} | {tpr} | {held} | {e} "
+        f"| {tps} | {eff} | {every} | {row.per_token(row.cloud_calls):.3f} | {bpt} |"
     )
 
 
-def efficiency(bench: EngineBench, row: MethodRow) -> float:
-    """Measured tokens/s over the bound's (``nan`` without one)."""
-    bound = bench.bound(row)
+def efficiency(bench: EngineBench, row: MethodRow, *, every_guess: bool = False) -> float:
+    """Measured tokens/s over the bound's (``nan`` without one); ``every_guess``: over the
+    bound in which every draft made ahead is used."""
+    bound = bench.bound(row, every_guess=every_guess)
     return row.tokens_per_second / bound.tokens_per_second if bound else float("nan")
 
 
@@ -275,8 +279,8 @@ def _bounds(bench: EngineBench) -> list[str]:
     bound = bench.bound(steer) if steer is not None else None
     if cloud is None or steer is None or not steer.wall or costs is None or bound is None:
         return []
-    cloud_bound = bench.bound(cloud)
-    assert cloud_bound is not None
+    cloud_bound, every = bench.bound(cloud), bench.bound(steer, every_guess=True)
+    assert cloud_bound is not None and every is not None
     return [
         "",
         f"On {bench.pair} ({bench.runtimes}), round trip {bench.rtt_ms:g} ms, the cost ratio is "
@@ -287,7 +291,10 @@ def _bounds(bench: EngineBench) -> list[str]:
         f"{bound.tokens_per_second / cloud_bound.tokens_per_second:.2f}x the cloud alone's bound; "
         f"SpecSteer measured {steer.tokens_per_second:.1f} tokens/s "
         f"({steer.tokens_per_second / bound.tokens_per_second:.0%} of its bound, "
-        f"{bench.ratio(steer, 'cloud_only'):.2f}x cloud_only). It computed on the device "
+        f"{bench.ratio(steer, 'cloud_only'):.2f}x cloud_only). Of its {steer.ahead} rounds that "
+        f"passed whole with the next draft made ahead, {steer.ahead_held} used it; had all "
+        f"used it, the bound would be {every.tokens_per_second:.1f} tokens/s and the "
+        f"efficiency {efficiency(bench, steer, every_guess=True):.0%}. It computed on the device "
         f"{steer.device_s / steer.wall:.0%} of its wall time and waited on the cloud "
         f"{steer.cloud_s / steer.wall:.0%} (the two overlap while drafting is pipelined).",
     ]

@@ -71,6 +71,8 @@ class Round:
         local: whether the round stayed on the device.
         reason: why it stayed on the device (``"guard"``: the draft carried private text;
             ``"refused"``: the guard refused the payload; ``"lift"``: the context-lift policy).
+        ahead: a round that passed whole while the next draft was made ahead: whether the
+            guess that draft assumed held (``None``: no draft was made ahead).
     """
 
     drafted: tuple[int, ...]
@@ -78,6 +80,7 @@ class Round:
     recovered: bool
     local: bool = False
     reason: str | None = None
+    ahead: bool | None = None
 
     @property
     def rejected(self) -> tuple[int, ...]:
@@ -92,6 +95,7 @@ class Round:
             accepted=self.accepted,
             recovered=self.recovered,
             local=self.local,
+            ahead=self.ahead,
         )
 
 

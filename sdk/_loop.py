@@ -116,7 +116,7 @@ class RoundLoop:
         if isinstance(outcome, Failed):
             yield from self.fall_back(outcome.reason)
             return None
-        new = yield from self.take(link, draft, outcome.response, held)
+        new = yield from self.take(link, draft, outcome.response, held, guess)
         n = self.drafter.wire.accepted(draft.wire, outcome.response.n_accepted)
         return guess.holds(new, n == len(draft.tokens)) if guess is not None else None
 
@@ -153,11 +153,17 @@ class RoundLoop:
         return outcome, guess
 
     def take(
-        self, link: CloudLink, draft: Draft, response: VerifyResponse, held: list[int]
+        self,
+        link: CloudLink,
+        draft: Draft,
+        response: VerifyResponse,
+        held: list[int],
+        guess: Guess | None = None,
     ) -> Generator[RoundEvent, None, list[int]]:
         """Apply the cloud's verdict: the accepted tokens and the device's own next token (or,
         after a draft the context-lift policy cut short that passed whole, the tokens it held
-        back, kept on the device).
+        back, kept on the device). ``guess`` is the next draft made ahead, if any: the round
+        event says whether it held.
 
         Returns the tokens the round added when it added all it meant to and the answer goes
         on, else ``[]`` (the round's guess cannot hold then).
@@ -183,7 +189,8 @@ class RoundLoop:
         self.drafter.after_round(draft, full)
         self.drafter.redraw(_judged_past(draft, response, len(extra)))
         got = yield from self.append(accepted, "accepted")
-        yield Round(tuple(tokens), n, recovered)
+        ahead = guess.held(accepted + extra, full) if guess is not None else None
+        yield Round(tuple(tokens), n, recovered, ahead=ahead)
         if failure is not None:
             yield from self.fall_back(failure)
         if holding:

@@ -18,6 +18,10 @@ class RoundStat:
     recovered: bool
     #: Whether the round stayed on the device because its draft carried private text.
     local: bool = False
+    #: A round that passed whole while the next draft was made ahead on a guess of the token
+    #: after it: whether that guess held, so the draft was used; ``None``: no draft was made
+    #: ahead (sequential rounds, rejections).
+    ahead: bool | None = None
 
 
 @dataclass(frozen=True)

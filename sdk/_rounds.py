@@ -129,3 +129,10 @@ class Guess:
         (a recovered candidate can spell the draft and the guess too, in text mode, but K then
         shrinks, so the guess's draft would be the wrong length)."""
         return self.next if whole and new == self.assumed else None
+
+    def held(self, new: list[int], whole: bool) -> bool | None:
+        """Whether the draft made ahead holds (:meth:`holds`); ``None`` when none was made or
+        the round did not pass whole (a rejection drops it whatever the guess)."""
+        if self.next is None or not whole:
+            return None
+        return new == self.assumed

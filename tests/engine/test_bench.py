@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from specsteer import GenerationConfig
 from specsteer._bench import PASS_LENGTHS, BenchPlan, run_engine_bench, run_length_bench
 from specsteer._bench_bound import alpha_from_acceptance
 from specsteer._bench_report import (
@@ -78,6 +79,8 @@ def test_each_row_is_compared_with_its_bound_from_pass_costs_timed_in_the_run() 
     )
     eff = steer.tokens_per_second / bound.tokens_per_second
     assert f"| {bound.tokens_per_second:.1f} | {eff:.2f} |" in md
+    # No round passed whole between these two models, so no draft made ahead was used.
+    assert steer.ahead == 0 and steer.guess_held == 1.0
     # token fusion: one pass of one token and one round trip per token, nothing drafted.
     fusion = bench.bound(bench.rows["token_fusion"])
     assert fusion is not None and fusion.tokens_per_second == pytest.approx(
@@ -90,6 +93,33 @@ def test_each_row_is_compared_with_its_bound_from_pass_costs_timed_in_the_run() 
     projection = render_projection(bench)
     assert "Projection (not a measurement)" in projection and "| 0.1 |" in projection
     assert "2.36x" in projection
+
+
+def test_the_bound_counts_the_drafts_made_ahead_that_were_used() -> None:
+    """Twins pass every draft whole and every guess of the token after it holds; a row whose
+    guesses missed half the time is bounded below the row where all held."""
+    device, twin = tiny_backend(0), tiny_backend(0)
+    cfg = GenerationConfig(adaptive_draft=False, draft_tokens=3)
+    bench = run_engine_bench(
+        device,
+        twin,
+        pair="twins",
+        prompts=("hi",),
+        max_new_tokens=12,
+        rtt_ms=5,
+        methods=("specsteer",),
+        lams=(0.1,),
+        config=cfg,
+    )
+    steer = bench.rows["specsteer λ=0.1"]
+    assert steer.ahead == steer.rounds - 1 and steer.ahead_held == steer.ahead > 0
+    assert f"| {steer.ahead_held}/{steer.ahead} |" in render_engine(bench)
+    held, every = bench.bound(steer), bench.bound(steer, every_guess=True)
+    assert held is not None and every is not None
+    assert held.tokens_per_second == pytest.approx(every.tokens_per_second)
+    steer.ahead_held = steer.ahead // 2
+    missed = bench.bound(steer)
+    assert missed is not None and missed.tokens_per_second < every.tokens_per_second
 
 
 def test_length_bench_reaches_each_length() -> None:

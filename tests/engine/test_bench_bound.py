@@ -86,6 +86,10 @@ def test_a_round_costs_the_longer_side_when_drafted_ahead_else_both() -> None:
     assert round_ms(90.0, 100.0, 1.0, bonus_ms=20.0) == 110.0
     assert round_ms(90.0, 100.0, 1.0, bonus_ms=20.0, pipelined=False) == 210.0
     assert round_ms(90.0, 100.0, 0.0, bonus_ms=20.0) == 190.0
+    # A guess of the token after the draft that missed: the device drafts again in turn.
+    assert round_ms(90.0, 100.0, 1.0, bonus_ms=20.0, p_held=0.0) == 210.0
+    held = round_ms(90.0, 100.0, 0.5, bonus_ms=20.0, p_held=0.75)
+    assert held == pytest.approx(0.5 * (0.75 * 110 + 0.25 * 210) + 0.5 * 190)
 
 
 COSTS = PassCosts(device=Line(20.0, 7.0), cloud=Line(30.0, 11.0))  # ms for a pass of n tokens
@@ -109,6 +113,11 @@ def test_rounds_that_all_pass_cost_the_cloud_side_alone() -> None:
     assert bound.tokens_per_second == pytest.approx(5000 / max(device + bonus, cloud))
     sequential = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8, pipelined=False)
     assert sequential.round_ms == pytest.approx(device + bonus + cloud)
+    # Guesses that all missed cost what the sequential loop costs; a measured share in between.
+    missed = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8, guess_held=0.0)
+    assert missed.round_ms == pytest.approx(sequential.round_ms)
+    half = method_bound("rounds", COSTS, 0, drafts=[4, 4], accepted=8, guess_held=0.5)
+    assert half.round_ms == pytest.approx((bound.round_ms + sequential.round_ms) / 2)
 
 
 def test_a_context_free_drafter_needs_no_scoring_block() -> None:

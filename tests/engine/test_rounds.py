@@ -3,13 +3,14 @@ rule, and text decoding by new tokens only equals decoding the whole answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 
 import pytest
 
 from specsteer import Decoder, GenerationConfig, build_prompt
-from specsteer._rounds import DraftSchedule
+from specsteer._rounds import Drafting, DraftSchedule, Guess
 from specsteer._wire import IncrementalText
 from specsteer.backends import ModelBackend
 from specsteer.cloud_adapter import (
@@ -65,8 +66,12 @@ def test_pipelined_and_sequential_loops_give_identical_tokens(
         ]
         sequential, pipelined = runs
         assert pipelined.token_ids == sequential.token_ids
-        assert pipelined.stats.rounds == sequential.stats.rounds
+        same = [dataclasses.replace(r, ahead=None) for r in pipelined.stats.rounds]
+        assert same == list(sequential.stats.rounds)
         assert pipelined.stats.cloud_calls == sequential.stats.cloud_calls
+        # Only rounds that passed whole say whether their draft made ahead held.
+        assert all(r.ahead is None for r in sequential.stats.rounds)
+        assert all(r.ahead is None or r.accepted == r.drafted for r in pipelined.stats.rounds)
 
 
 def test_pipelining_uses_its_speculative_drafts() -> None:
@@ -80,7 +85,20 @@ def test_pipelining_uses_its_speculative_drafts() -> None:
         res = decoder.generate(build_prompt("hello", ""), cfg.model_copy(update={"pipeline": pipe}))
         assert all(r.accepted == r.drafted for r in res.stats.rounds)
         computed[pipe] = decoder._private.tokens_computed
+        # Every draft made ahead held (the last round has none: the answer is full).
+        n = len(res.stats.rounds)
+        expected = [True] * (n - 1) + [None] if pipe else [None] * n
+        assert [r.ahead for r in res.stats.rounds] == expected
     assert computed[True] == computed[False]
+
+
+def test_a_guess_holds_only_for_a_whole_round_that_added_what_it_assumed() -> None:
+    nxt = Drafting(before=[1, 2, 3], public_before=[1, 2, 3], k=2, room=9, limit=2)
+    guess = Guess(assumed=[2, 3], next=nxt)
+    assert guess.held([2, 3], whole=True) is True and guess.holds([2, 3], True) is nxt
+    assert guess.held([2, 4], whole=True) is False and guess.holds([2, 4], True) is None
+    assert guess.held([2, 3], whole=False) is None
+    assert Guess(assumed=[2, 3], next=None).held([2, 3], whole=True) is None
 
 
 def test_adaptive_k_grows_after_full_rounds_and_shrinks_after_rejections() -> None:
