@@ -321,7 +321,7 @@ prompts, sampling and the fusion math, the egress guard, serialization, threads 
 
 **Projection.** The paper's regime is a small device model against a 32B cloud model on a GPU:
 `c` between 1/50 and 1/20 and `V(n)` flat in `n`. The projection evaluates the same bound with
-this run's acceptance and draft lengths, the device's pass costs in their measured shape scaled
-to `c`, `V(n) = V(1)` and no round trip. It is arithmetic on measured acceptance, not a
-measurement of speed.
+this run's acceptance and draft lengths, every guess of the token after a whole draft taken as
+right (`h = 1`), the device's pass costs in their measured shape scaled to `c`, `V(n) = V(1)`
+and no round trip. It is arithmetic on measured acceptance, not a measurement of speed.
 """
