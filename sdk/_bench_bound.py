@@ -316,8 +316,9 @@ could know the bonus token in advance.
 **Bound.** `tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)`. The baselines: the device alone
 `1 / t_d`, the cloud alone `1 / V(1)`, token fusion (rounds of no draft) `1 / (V(1) + r)`.
 Efficiency is the measured tokens/s over the bound: it counts what the bound leaves out (the
-prompts, sampling and the fusion math, the egress guard, serialization, threads handing over). With `c` near 1 and `V(k + 1)` several times `V(1)`, as on a CPU,
-`E / T` stays near `1 / V(1)`: speculation cannot pay, however good the acceptance.
+prompts, sampling and the fusion math, the egress guard, serialization, threads handing over).
+With `c` near 1 and `V(k + 1)` several times `V(1)`, as on a CPU, `E / T` stays near
+`1 / V(1)`: speculation cannot pay, however good the acceptance.
 
 **Projection.** The paper's regime is a small device model against a 32B cloud model on a GPU:
 `c` between 1/50 and 1/20 and `V(n)` flat in `n`. The projection evaluates the same bound with

@@ -88,7 +88,7 @@ def _engine_row(bench: EngineBench, row: MethodRow) -> str:
         alpha = f"{bound.alpha:.2f}" if bound.alpha is not None else "-"
         e = f"{bound.tokens_per_round:.2f}" if row.rounds else "-"
         tps = f"{bound.tokens_per_second:.1f}"
-        eff = f"{efficiency(bench, row):.2f}"
+        eff = f"{row.tokens_per_second / bound.tokens_per_second:.2f}"
         every = f"{efficiency(bench, row, every_guess=True):.2f}" if row.ahead else eff
     return (
         f"| {row.label} | {row.tokens} | {row.tokens_per_second:.1f} "
@@ -293,8 +293,8 @@ def _bounds(bench: EngineBench) -> list[str]:
         f"({steer.tokens_per_second / bound.tokens_per_second:.0%} of its bound, "
         f"{bench.ratio(steer, 'cloud_only'):.2f}x cloud_only). Of its {steer.ahead} rounds that "
         f"passed whole with the next draft made ahead, {steer.ahead_held} used it; had all "
-        f"used it, the bound would be {every.tokens_per_second:.1f} tokens/s and the "
-        f"efficiency {efficiency(bench, steer, every_guess=True):.0%}. It computed on the device "
+        f"used it, the bound would be {every.tokens_per_second:.1f} tokens/s and the efficiency "
+        f"{steer.tokens_per_second / every.tokens_per_second:.0%}. It computed on the device "
         f"{steer.device_s / steer.wall:.0%} of its wall time and waited on the cloud "
         f"{steer.cloud_s / steer.wall:.0%} (the two overlap while drafting is pipelined).",
     ]

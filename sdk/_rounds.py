@@ -128,7 +128,7 @@ class Guess:
         """The next draft, if the round passed ``whole`` and appended exactly what was assumed
         (a recovered candidate can spell the draft and the guess too, in text mode, but K then
         shrinks, so the guess's draft would be the wrong length)."""
-        return self.next if whole and new == self.assumed else None
+        return self.next if self.held(new, whole) else None
 
     def held(self, new: list[int], whole: bool) -> bool | None:
         """Whether the draft made ahead holds (:meth:`holds`); ``None`` when none was made or
