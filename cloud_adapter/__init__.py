@@ -23,6 +23,7 @@ from specsteer.cloud_adapter._verify import StreamPool, VerifierCore
 from specsteer.cloud_adapter.protocol import (
     PROTOCOL_VERSION,
     ChatMessage,
+    DraftScores,
     GenerateParams,
     GenerateRequest,
     GenerateResponse,
@@ -43,6 +44,7 @@ __all__ = [
     "ChatMessage",
     "CircuitBreaker",
     "CloudVerifier",
+    "DraftScores",
     "ForwardingVerifier",
     "GenerateParams",
     "GenerateRequest",

@@ -18,6 +18,7 @@ from specsteer.cloud_adapter.protocol import (
     GenerateRequest,
     GenerateResponse,
     TokenIds,
+    TopK,
     VerifyRequest,
     VerifyResponse,
 )
@@ -63,6 +64,10 @@ class CloudVerifier(ABC):
 
     #: Whether the cloud behind this adapter can write an answer alone (:meth:`generate`).
     can_generate: bool = False
+
+    #: Whether the cloud behind this adapter answers ``verdict='device'`` requests with its
+    #: scores of every draft position (the reference verifier does), so the device can judge.
+    scores_every_position: bool = False
 
     def generate(self, request: GenerateRequest) -> GenerateResponse:
         """The cloud model's own answer to ``request.prompt`` (``method='cloud_only'``).
@@ -121,6 +126,7 @@ class ForwardingVerifier(CloudVerifier):
         self.inner = inner
         self.destination = inner.destination
         self.can_generate = inner.can_generate
+        self.scores_every_position = inner.scores_every_position
 
     def encode(self, request: VerifyRequest) -> bytes:
         return self.inner.encode(request)
@@ -148,7 +154,9 @@ def check_response(
 
     Raises:
         ProtocolError: ids out of range, wrong request id, ``n_accepted`` beyond the draft,
-            a top-k larger than requested or holding more than all the probability, or a top-k of the wrong kind.
+            a top-k larger than requested or holding more than all the probability, a top-k of
+            the wrong kind, or scores of every position missing where asked for (or sent where
+            not).
     """
     if response.request_id != request.request_id:
         raise ProtocolError(
@@ -158,29 +166,8 @@ def check_response(
         raise ProtocolError(
             f"n_accepted={response.n_accepted} exceeds the draft length {request.n_draft}"
         )
-    token_mode = isinstance(request.draft, TokenIds)
-    if token_mode and response.top_k.ids is None:
-        raise ProtocolError("token-id request answered with top-k strings")
-    if not token_mode and response.top_k.strings is None:
-        raise ProtocolError("text request answered with top-k ids")
-    if token_mode and vocab_size is not None:
-        bad = [i for i in response.top_k.ids or [] if i >= vocab_size]
-        if bad:
-            raise ProtocolError(f"top-k id {bad[0]} is outside the vocabulary ({vocab_size})")
-    n_top = len(response.top_k.logprobs)
-    if n_top > request.params.top_k:
-        raise ProtocolError(
-            f"top-k holds {n_top} candidates, more than the {request.params.top_k} requested"
-        )
-    # The candidates are distinct outcomes of one distribution: their mass cannot exceed 1.
-    mass = math.fsum(math.exp(lp) for lp in response.top_k.logprobs)
-    if not mass <= 1.0 + 1e-3:
-        raise ProtocolError(f"top-k probabilities sum to {mass:.4g}, more than 1")
-    if response.top_k.ids is not None and len(set(response.top_k.ids)) != len(response.top_k.ids):
-        raise ProtocolError("top-k ids repeat")
-    strings = response.top_k.strings
-    if strings is not None and len(set(strings)) != len(strings):
-        raise ProtocolError("top-k strings repeat")
+    _check_top_k(request, response.top_k, vocab_size)
+    _check_scores(request, response, vocab_size)
     _check_samples(request, response, vocab_size)
     judged = response.judged
     if judged is not None and not response.n_accepted < judged <= request.n_draft + 1:
@@ -189,6 +176,54 @@ def check_response(
             f"draft's {request.n_draft} units (and its end)"
         )
     return response
+
+
+def _check_top_k(request: VerifyRequest, top_k: TopK, vocab_size: int | None) -> None:
+    """Candidates of the request's kind, within the vocabulary and the size asked for,
+    distinct, and holding no more than all the probability."""
+    token_mode = isinstance(request.draft, TokenIds)
+    if token_mode and top_k.ids is None:
+        raise ProtocolError("token-id request answered with top-k strings")
+    if not token_mode and top_k.strings is None:
+        raise ProtocolError("text request answered with top-k ids")
+    if token_mode and vocab_size is not None:
+        bad = [i for i in top_k.ids or [] if i >= vocab_size]
+        if bad:
+            raise ProtocolError(f"top-k id {bad[0]} is outside the vocabulary ({vocab_size})")
+    n_top = len(top_k.logprobs)
+    if n_top > request.params.top_k:
+        raise ProtocolError(
+            f"top-k holds {n_top} candidates, more than the {request.params.top_k} requested"
+        )
+    # The candidates are distinct outcomes of one distribution: their mass cannot exceed 1.
+    mass = math.fsum(math.exp(lp) for lp in top_k.logprobs)
+    if not mass <= 1.0 + 1e-3:
+        raise ProtocolError(f"top-k probabilities sum to {mass:.4g}, more than 1")
+    if top_k.ids is not None and len(set(top_k.ids)) != len(top_k.ids):
+        raise ProtocolError("top-k ids repeat")
+    strings = top_k.strings
+    if strings is not None and len(set(strings)) != len(strings):
+        raise ProtocolError("top-k strings repeat")
+
+
+def _check_scores(request: VerifyRequest, response: VerifyResponse, vocab_size: int | None) -> None:
+    """A device-judged request needs the scores of every draft position; no other gets them."""
+    scores = response.scores
+    if request.params.verdict != "device":
+        if scores is not None:
+            raise ProtocolError("the cloud sent scores the request did not ask for")
+        return
+    if scores is None:
+        raise ProtocolError(
+            "the request asked for the scores of every draft position (verdict='device') and "
+            "the cloud sent none: it may not support them; set device_verdict=False"
+        )
+    if len(scores.logprobs) != request.n_draft:
+        raise ProtocolError(
+            f"the cloud scored {len(scores.logprobs)} draft tokens of {request.n_draft}"
+        )
+    for top in scores.top_k:
+        _check_top_k(request, top, vocab_size)
 
 
 def _check_samples(

@@ -405,6 +405,7 @@ class HttpVerifier(HttpAdapter):
     path = "/v1/verify"
     generate_path = "/v1/generate"
     can_generate = True
+    scores_every_position = True
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from specsteer.cloud_adapter._http import (
     summarize_validation,
 )
 from specsteer.cloud_adapter.protocol import (
+    DraftScores,
     GenerateRequest,
     GenerateResponse,
     Text,
@@ -99,6 +100,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
     """
 
     can_generate = True
+    scores_every_position = True
 
     def __init__(
         self,
@@ -196,6 +198,7 @@ class OpenAICompatibleVerifier(HttpAdapter):
                 "no_repeat_ngram_size=0 with this adapter"
             )
         needs_ctxfree = isinstance(request.draft, Text) or not params.uses_argmax
+        needs_ctxfree = needs_ctxfree and params.verdict == "cloud"
         if request.n_draft and request.ctxfree_logprobs is None and needs_ctxfree:
             raise ProtocolError(
                 "an OpenAI-compatible server hosts no copy of the device model; send "
@@ -315,17 +318,34 @@ class OpenAICompatibleVerifier(HttpAdapter):
             ),
             top_k=candidates,
         )
+        vocab = self.tokenizer.vocab_size
+        if request.params.verdict == "device":
+            return self._scores(request, scored, elapsed, vocab)
         lp0 = request.ctxfree_logprobs
         verdict = request.params.judge(
             scored, None if lp0 is None else torch.tensor(lp0, dtype=torch.float64)
         )
         ids, lps = verdict.top_k
-        vocab = self.tokenizer.vocab_size
         bad = next((i for i in ids if i >= vocab), None)
         if bad is not None:
             raise ProtocolError(f"top-k id {bad} is outside the vocabulary ({vocab})")
         top = TopK(ids=ids, logprobs=lps)
         return self._respond(request, verdict.n_accepted, top, len(draft) + 1, elapsed, vocab)
+
+    def _scores(
+        self,
+        request: VerifyRequest,
+        scored: fusion.Scored[tuple[list[int], list[float]]],
+        elapsed: float,
+        vocab: int,
+    ) -> VerifyResponse:
+        """A device-judged request's answer: the scores of every draft position, unjudged."""
+        usage = Usage(server_ms=elapsed * 1000, tokens_scored=request.n_draft + 1)
+        try:
+            response = VerifyResponse.unjudged(request.request_id, DraftScores.of(scored), usage)
+        except ValidationError as e:
+            raise ProtocolError(f"unusable completion response: {summarize_validation(e)}") from e
+        return check_response(request, response, vocab)
 
     def _decide_text(
         self, request: VerifyRequest, data: bytes, body: dict[str, Any], elapsed: float

@@ -18,6 +18,7 @@ from specsteer.backends._base import KVStream, ModelBackend
 from specsteer.cloud_adapter import _text
 from specsteer.cloud_adapter._generate import generate_answer
 from specsteer.cloud_adapter.protocol import (
+    DraftScores,
     GenerateRequest,
     GenerateResponse,
     Samples,
@@ -132,17 +133,20 @@ class VerifierCore:
             prompt_ids = self.llm.encode_chat(prompt)
             rows = self._llm_pool.logits(prompt_ids + prefix, draft)  # [K+1, V]
             lp_llm = fusion.processed_log_probs(rows, prefix, params.processing, draft)
+            scored = scored_ids(lp_llm, draft, params.top_k)
+            if params.verdict == "device":
+                return _scores(request, scored, t0)
             lp_ctxfree = None
             if not params.uses_argmax:
                 lp_ctxfree = self._ctxfree(request, prompt, prefix, draft)
-            verdict = params.judge(scored_ids(lp_llm, draft, params.top_k), lp_ctxfree)
+            verdict = params.judge(scored, lp_ctxfree)
         ids, logprobs = verdict.top_k
         return VerifyResponse(
             request_id=request.request_id,
             n_accepted=verdict.n_accepted,
             top_k=TopK(ids=ids, logprobs=logprobs),
             samples=_samples(lp_llm[verdict.n_accepted], params),
-            usage=Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=len(draft) + 1),
+            usage=_usage(t0, len(draft)),
         )
 
     def generate(
@@ -232,6 +236,18 @@ class VerifierCore:
         rows = self._slm_pool.logits(ids + prefix, draft)[:-1]  # [K, V]
         lp = fusion.processed_log_probs(rows, prefix, request.params.processing, draft)
         return lp[torch.arange(len(draft)), torch.tensor(draft)].double()
+
+
+def _usage(t0: float, n_draft: int) -> Usage:
+    return Usage(server_ms=(time.perf_counter() - t0) * 1000, tokens_scored=n_draft + 1)
+
+
+def _scores(
+    request: VerifyRequest, scored: fusion.Scored[tuple[list[int], list[float]]], t0: float
+) -> VerifyResponse:
+    """A device-judged request's answer: the scores of every draft position, unjudged."""
+    usage = _usage(t0, scored.lp_llm.shape[0])
+    return VerifyResponse.unjudged(request.request_id, DraftScores.of(scored), usage)
 
 
 def scored_ids(

@@ -26,6 +26,7 @@ from specsteer.fusion import Processing
 __all__ = [
     "PROTOCOL_VERSION",
     "ChatMessage",
+    "DraftScores",
     "GenerateParams",
     "GenerateRequest",
     "GenerateResponse",
@@ -155,6 +156,13 @@ class VerifyParams(_Sampling):
         "names, returned beside the top-k: with them the device samples standard speculative "
         "decoding's correction exactly (0: none).",
     )
+    verdict: Literal["cloud", "device"] = Field(
+        default="cloud",
+        description="'cloud': the cloud judges the draft and returns the top-k where it failed; "
+        "'device' (token ids, no draws): the cloud returns its scores of every draft position "
+        "(the response's scores) and the device judges, so the request carries no "
+        "ctxfree_logprobs.",
+    )
 
     @property
     def uses_argmax(self) -> bool:
@@ -217,6 +225,8 @@ class VerifyRequest(_Wire):
             raise ValueError("a text draft needs offsets marking each device token")
         if isinstance(self.prefix, Text) and (self.prefix.offsets or self.prefix.eos):
             raise ValueError("a text prefix carries neither offsets nor eos")
+        if self.params.verdict == "device":
+            self._check_device_verdict()
         if self.ctxfree_logprobs is not None:
             if len(self.ctxfree_logprobs) != n:
                 raise ValueError("ctxfree_logprobs must have one entry per draft token")
@@ -224,6 +234,16 @@ class VerifyRequest(_Wire):
                 if not (math.isfinite(lp) and lp <= 1e-6):
                     raise ValueError("ctxfree_logprobs must be finite log-probabilities (<= 0)")
         return self
+
+    def _check_device_verdict(self) -> None:
+        if not isinstance(self.draft, TokenIds):
+            raise ValueError(
+                "verdict='device' needs token ids (text drafts are judged by the cloud)"
+            )
+        if self.ctxfree_logprobs is not None:
+            raise ValueError("with verdict='device' the device judges: send no ctxfree_logprobs")
+        if self.params.samples:
+            raise ValueError("verdict='device' returns no draws: ask for samples=0")
 
     @property
     def n_draft(self) -> int:
@@ -270,6 +290,35 @@ class Samples(_Wire):
         return self
 
 
+class DraftScores(_Wire):
+    """The cloud's scores of every draft position, for a device that judges (``verdict='device'``).
+
+    ``logprobs[i]``: log P_L of draft token ``i`` after the logit processing, ``None`` where the
+    processing rules it out; ``top_k[i]``: the cloud's candidates at position ``i``
+    (``i = K``: after the whole draft, the bonus position).
+    """
+
+    logprobs: list[float | None] = Field(max_length=MAX_DRAFT)
+    top_k: list[TopK] = Field(min_length=1, max_length=MAX_DRAFT + 1)
+
+    @classmethod
+    def of(cls, scored: fusion.Scored[tuple[list[int], list[float]]]) -> DraftScores:
+        """The scores of a token-id draft, from the judge's shape (every position's top-k)."""
+        k = scored.lp_llm.shape[0]
+        tops = [TopK(ids=ids, logprobs=lps) for ids, lps in map(scored.top_k, range(k + 1))]
+        logprobs = [min(0.0, v) if math.isfinite(v) else None for v in scored.lp_llm.tolist()]
+        return cls(logprobs=logprobs, top_k=tops)
+
+    @model_validator(mode="after")
+    def _check(self) -> DraftScores:
+        if len(self.top_k) != len(self.logprobs) + 1:
+            raise ValueError("scores need a top-k at every draft position and after the draft")
+        for lp in self.logprobs:
+            if lp is not None and not (math.isfinite(lp) and lp <= 1e-6):
+                raise ValueError("draft logprobs must be finite log-probabilities (<= 0) or null")
+        return self
+
+
 class Usage(_Wire):
     """What the cloud spent on the request."""
 
@@ -309,8 +358,21 @@ class VerifyResponse(_Wire):
         description="Independent draws from the cloud's whole distribution at position "
         "n_accepted, when the request asked for them (params.samples).",
     )
+    scores: DraftScores | None = Field(
+        default=None,
+        description="With params.verdict='device': the cloud's scores of every draft position; "
+        "n_accepted is then 0 and top_k the candidates at the first position, until the device "
+        "judges.",
+    )
     usage: Usage = Field(default_factory=Usage)
     receipt: Receipt | None = Field(default=None, description="Signed by the server.")
+
+    @classmethod
+    def unjudged(cls, request_id: str, scores: DraftScores, usage: Usage) -> VerifyResponse:
+        """The answer to a device-judged request: ``scores``, and no verdict yet."""
+        return cls(
+            request_id=request_id, n_accepted=0, top_k=scores.top_k[0], scores=scores, usage=usage
+        )
 
 
 class GenerateParams(_Sampling):

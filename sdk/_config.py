@@ -75,6 +75,15 @@ class GenerationConfig(BaseSettings):
             "accepted whole)."
         ),
     )
+    device_verdict: bool = Field(
+        default=True,
+        description=(
+            "When pipelined, with token ids and a cloud that returns its scores of every draft "
+            "position: send drafts unscored and judge them on the device, so the device's "
+            "context-free scoring runs while the cloud verifies (same verdicts; off under a "
+            "context-lift policy, which reads those scores before a draft leaves)."
+        ),
+    )
     lam: float = Field(
         default=0.5,
         ge=0.0,

@@ -11,6 +11,7 @@ sequential loop would make.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -106,35 +107,57 @@ class Drafter:
         ):
             d.limit += 1
 
-    def finish(self, d: Drafting) -> Draft:
-        """Draft what is left of ``d``, cut it for the wire and score it context-free."""
+    def finish(self, d: Drafting, *, score: bool = True) -> Draft:
+        """Draft what is left of ``d`` and cut it for the wire; with ``score``, score it
+        context-free too (else :meth:`score` does, once the draft is out)."""
         if d.draft is None:
             while not d.done:
                 self.step(d)
             wire = self.wire.cut(d.public_before, d.tokens, self.eos)
             rows = torch.stack(d.rows) if d.rows else torch.zeros(0, self.device.vocab_size)
-            d.draft = self._scored(d, wire, rows[: len(wire.tokens)])
+            d.draft = self._draft(d.before, d.public_before, wire, rows[: len(wire.tokens)])
+        if score:
+            d.draft = self.score(d.draft)
         return d.draft
 
-    def _scored(self, d: Drafting, wire: WireDraft, rows: torch.Tensor) -> Draft:
-        """The draft with its context-free scores and the rows recovery reads."""
+    @property
+    def scores_later(self) -> bool:
+        """Whether a draft can leave before it is scored: its context-free scores come from
+        one block pass on the device, which then runs while the cloud verifies."""
+        return self.spec.drafter == "private" and self.cfg.ctxfree_source == "device"
+
+    def score(self, draft: Draft) -> Draft:
+        """``draft`` with its context-free scores and the rows recovery reads (itself if it
+        has them already)."""
+        if draft.scored:
+            return draft
+        wire = draft.wire
         if self.spec.drafter == "public":  # the drafter is context-free: its rows are P_S0
-            lp = self.wire.per_unit(gather(rows, wire.tokens), wire)
-            return self._draft(d, wire, rows, lp, None)
+            lp = self.wire.per_unit(gather(draft.rows, wire.tokens), wire)
+            return replace(draft, ctxfree_lp=lp, scored=True)
         if self.cfg.ctxfree_source != "device" or not wire.tokens:
-            return self._draft(d, wire, rows, None, self._ctxfree_at(d.public_before, wire.tokens))
-        # One block pass over the public view scores every draft token and the bonus row.
-        logits = self.public.logits(self.public_ids + d.public_before, wire.tokens)
+            row_at = self._ctxfree_at(draft.public_before, wire.tokens)
+            return replace(draft, ctxfree=row_at, scored=True)
+        return self._block_scored(draft)
+
+    def _block_scored(self, draft: Draft) -> Draft:
+        """One block pass over the public view scores every draft token and the bonus row;
+        the draft ends before a token the public side rules out."""
+        public_before, wire = draft.public_before, draft.wire
+        logits = self.public.logits(self.public_ids + public_before, wire.tokens)
         ctxfree = fusion.processed_log_probs(
-            logits, d.public_before, self.cfg.processing, wire.tokens
+            logits, public_before, self.cfg.processing, wire.tokens
         )  # [len(tokens) + 1, V]
-        wire, rows = self._within_public(d, wire, rows, ctxfree)
-        lp = self.wire.per_unit(gather(ctxfree[: len(wire.tokens)], wire.tokens), wire)
-        return self._draft(d, wire, rows, lp, ctxfree.__getitem__)
+        cut = self._within_public(public_before, wire, ctxfree)
+        lp = self.wire.per_unit(gather(ctxfree[: len(cut.tokens)], cut.tokens), cut)
+        if len(cut.tokens) < len(wire.tokens):
+            rows = draft.rows[: len(cut.tokens)]
+            draft = self._draft(draft.before, public_before, cut, rows)
+        return replace(draft, ctxfree_lp=lp, ctxfree=ctxfree.__getitem__, scored=True)
 
     def _within_public(
-        self, d: Drafting, wire: WireDraft, rows: torch.Tensor, ctxfree: torch.Tensor
-    ) -> tuple[WireDraft, torch.Tensor]:
+        self, public_before: list[int], wire: WireDraft, ctxfree: torch.Tensor
+    ) -> WireDraft:
         """The draft up to the first token the context-free model rules out.
 
         The cloud's view of the answer can differ from the user's (a span kept on the device
@@ -146,21 +169,16 @@ class Drafter:
         picked = ctxfree[torch.arange(len(tokens)), torch.tensor(tokens, dtype=torch.long)]
         ruled_out = torch.nonzero(torch.isneginf(picked))
         if not ruled_out.numel():
-            return wire, rows
-        wire = self.wire.cut(d.public_before, tokens[: int(ruled_out[0])], self.eos)
-        return wire, rows[: len(wire.tokens)]
+            return wire
+        return self.wire.cut(public_before, tokens[: int(ruled_out[0])], self.eos)
 
     def _draft(
-        self,
-        d: Drafting,
-        wire: WireDraft,
-        rows: torch.Tensor,
-        ctxfree_lp: list[float] | None,
-        ctxfree: Callable[[int], torch.Tensor] | None,
+        self, before: list[int], public_before: list[int], wire: WireDraft, rows: torch.Tensor
     ) -> Draft:
+        """An unscored draft of ``wire``'s tokens after ``before``."""
         tokens = wire.tokens
-        after = LazyRow(lambda: self.row(self._stream, self._prompt, d.before + tokens))
-        return Draft(d.before, d.public_before, wire, rows, ctxfree_lp, after, ctxfree)
+        after = LazyRow(lambda: self.row(self._stream, self._prompt, before + tokens))
+        return Draft(before, public_before, wire, rows, None, after, None, scored=False)
 
     def _ctxfree_at(
         self, public_before: list[int], tokens: list[int]
@@ -181,10 +199,13 @@ class Drafter:
         rows = draft.rows[: len(tokens)]
         return Draft(draft.before, draft.public_before, wire, rows, lp, after, draft.ctxfree)
 
-    def speculate(self, draft: Draft, answered: Callable[[], bool]) -> Guess | None:
+    def speculate(
+        self, draft: Draft, answered: Callable[[], bool], *, score: bool = True
+    ) -> Guess | None:
         """The next round's draft, assuming ``draft`` passes whole with the device's bonus guess.
 
-        Drafting stops as soon as ``answered()``: the draft is finished only if it is used.
+        Drafting stops as soon as ``answered()``: the draft is finished only if it is used
+        (and scored context-free with ``score``).
         """
         cfg, tokens = self.cfg, draft.tokens
         if not tokens or tokens[-1] in self.eos or self.spec.drafter == "none":
@@ -202,7 +223,7 @@ class Drafter:
         while not nxt.done and not answered():
             self.step(nxt)
         if not answered():
-            self.finish(nxt)
+            self.finish(nxt, score=score)
         return Guess(assumed, nxt)
 
     def guess(self, draft: Draft) -> int:

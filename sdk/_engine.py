@@ -255,6 +255,7 @@ class Decoder:
                 bonus_token=cfg.bonus_token,
                 judged_bonus=cfg.judged_bonus,
                 pool=pool if cfg.pipeline else None,
+                device_verdict=cfg.device_verdict,
             )
             yield from loop.run()
 

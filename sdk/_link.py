@@ -10,6 +10,7 @@ and audits those exact bytes, and the adapter transmits them.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, overload
 
 import torch
 
+from specsteer import fusion
 from specsteer._egress import PrivateEgress
 from specsteer._errors import CloudError, PrivacyViolation
 from specsteer._events import Exchange
@@ -26,8 +28,10 @@ from specsteer._wire import IncrementalText
 from specsteer.cloud_adapter import (
     ChatMessage,
     CloudVerifier,
+    DraftScores,
     GenerateRequest,
     GenerateResponse,
+    TopK,
     VerifyParams,
     VerifyRequest,
     VerifyResponse,
@@ -158,9 +162,28 @@ class CloudLink:
         trail = kept[len(kept.rstrip()) :]
         return self._encode(self._text(public_before) + lead + self.egress.conceal(core) + trail)
 
-    def request(self, draft: Draft) -> VerifyRequest:
-        """The request that carries ``draft``."""
+    @property
+    def can_judge(self) -> bool:
+        """Whether drafts can be judged on the device from the cloud's scores of every position
+        (:meth:`judged`): token ids, a cloud that returns those scores, no draws of its whole
+        distribution, a ratio test that reads ``P_S0``, and no context-lift policy (which
+        reads the context-free scores before a draft leaves)."""
+        params = self.params
+        return (
+            self.cloud.scores_every_position
+            and self.tokenizer is not None
+            and not params.samples
+            and not params.uses_argmax
+            and self.lift is None
+        )
+
+    def request(self, draft: Draft, *, device_verdict: bool = False) -> VerifyRequest:
+        """The request that carries ``draft``; with ``device_verdict``, one that asks for the
+        cloud's scores of every position instead of its verdict (``draft`` may be unscored)."""
         seed = int(torch.randint(0, 2**62, (1,), generator=self._seeds).item())
+        update: dict[str, Any] = {"seed": seed}
+        if device_verdict:
+            update["verdict"] = "device"
         return VerifyRequest(
             request_id=request_id(),
             model=self.model,
@@ -168,9 +191,22 @@ class CloudLink:
             prefix=draft.wire.prefix,
             draft=draft.wire.span,
             tokenizer=self.tokenizer,
-            ctxfree_logprobs=draft.ctxfree_lp,
-            params=self.params.model_copy(update={"seed": seed}),
+            ctxfree_logprobs=None if device_verdict else draft.ctxfree_lp,
+            params=self.params.model_copy(update=update),
         )
+
+    def judged(self, verified: Verified, request: VerifyRequest, draft: Draft) -> Verified:
+        """The verdict on ``draft`` (scored, and at most as long as the draft ``request``
+        carried) from the cloud's scores of every position, judged here as the cloud would:
+        the same ratio test, the same seed."""
+        scores = verified.response.scores
+        assert scores is not None and draft.scored, "the cloud's scores and a scored draft"
+        ctxfree = torch.tensor(draft.ctxfree_lp or [], dtype=torch.float64)
+        verdict = request.params.judge(_scored(scores, draft.tokens), ctxfree)
+        ids, logprobs = verdict.top_k
+        top_k = TopK(ids=ids, logprobs=logprobs)
+        update = {"n_accepted": verdict.n_accepted, "top_k": top_k, "scores": None}
+        return Verified(verified.response.model_copy(update=update), verified.exchange)
 
     def verify(
         self, request: VerifyRequest, note: Mapping[str, Any] | None = None
@@ -239,6 +275,24 @@ class CloudLink:
             response = cloud.verify(request)
         tally.received = len(response.model_dump_json().encode())
         return response
+
+
+def _scored(
+    scores: DraftScores, tokens: Sequence[int]
+) -> fusion.Scored[tuple[list[int], list[float]]]:
+    """The cloud's scores of the first ``len(tokens)`` draft tokens, in the judge's shape. A
+    token is the cloud's argmax when no candidate there scores higher."""
+    k = len(tokens)
+    lp = torch.tensor(
+        [-math.inf if v is None else v for v in scores.logprobs[:k]], dtype=torch.float64
+    )
+    best = torch.tensor([top.logprobs[0] for top in scores.top_k[:k]], dtype=torch.float64)
+
+    def candidates(i: int) -> tuple[list[int], list[float]]:
+        top = scores.top_k[i]
+        return list(top.ids or []), list(top.logprobs)
+
+    return fusion.Scored(lp_llm=lp, is_argmax=lp >= best, top_k=candidates)
 
 
 def _transmit(

@@ -52,6 +52,9 @@ class RoundLoop:
         judged_bonus: there, keep the device's own next token when it passes the ratio test
             (methods that judge their guess, :attr:`MethodSpec.judges_guess`).
         pool: runs the cloud exchange beside the device's drafting; ``None`` is sequential.
+        device_verdict: when pipelined, send drafts before their context-free scoring and
+            judge them on the device from the cloud's scores of every position, where the link
+            can (:attr:`CloudLink.can_judge`): the scoring then runs beside the cloud's pass.
         clock: seconds, for the device's time.
     """
 
@@ -67,6 +70,7 @@ class RoundLoop:
         bonus_token: bool = True,
         judged_bonus: bool = False,
         pool: Executor | None = None,
+        device_verdict: bool = False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.answer = answer
@@ -78,6 +82,7 @@ class RoundLoop:
         self.bonus_token = bonus_token
         self.judged_bonus = judged_bonus and spec.judges_guess
         self.pool = pool
+        self.device_verdict = device_verdict
         self.clock = clock
 
     def run(self) -> Events:
@@ -95,7 +100,8 @@ class RoundLoop:
         """One round: propose, screen, verify, recover. Returns the next round's draft when a
         pipelined guess held."""
         t = self.clock()
-        draft = self.drafter.finish(pending or self.drafter.begin(self.answer))
+        later = self.scores_later(link)
+        draft = self.drafter.finish(pending or self.drafter.begin(self.answer), score=not later)
         hidden = link.screen(draft) if draft.tokens else None
         held: list[int] = []
         if hidden is None:
@@ -107,7 +113,7 @@ class RoundLoop:
         if held and not draft.tokens:
             yield from self.keep_lifted(link, held)
             return None
-        outcome, guess = yield from self.exchange(link, draft, _lift_note(link, draft, held))
+        outcome, guess, draft = yield from self.exchange(link, draft, _lift_note(link, draft, held))
         if isinstance(outcome, KeptLocal):  # the guard refused the payload
             yield from self.keep_local(draft, link.screen(draft, force=True), "refused")
             return None
@@ -132,25 +138,42 @@ class RoundLoop:
         head = self.drafter.head(draft, cut)
         return head, draft.tokens[len(head.tokens) :]
 
+    def scores_later(self, link: CloudLink) -> bool:
+        """Whether this round's draft leaves before its context-free scoring (the device then
+        judges it from the cloud's scores of every position)."""
+        return (
+            self.device_verdict
+            and self.pool is not None
+            and self.drafter.scores_later
+            and link.can_judge
+        )
+
     def exchange(
         self, link: CloudLink, draft: Draft, note: dict[str, Any] | None = None
-    ) -> Generator[RoundEvent, None, tuple[Verified | KeptLocal | Failed, Guess | None]]:
-        """Send ``draft``; when pipelined, draft the next round while it is out."""
-        request = link.request(draft)
+    ) -> Generator[RoundEvent, None, tuple[Verified | KeptLocal | Failed, Guess | None, Draft]]:
+        """Send ``draft``; when pipelined, draft the next round while it is out. A draft sent
+        unscored is scored meanwhile and judged here on the cloud's scores. Returns the outcome,
+        the guess made ahead, and the draft as judged (scored)."""
+        later = not draft.scored
+        request = link.request(draft, device_verdict=later)
         guess: Guess | None = None
         if self.pool is None:
             outcome = link.verify(request, note)
+            draft = self.drafter.score(draft)
         else:
             future = self.pool.submit(link.verify, request, note)
             t = self.clock()
             try:
-                guess = self.drafter.speculate(draft, future.done)
+                draft = self.drafter.score(draft)
+                guess = self.drafter.speculate(draft, future.done, score=not later)
             finally:
                 spent = self.clock() - t
                 outcome = future.result()
             yield DeviceWork(spent)
+        if later and isinstance(outcome, Verified):
+            outcome = link.judged(outcome, request, draft)
         yield outcome.exchange
-        return outcome, guess
+        return outcome, guess, draft
 
     def take(
         self,

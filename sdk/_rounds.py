@@ -64,6 +64,8 @@ class Draft:
             when first needed (a pipelined round needs it for its guess anyway).
         ctxfree: ``P_S0``'s ``[V]`` row at a draft position (``len(tokens)``: the bonus one);
             ``None`` when the drafter is itself context-free (its rows are ``P_S0``).
+        scored: whether ``ctxfree_lp`` and ``ctxfree`` are filled in; a draft that left before
+            its context-free scoring has neither (:meth:`~specsteer._drafter.Drafter.score`).
     """
 
     before: list[int]
@@ -73,6 +75,7 @@ class Draft:
     ctxfree_lp: list[float] | None
     after: LazyRow
     ctxfree: Callable[[int], torch.Tensor] | None = None
+    scored: bool = True
 
     @property
     def tokens(self) -> list[int]:

@@ -22,12 +22,12 @@ def test_protocol_examples_are_valid_payloads() -> None:
     payloads = [json.loads(b) for b in blocks(ROOT / "docs" / "protocol.md", "json")]
     requests = [VerifyRequest.model_validate(p) for p in payloads if "prompt" in p]
     responses = [VerifyResponse.model_validate(p) for p in payloads if "n_accepted" in p]
-    assert len(requests) == len(responses) == 2
+    assert len(requests) == len(responses) == 3
     kinds = set()
     for req, resp in zip(requests, responses, strict=True):
         check_response(req, resp)
-        kinds.add(req.draft.kind)
-    assert kinds == {"ids", "text"}
+        kinds.add((req.draft.kind, req.params.verdict))
+    assert kinds == {("ids", "cloud"), ("ids", "device"), ("text", "cloud")}
 
 
 def test_readme_tiny_example_runs() -> None:

@@ -346,16 +346,24 @@ def test_honest_server_rejects_a_deliberately_wrong_draft(llm, live_server) -> N
     assert right.n_accepted == 1
 
 
-def test_lying_server_degrades_quality_not_privacy(slm, llm, live_server) -> None:
+def _accept_all(doc, request):
+    """The lie that passes every draft: a cloud verdict of the whole draft, or scores that
+    give every draft token all the probability."""
+    if request["params"]["verdict"] == "device":
+        doc["scores"]["logprobs"] = [0.0] * len(request["draft"]["ids"])
+    else:
+        doc["n_accepted"] = len(request["draft"]["ids"])
+
+
+@pytest.mark.parametrize("device_verdict", [False, True])
+def test_lying_server_degrades_quality_not_privacy(slm, llm, live_server, device_verdict) -> None:
     """A server accepting every draft gets exactly the bytes an honest one gets: no context."""
-    lying = faults.FaultTransport(
-        faults.rewrite(lambda d, r: _set(d, "n_accepted", len(r["draft"]["ids"])))
-    )
+    lying = faults.FaultTransport(faults.rewrite(_accept_all))
     honest = faults.FaultTransport(lambda _req, forward: forward())
     outputs = {}
     for name, transport in (("lying", lying), ("honest", honest)):
         with HttpVerifier(live_server.url, token=live_server.token, transport=transport) as v:
-            outputs[name] = run(slm, v, max_new_tokens=16)
+            outputs[name] = run(slm, v, max_new_tokens=16, device_verdict=device_verdict)
     lie, good = outputs["lying"], outputs["honest"]
     assert lie.stats.fallback is None  # a lie is well-formed: nothing can detect it locally
     assert lie.stats.acceptance_rate == 1.0
@@ -364,7 +372,8 @@ def test_lying_server_degrades_quality_not_privacy(slm, llm, live_server) -> Non
     assert lie.token_ids != good.token_ids  # quality: the cloud's check was skipped
     for body in lying.sent + honest.sent:
         request = VerifyRequest.model_validate_json(body)
-        assert request.ctxfree_logprobs is not None
+        assert request.params.verdict == ("device" if device_verdict else "cloud")
+        assert (request.ctxfree_logprobs is None) == device_verdict
         text = body.decode()
         for word in ("sister", "rome", "pasta", "wine", "evening"):
             assert word not in text

@@ -270,3 +270,27 @@ def test_the_response_cap_grows_with_the_prompt(slm) -> None:
     small = verifier(slm, huge, max_response_bytes=4096)
     with pytest.raises(ProtocolError, match="max_response_bytes"):
         small.verify(request([20], [-0.6]))
+
+
+def test_a_device_verdict_gets_the_scores_the_adapter_would_judge(slm) -> None:
+    """Asked for the scores of every position, the adapter returns what it would have judged;
+    the device's verdict on them is the adapter's own."""
+    import torch
+
+    from specsteer._link import _scored
+
+    fake = FakeVllm([entry(30, -5.0, 57, {20: -0.3, 21: -1.6}), entry(20, -1.0, 1, {20: -1.0})])
+    asked = request([30, 20], None, verdict="device")
+    resp = verifier(slm, fake).verify(asked)
+    assert resp.scores is not None and resp.scores.logprobs == [-5.0, -1.0]
+    assert [t.ids for t in resp.scores.top_k] == [[20, 21], [20], [40, 41]]
+    verdicts = set()
+    for lp0 in ([-5.5, -0.5], [-4.0, -0.1], [-5.5, -0.1]):
+        ours = asked.params.judge(
+            _scored(resp.scores, [30, 20]), torch.tensor(lp0, dtype=torch.float64)
+        )
+        theirs = verifier(slm, fake).verify(request([30, 20], lp0))
+        assert ours.n_accepted == theirs.n_accepted
+        assert list(ours.top_k[0]) == theirs.top_k.ids
+        verdicts.add(ours.n_accepted)
+    assert verdicts == {0, 1, 2}

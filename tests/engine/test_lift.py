@@ -175,7 +175,11 @@ def test_tau_infinite_reproduces_the_tokens_and_payloads_exactly(
         device, llm = _tiny()
         tap = _Tap(InProcessVerifier(llm))
         egress = PrivateEgress(policy=EgressPolicy(max_context_lift=tau))
-        cfg = GenerationConfig(method=method, greedy=greedy, seed=5, max_new_tokens=24, lam=0.3)
+        # A policy reads the context-free scores before a draft leaves, so the cloud judges
+        # under one: compare with a cloud that judges without one.
+        cfg = GenerationConfig(
+            method=method, greedy=greedy, seed=5, max_new_tokens=24, lam=0.3, device_verdict=False
+        )
         prompt = build_prompt("what is my plan for friday ?", "dinner in rome with my sister")
         result = Decoder(device, tap, egress=egress).generate(prompt, cfg)
         ids = [re.sub(rb'"request_id":"[a-p]+"', b"", w) for w in tap.sent]
