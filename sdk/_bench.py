@@ -177,6 +177,10 @@ class EngineBench:
     #: The 1-minute load average when the table started and when it ended.
     load: tuple[float, float] = (0.0, 0.0)
     pipelined: bool = True
+    #: Whether drafts were judged on the device, their context-free scoring beside the cloud's
+    #: pass (``GenerationConfig.device_verdict`` with a cloud that returns every position's
+    #: scores).
+    device_verdict: bool = False
 
     def row(self, method: str, lam: float | None = None) -> MethodRow | None:
         """The row of ``method`` (at ``lam``, or its first ``lam``)."""
@@ -216,6 +220,7 @@ class EngineBench:
             scores_draft=spec.drafter == "private",
             pipelined=self.pipelined,
             guess_held=1.0 if every_guess else row.guess_held,
+            scores_beside=self.device_verdict,
         )
 
 
@@ -251,6 +256,11 @@ class LengthBench:
     tokens: dict[str, dict[int, int]] = field(default_factory=dict)
     #: Per cloud-verified method and length: (rounds, drafted, accepted, wall seconds).
     rounds: dict[str, dict[int, tuple[int, int, int, float]]] = field(default_factory=dict)
+
+
+def _judges_here(decoder: Decoder) -> bool:
+    """Whether the decoder's cloud returns every position's scores for the device to judge."""
+    return decoder.cloud is not None and decoder.cloud.scores_every_position
 
 
 def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
@@ -309,6 +319,7 @@ def run_engine_bench(
         runtimes=decoder.runtimes,
         footing=footing,
         pipelined=base.pipeline,
+        device_verdict=base.device_verdict and _judges_here(decoder),
     )
     start_load = os.getloadavg()[0]
     warm = build_prompt(prompts[0], context)

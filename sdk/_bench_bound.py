@@ -13,6 +13,8 @@ the two sides, else their sum:
 
     D = k t_d + s(k + 1),  C = V(k + 1) + r,
     T = alpha^k [h max(D + t_d, C) + (1 - h) (D + t_d + C)] + (1 - alpha^k) (D + C),
+    (a draft judged on the device leaves before its scoring, so there ``D + C`` becomes
+    ``k t_d + max(s(k + 1), C)``)
     tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)     over the rounds' draft lengths k_i.
 
 Pass costs come from :class:`PassCosts`: milliseconds for a pass of ``n`` tokens on top of a
@@ -170,14 +172,18 @@ def round_ms(
     bonus_ms: float = 0.0,
     pipelined: bool = True,
     p_held: float = 1.0,
+    beside_ms: float = 0.0,
 ) -> float:
     """A round's time. With probability ``p_full`` the round before passed whole: the device
     also passed over that round's last draft token (``bonus_ms``, the row the token after it
     comes from), and when ``pipelined`` it did all of it while the cloud verified, if its guess
-    of the token after the draft held (probability ``p_held``); else in turn with the cloud."""
+    of the token after the draft held (probability ``p_held``); else in turn with the cloud.
+    ``beside_ms`` is device work done after the draft left, beside the cloud's pass (the
+    context-free scoring of a draft judged on the device)."""
+    cloud_ms = max(beside_ms, cloud_ms)
     both = device_ms + cloud_ms
     in_turn = both + bonus_ms
-    full = max(device_ms + bonus_ms, cloud_ms) if pipelined else in_turn
+    full = max(device_ms + beside_ms + bonus_ms, cloud_ms) if pipelined else in_turn
     full = p_held * full + (1 - p_held) * in_turn
     return p_full * full + (1 - p_full) * both
 
@@ -209,6 +215,7 @@ def method_bound(
     scores_draft: bool = True,
     pipelined: bool = True,
     guess_held: float = 1.0,
+    scores_beside: bool = False,
 ) -> MethodBound:
     """The bound of one method.
 
@@ -225,6 +232,8 @@ def method_bound(
         pipelined: the device drafts the next round during the cloud's pass.
         guess_held: the share of rounds that passed whole whose next draft, made ahead on the
             device's guess of the token after the draft, was used (measured; 1: always).
+        scores_beside: the draft leaves before its context-free scoring, which runs beside the
+            cloud's pass (the device judges; needs ``scores_draft`` and ``pipelined``).
     """
     if kind == "device":
         return MethodBound(1000 / costs.device(1))
@@ -233,13 +242,21 @@ def method_bound(
     rounds = list(drafts) or [0]
     alpha = alpha_from_acceptance(accepted, rounds)
     tokens = time = 0.0
+    beside = scores_beside and scores_draft and pipelined
     for k in rounds:
-        device = k * costs.device(1) + (costs.device(k + 1) if scores_draft and k else 0.0)
+        score = costs.device(k + 1) if scores_draft and k else 0.0
+        device = k * costs.device(1) + (0.0 if beside else score)
         cloud = costs.cloud(k + 1) + rtt_ms
         full, bonus = (alpha**k, costs.device(1)) if k else (0.0, 0.0)
         tokens += expected_tokens(alpha, k)
         time += round_ms(
-            device, cloud, full, bonus_ms=bonus, pipelined=pipelined, p_held=guess_held
+            device,
+            cloud,
+            full,
+            bonus_ms=bonus,
+            pipelined=pipelined,
+            p_held=guess_held,
+            beside_ms=score if beside else 0.0,
         )
     n = len(rounds)
     return MethodBound(1000 * tokens / time, alpha if any(rounds) else None, tokens / n, time / n)
@@ -260,11 +277,18 @@ def projected_speedup(
     drafts: Sequence[int],
     accepted: float,
     pipelined: bool,
+    scores_beside: bool = False,
 ) -> float:
     """SpecSteer's bound over the cloud alone's in :func:`projected`'s regime, no round trip."""
     regime = projected(costs, cost_ratio)
     steer = method_bound(
-        "rounds", regime, 0.0, drafts=drafts, accepted=accepted, pipelined=pipelined
+        "rounds",
+        regime,
+        0.0,
+        drafts=drafts,
+        accepted=accepted,
+        pipelined=pipelined,
+        scores_beside=scores_beside,
     )
     return steer.tokens_per_second / method_bound("cloud", regime, 0.0).tokens_per_second
 
@@ -312,6 +336,14 @@ when the guess missed, the device drafts again after the cloud's answer:
 Without drafting ahead a round that passed whole costs `D + t_d + C`. The column "efficiency,
 every guess held" is over the bound with `h = 1`: what drafting ahead would give if the device
 could know the bonus token in advance.
+
+When the device judges its drafts (`device_verdict`, the default, with a cloud that returns its
+scores of every draft position), a draft leaves as soon as it is drafted and its context-free
+block `s(k + 1)` runs beside the cloud's pass. Then only `k t_d` comes before the cloud's side,
+which becomes `max(s(k + 1), C)`; a round drafted ahead costs what it did:
+
+    T(k) = alpha^k [h max(D + t_d, C) + (1 - h) (k t_d + t_d + max(s(k + 1), C))]
+           + (1 - alpha^k) (k t_d + max(s(k + 1), C))
 
 **Bound.** `tokens/s <= sum_i E(alpha, k_i) / sum_i T(k_i)`. The baselines: the device alone
 `1 / t_d`, the cloud alone `1 / V(1)`, token fusion (rounds of no draft) `1 / (V(1) + r)`.

@@ -161,7 +161,7 @@ def render_projection(bench: EngineBench) -> str:
         bound = bench.bound(row)
         assert bound is not None and bound.alpha is not None and row.lam is not None
         cells = [
-            f"{projected_speedup(costs, 1 / ratio, drafts=row.drafts, accepted=row.accepted, pipelined=way):.2f}x"
+            f"{projected_speedup(costs, 1 / ratio, drafts=row.drafts, accepted=row.accepted, pipelined=way, scores_beside=bench.device_verdict):.2f}x"
             for ratio in PAPER_COST_RATIOS
             for way in (False, True)
         ]

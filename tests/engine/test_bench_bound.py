@@ -120,6 +120,29 @@ def test_rounds_that_all_pass_cost_the_cloud_side_alone() -> None:
     assert half.round_ms == pytest.approx((bound.round_ms + sequential.round_ms) / 2)
 
 
+def test_a_draft_judged_on_the_device_is_scored_beside_the_clouds_pass() -> None:
+    """The context-free block runs after the draft left: a rejected round costs the drafting
+    and the longer of the block and the cloud's side; a round drafted ahead is unchanged."""
+    score, cloud = 20 + 7 * 5, 30 + 11 * 5 + 20
+    here = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0, scores_beside=True)
+    there = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0)
+    assert here.round_ms == pytest.approx(4 * 27 + max(score, cloud))
+    assert there.round_ms == pytest.approx(4 * 27 + score + cloud)
+    assert round_ms(90.0, 100.0, 0.0, beside_ms=120.0) == 210.0  # the block is the longer side
+    whole = dict(drafts=[4, 4], accepted=8)
+    assert method_bound("rounds", COSTS, 0, **whole, scores_beside=True).round_ms == (
+        pytest.approx(method_bound("rounds", COSTS, 0, **whole).round_ms)
+    )
+    missed = method_bound("rounds", COSTS, 0, **whole, scores_beside=True, guess_held=0.0)
+    assert missed.round_ms == pytest.approx(4 * 27 + 27 + max(score, 30 + 11 * 5))
+    # It needs a device that scores the draft, and a draft that leaves before the scoring.
+    for kw in ({"scores_draft": False}, {"pipelined": False}):
+        off = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0, **kw)
+        assert method_bound(
+            "rounds", COSTS, 20, drafts=[4], accepted=0, scores_beside=True, **kw
+        ).round_ms == pytest.approx(off.round_ms)
+
+
 def test_a_context_free_drafter_needs_no_scoring_block() -> None:
     spec = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0, scores_draft=False)
     steer = method_bound("rounds", COSTS, 20, drafts=[4], accepted=0)
