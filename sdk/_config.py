@@ -64,7 +64,8 @@ class GenerationConfig(BaseSettings):
             "For a text written as the user (a message, a review, a post): when the device "
             "model's greedy opening declines the request (\"I'm sorry, but I can't assist with "
             'that."), rule out the token that made it a refusal and start the answer with the '
-            "device's next choice (device-side methods; a refusal of anything else is kept)."
+            "device's next choice, and keep the verified rounds from turning the text's first "
+            "words into one (device-side methods; a refusal of anything else is kept)."
         ),
     )
     pipeline: bool = Field(

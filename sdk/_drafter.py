@@ -10,7 +10,7 @@ sequential loop would make.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import torch
@@ -73,6 +73,8 @@ class Drafter:
         self._prompt = self.public_ids if public_drafter else self.private_ids
         self._top_p = cfg.top_p if spec.draft_top_p is None else spec.draft_top_p
         self._redraws: dict[int, int] = {}
+        #: Tokens ruled out at answer positions (a refusal's start, :class:`~specsteer._opening.RefusalGuard`).
+        self.banned: Mapping[int, set[int]] = {}
 
     # -- drafts ------------------------------------------------------------------------------
 
@@ -256,6 +258,9 @@ class Drafter:
         seed = self.seed + position * _GOLDEN + self._redraws.get(position, 0) * _REDRAW
         gen = torch.Generator().manual_seed(seed % 2**63)
         lp = no_eos(lp, self.eos, self.cfg)
+        if self.banned.get(position):
+            lp = lp.clone()
+            lp[torch.tensor(sorted(self.banned[position]), dtype=torch.long)] = -torch.inf
         return fusion.draft_token(lp, self.cfg.greedy, gen, self._top_p if top_p is None else top_p)
 
     def row(self, stream: KVStream, prompt_ids: list[int], answer: list[int]) -> torch.Tensor:

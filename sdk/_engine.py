@@ -26,7 +26,7 @@ from specsteer._events import DeviceWork, Fallback, Finished, RoundEvent, StatsF
 from specsteer._link import CloudLink, Failed, request_id
 from specsteer._loop import RoundLoop
 from specsteer._methods import MethodSpec, method_spec
-from specsteer._opening import opening_without_refusal
+from specsteer._opening import RefusalGuard, opening_without_refusal
 from specsteer._prompt import Prompt
 from specsteer._recover import Steering
 from specsteer._result import GenerationResult, GenerationStats
@@ -241,8 +241,11 @@ class Decoder:
                 samples=0 if cfg.greedy or self.wire == "text" else spec.samples,
             )
             link = self._link(self._verifier(), public, wire.tokenizer, gens[1], params)
+        refusal = None
         if cfg.recover_refusals and prompt.writing and spec.drafter == "private":
             yield from self._open(answer, private_ids, link)
+            eos = self.device.eos_token_ids
+            refusal = RefusalGuard(self._private, self.device.decode, private_ids, eos)
         steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)
         with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
             loop = RoundLoop(
@@ -256,6 +259,7 @@ class Decoder:
                 judged_bonus=cfg.judged_bonus,
                 pool=pool if cfg.pipeline else None,
                 device_verdict=cfg.device_verdict,
+                refusal=refusal,
             )
             yield from loop.run()
 

@@ -24,6 +24,7 @@ from specsteer._errors import ProtocolError
 from specsteer._events import DeviceWork, Fallback, Round, RoundEvent, TokenKind, Tokens
 from specsteer._link import CloudLink, Failed, KeptLocal, Verified
 from specsteer._methods import MethodSpec
+from specsteer._opening import RefusalGuard
 from specsteer._recover import ResidualExhausted, Steering, guess_passes
 from specsteer._rounds import Draft, Drafting, Guess
 from specsteer._wire import Candidates
@@ -55,6 +56,8 @@ class RoundLoop:
         device_verdict: when pipelined, send drafts before their context-free scoring and
             judge them on the device from the cloud's scores of every position, where the link
             can (:attr:`CloudLink.can_judge`): the scoring then runs beside the cloud's pass.
+        refusal: for a text written as the user, keeps its first words from turning into a
+            refusal (the drafter and the recovery read the tokens it rules out).
         clock: seconds, for the device's time.
     """
 
@@ -71,6 +74,7 @@ class RoundLoop:
         judged_bonus: bool = False,
         pool: Executor | None = None,
         device_verdict: bool = False,
+        refusal: RefusalGuard | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.answer = answer
@@ -83,6 +87,9 @@ class RoundLoop:
         self.judged_bonus = judged_bonus and spec.judges_guess
         self.pool = pool
         self.device_verdict = device_verdict
+        self.refusal = refusal
+        if refusal is not None:
+            drafter.banned = refusal.banned
         self.clock = clock
 
     def run(self) -> Events:
@@ -209,8 +216,10 @@ class RoundLoop:
             except ProtocolError as e:  # no candidate the device can write: keep the accepted
                 failure, recovered = f"{type(e).__name__}: {e}", False  # tokens, go on alone
         yield DeviceWork(self.clock() - t)
-        self.drafter.after_round(draft, full)
         self.drafter.redraw(_judged_past(draft, response, len(extra)))
+        accepted, extra, full = self.without_refusal(accepted, extra, full)
+        n, recovered = len(accepted), recovered and bool(extra)
+        self.drafter.after_round(draft, full)
         got = yield from self.append(accepted, "accepted")
         ahead = guess.held(accepted + extra, full) if guess is not None else None
         yield Round(tuple(tokens), n, recovered, ahead=ahead)
@@ -223,6 +232,18 @@ class RoundLoop:
         new = accepted + extra
         return new if len(got) + len(more) == len(new) and not self.answer.ended else []
 
+    def without_refusal(
+        self, accepted: list[int], extra: list[int], full: bool
+    ) -> tuple[list[int], list[int], bool]:
+        """The round's accepted and recovered tokens up to one that would make a text written
+        as the user start a refusal (:class:`~specsteer._opening.RefusalGuard`), and whether the
+        round still passed whole."""
+        new = accepted + extra
+        cut = self.refusal.cut(self.answer.tokens, new) if self.refusal is not None else None
+        if cut is None:
+            return accepted, extra, full
+        return accepted[:cut], new[len(accepted) : cut], False
+
     def judged_guess(self, link: CloudLink, draft: Draft, response: VerifyResponse) -> list[int]:
         """The device's own next token after ``draft``, which passed whole, when it passes the
         ratio test at the bonus position (:func:`~specsteer._recover.guess_passes`), else
@@ -231,7 +252,7 @@ class RoundLoop:
             return []
         params = link.params
         guess = self.drafter.guess(draft)
-        cands = self.candidates(response)
+        cands = self.candidates(response, len(self.answer.tokens) + len(draft.tokens))
         passes = guess_passes(draft, guess, cands, params.lam, params.greedy, self.recover_gen)
         return [guess] if passes else []
 
@@ -247,7 +268,7 @@ class RoundLoop:
                 not answer a request for more draws.
         """
         assert self.spec.recover is not None, "a method with rounds recovers"
-        cands = self.candidates(response)
+        cands = self.candidates(response, len(self.answer.tokens) + n)
         for _ in range(MAX_REDRAWS):
             try:
                 return self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
@@ -256,9 +277,14 @@ class RoundLoop:
         cands = replace(cands, samples=())  # so unlikely it never happens: the top-k residual
         return self.spec.recover(draft, n, cands, self.steering, self.recover_gen)
 
-    def candidates(self, response: VerifyResponse) -> Candidates:
+    def candidates(self, response: VerifyResponse, at: int) -> Candidates:
+        """The cloud's candidates at answer position ``at``, less what the device rules out
+        there (the end tokens of a run that ignores them, a refusal's start)."""
         cands = self.drafter.wire.candidates(response)
-        return cands.without(self.answer.eos) if self.answer.ignore_eos else cands
+        ruled = set(self.drafter.banned.get(at, ()))
+        if self.answer.ignore_eos:
+            ruled |= self.answer.eos
+        return cands.without(frozenset(ruled)) if ruled else cands
 
     def more_draws(
         self, link: CloudLink, draft: Draft, n: int
@@ -270,7 +296,7 @@ class RoundLoop:
         yield outcome.exchange
         if not isinstance(outcome, Verified):
             raise ProtocolError("the cloud did not answer a request for more draws")
-        return self.candidates(outcome.response)
+        return self.candidates(outcome.response, len(self.answer.tokens) + n)
 
     def add_recovered(
         self, link: CloudLink, draft: Draft, n: int, extra: list[int]

@@ -7,18 +7,20 @@ opening on the private prompt; when it starts a refusal ("I'm sorry", "Sorry", "
 "I can't", "Unfortunately"), the token that made it one is ruled out at its position and the
 model's next choice is taken ("I'm going to Ha Long Bay..."). The decoder then starts the answer
 with those few tokens. An opening that refuses nothing is left alone: the answer is then the
-one the model writes without this step.
+one the model writes without this step. In the rounds after it, :class:`RefusalGuard` keeps the
+same watch over the text's first words, where the cloud's recovery can lead to a refusal.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from specsteer.backends._base import KVStream
 
-__all__ = ["REFUSAL_OPENING", "is_refusal", "opening_without_refusal"]
+__all__ = ["REFUSAL_OPENING", "RefusalGuard", "is_refusal", "opening_without_refusal"]
 
 #: The start of a refusal (after an optional greeting line): "I'm sorry", "I am so sorry",
 #: "Sorry", "I can't", "I cannot", "I'm unable", "As an AI", "Unfortunately".
@@ -103,6 +105,58 @@ def opening_without_refusal(
         elif not banned and _settled(text, len(out)):
             return []
     return out
+
+
+@dataclass
+class RefusalGuard:
+    """Keeps a text written as the user from turning into a refusal in its first words after
+    an opening that refused nothing: in SpecSteer a cloud's recovery can lead there ("Hi
+    Greta,\n\nI'm really sorry, but I can't assist with that.").
+
+    Before the tokens of a round are appended, :meth:`cut` finds the one that makes the answer
+    start a refusal (:data:`REFUSAL_OPENING`, confirmed by the device's greedy text after it);
+    the round keeps what comes before it, and the token is ruled out at its position
+    (:attr:`banned`: the drafter and the recovery read it), as the opening check does.
+
+    Args:
+        stream: the device model's KV stream of the private view.
+        decode: the device tokenizer's ``decode``.
+        prompt_ids: the private prompt, as device tokens.
+        eos: the device model's end tokens.
+        window: answer tokens within which a refusal can start (past it nothing is read).
+        tries: the most tokens ruled out.
+    """
+
+    stream: KVStream
+    decode: Callable[[Sequence[int]], str]
+    prompt_ids: Sequence[int]
+    eos: frozenset[int]
+    window: int = 32
+    tries: int = 8
+    banned: dict[int, set[int]] = field(default_factory=dict)
+    done: bool = False
+
+    def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:
+        """The index in ``new`` of the token that makes ``before + new`` start a refusal
+        (now ruled out at its position), or ``None``."""
+        if self.done or len(before) >= self.window or not new:
+            return None
+        if REFUSAL_OPENING.match(self.decode(before)):
+            self.done = True  # there already: nothing of it can be taken back
+            return None
+        for i in range(len(new)):
+            ids = [*before, *new[: i + 1]]
+            if not REFUSAL_OPENING.match(self.decode(ids)):
+                continue
+            used = sum(map(len, self.banned.values()))
+            if used >= self.tries or not _refuses(
+                self.stream, self.decode, self.prompt_ids, ids, self.eos
+            ):
+                self.done = True  # an apology ("I'm sorry I missed it"), or out of tries
+                return None
+            self.banned.setdefault(len(before) + i, set()).add(new[i])
+            return i
+        return None
 
 
 def _refuses(

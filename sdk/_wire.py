@@ -113,15 +113,19 @@ class Candidates:
     samples: tuple[tuple[int, float], ...] = ()
 
     def without(self, ids: frozenset[int]) -> Candidates:
-        """The candidates that do not start with one of ``ids`` (the end tokens of a run that
-        ignores them: taking one would add nothing, and the round would repeat itself).
+        """The candidates that do not start with one of ``ids``: the end tokens of a run that
+        ignores them (taking one would add nothing, and the round would repeat itself), or a
+        token the device ruled out at this position (a refusal's start).
 
         Raises:
             ProtocolError: every candidate starts with one of ``ids``.
         """
         keep = [i for i, t in enumerate(self.tokens) if t[0] not in ids]
         if not keep:
-            raise ProtocolError("every candidate the cloud offered ends the answer")
+            raise ProtocolError(
+                "every candidate the cloud offered is ruled out on the device (it ends an "
+                "answer that ignores the end, or starts a refusal)"
+            )
         index = torch.tensor(keep, dtype=torch.long)
         samples = tuple(s for s in self.samples if s[0] not in ids)
         return Candidates(

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from specsteer import Decoder, GenerationConfig, PrivateEgress, Tokens, build_prompt
-from specsteer._opening import REFUSAL_OPENING, is_refusal, opening_without_refusal
+from specsteer._opening import (
+    REFUSAL_OPENING,
+    RefusalGuard,
+    is_refusal,
+    opening_without_refusal,
+)
 from specsteer._prompt import Prompt
 from specsteer.cloud_adapter import ForwardingVerifier, InProcessVerifier, VerifyRequest
 from specsteer.privacy import EgressPolicy
@@ -188,3 +193,46 @@ def test_a_kept_row_is_read_back_as_computed() -> None:
     stream.logits([5, 6, 10])  # position 2 computed again: the kept row is gone
     stream.logits([5, 6, 7])
     assert stream.tokens_computed > computed + 1
+
+
+#: The device opens "I am glad to write this ." (no refusal to take out of its opening); the
+#: cloud would rather say "I am sorry", and its recovery steers the answer there.
+GLAD_DEVICE = {**REFUSING, "am": {"glad": 5.0, "sorry": 4.0}}
+SORRY_CLOUD = {**REFUSING, "am": {"sorry": 5.0, "glad": 3.0}}
+
+
+def _steered(
+    recover: bool,
+    device: dict[str, dict[str, float]] = GLAD_DEVICE,
+    cloud: dict[str, dict[str, float]] = SORRY_CLOUD,
+) -> str:
+    decoder = Decoder(_model(device), InProcessVerifier(_model(cloud, "cloud")), wire="ids")
+    cfg = GenerationConfig(max_new_tokens=12, recover_refusals=recover)
+    return decoder.generate(_writing(), cfg).text
+
+
+def test_a_refusal_the_clouds_recovery_starts_is_taken_out_too() -> None:
+    """The opening refuses nothing, so the opening check leaves it; the round that would make
+    the text "I am sorry" keeps "I am", and the token is ruled out there for the drafter and
+    the recovery alike."""
+    assert _steered(recover=False) == "I am sorry , but cannot help with that ."
+    assert _steered(recover=True) == "I am glad to write this ."
+
+
+def test_an_apology_the_recovery_starts_is_kept() -> None:
+    rest = {"sorry": {"to": 5.0}, "to": {"hear": 5.0}, "hear": {"that": 5.0}}
+    text = _steered(True, {**GLAD_DEVICE, **rest}, {**SORRY_CLOUD, **rest})
+    assert text == "I am sorry to hear that ."
+
+
+def test_the_guard_reads_only_the_opening_and_stops_at_its_tries() -> None:
+    model = _model(GLAD_DEVICE)
+    ids = [WORDS.index(w) for w in ["I", "am", "sorry"]]
+    guard = RefusalGuard(model.stream(), model.decode, [0], frozenset({1}))
+    assert guard.cut(ids[:2], ids[2:]) == 0 and guard.banned == {2: {ids[2]}}
+    late = RefusalGuard(model.stream(), model.decode, [0], frozenset({1}), window=2)
+    assert late.cut(ids[:2], ids[2:]) is None  # past the window: nothing read
+    spent = RefusalGuard(model.stream(), model.decode, [0], frozenset({1}), tries=0)
+    assert spent.cut(ids[:2], ids[2:]) is None and spent.done and not spent.banned
+    there = RefusalGuard(model.stream(), model.decode, [0], frozenset({1}))
+    assert there.cut(ids, [WORDS.index(",")]) is None and there.done  # already refusing
