@@ -178,10 +178,11 @@ class PrivateContext:
             return query
         if self.recipients:
             who = self.writer or "me"
-            # A wish alone reads as a whole text ("birthday text to my sister pls" got
-            # "Happy birthday, Camila!" and nothing more): it asks for a few sentences.
-            what = "a few sentences" if _BIRTHDAY.search(query) else "it"
-            return f'{query}\n(Write {what} as {who}, starting with "{self.opening(query)}".)'
+            # A greeting or a wish alone reads as a whole text ("Happy birthday, Camila!", "Hi
+            # Wanjiru, I can swap shifts with you next week."): it asks for a few sentences.
+            return (
+                f'{query}\n(Write a few sentences as {who}, starting with "{self.opening(query)}".)'
+            )
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
     def texts(self) -> list[str]:

@@ -141,12 +141,12 @@ def test_the_opening_greets_the_recipient(person: Person, opening: str) -> None:
         (
             Person("Greta", "neighbour"),
             "Write a thank-you note to my neighbour.",
-            '(Write it as Maya, starting with "Hi Greta,".)',
+            '(Write a few sentences as Maya, starting with "Hi Greta,".)',
         ),
         (  # the user's own birthday: no wish to the reader
             Person("Lena Okafor", "sister"),
             "Invite my sister to my birthday party.",
-            '(Write it as Maya, starting with "Hi Lena,".)',
+            '(Write a few sentences as Maya, starting with "Hi Lena,".)',
         ),
     ],
 )
