@@ -189,7 +189,9 @@ def render_lengths(bench: LengthBench) -> str:
     for method, per in bench.ms_per_token.items():
         vals = [per[n] for n in lengths]
         cells = " | ".join(f"{v:.1f}" for v in vals)
-        lines.append(f"| {method} | {cells} | {_growth(bench, method):.2f} |")
+        growth = _growth(bench, method)
+        ratio = "-" if math.isnan(growth) else f"{growth:.2f}"  # one length: nothing to compare
+        lines.append(f"| {method} | {cells} | {ratio} |")
     return "\n".join(lines + _round_costs(bench)) + "\n"
 
 

@@ -139,6 +139,13 @@ def test_length_bench_reaches_each_length() -> None:
         assert f"| specsteer | {n} | {rounds} |" in md
 
 
+def test_one_length_has_no_ratio_to_print() -> None:
+    bench = run_length_bench(tiny_backend(0), tiny_backend(1), pair="tiny", lengths=(16,))
+    md = render_lengths(bench)
+    assert "nan" not in md
+    assert md.count(" | - |") == len(bench.ms_per_token) == 2
+
+
 def test_targets_read_the_table_they_judge() -> None:
     device, cloud = tiny_backend(0), tiny_backend(1)
     benches = [
