@@ -73,7 +73,8 @@ class Drafter:
         self._prompt = self.public_ids if public_drafter else self.private_ids
         self._top_p = cfg.top_p if spec.draft_top_p is None else spec.draft_top_p
         self._redraws: dict[int, int] = {}
-        #: Tokens ruled out at answer positions (a refusal's start, :class:`~specsteer._opening.RefusalGuard`).
+        #: Tokens ruled out at answer positions (a refusal's start:
+        #: :class:`~specsteer._opening.RefusalGuard`).
         self.banned: Mapping[int, set[int]] = {}
 
     # -- drafts ------------------------------------------------------------------------------

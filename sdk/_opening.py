@@ -96,10 +96,8 @@ def opening_without_refusal(
         out.append(tok)
         text = decode(out)
         if REFUSAL_OPENING.match(text):
-            if not _refuses(stream, decode, prompt_ids, out, eos):
-                return []  # "I'm sorry I missed your party": an apology, not a refusal
-            if sum(map(len, banned.values())) >= tries:
-                return []
+            if not _may_rule_out(stream, decode, prompt_ids, out, eos, banned, tries):
+                return []  # "I'm sorry I missed your party": an apology; or out of tries
             banned.setdefault(len(out) - 1, set()).add(out.pop())
             end = len(out) + 1 + after
         elif not banned and _settled(text, len(out)):
@@ -148,15 +146,29 @@ class RefusalGuard:
             ids = [*before, *new[: i + 1]]
             if not REFUSAL_OPENING.match(self.decode(ids)):
                 continue
-            used = sum(map(len, self.banned.values()))
-            if used >= self.tries or not _refuses(
-                self.stream, self.decode, self.prompt_ids, ids, self.eos
-            ):
+            args = (self.stream, self.decode, self.prompt_ids, ids, self.eos)
+            if not _may_rule_out(*args, self.banned, self.tries):
                 self.done = True  # an apology ("I'm sorry I missed it"), or out of tries
                 return None
             self.banned.setdefault(len(before) + i, set()).add(new[i])
             return i
         return None
+
+
+def _may_rule_out(
+    stream: KVStream,
+    decode: Callable[[Sequence[int]], str],
+    prompt_ids: Sequence[int],
+    answer: list[int],
+    eos: frozenset[int],
+    banned: dict[int, set[int]],
+    tries: int,
+) -> bool:
+    """Whether the last token of ``answer``, which starts a refusal, may be ruled out: fewer
+    than ``tries`` tokens are ruled out in ``banned``, and the text goes on to decline the
+    request (:func:`_refuses`), not to apologise."""
+    used = sum(map(len, banned.values()))
+    return used < tries and _refuses(stream, decode, prompt_ids, answer, eos)
 
 
 def _refuses(
