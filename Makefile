@@ -46,11 +46,15 @@ install: $(STAMP)
 install-llamacpp: $(STAMP)
 	$(BIN)/pip install --disable-pip-version-check -c constraints.txt llama-cpp-python
 
+# Two test workers (pytest-xdist): many tests wait on a server, a subprocess or the disk, so two
+# share two cores well; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not integration"
 
 demo: $(STAMP)
 	$(BIN)/specsteer demo

@@ -29,6 +29,7 @@ from specsteer._errors import MissingDependencyError, ModelLoadError
 from specsteer._home import specsteer_home
 from specsteer._runtimes import Role, RuntimeChoice, RuntimeStore, choose_runtime
 from specsteer.backends._base import ModelBackend
+from specsteer.backends._gguf import partial
 from specsteer.backends._transformers import TransformersBackend
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def split_gguf_path(spec: SplitGGUF, cache_dir: str | os.PathLike[str] | None = 
     verified = f"{spec.sha256} {_stamp(target)}" if target.is_file() else None
     if verified is not None and checked.is_file() and checked.read_text() == verified:
         return target
-    tmp = target.with_name(target.name + ".partial")
+    tmp = partial(target)
     digest = hashlib.sha256()
     with tmp.open("wb") as out:
         for part in _part_files(spec):

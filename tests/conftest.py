@@ -27,6 +27,14 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
 
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # Test workers (make test runs two) share the machine's cores: each takes its share, and the
+    # llama.cpp backend follows torch's thread count.
+    import torch
+
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 
 @pytest.fixture(autouse=True)
 def specsteer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

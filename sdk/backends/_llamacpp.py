@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import weakref
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from specsteer._errors import (
 )
 from specsteer._hf import quiet_progress_bars
 from specsteer.backends._base import ModelBackend
-from specsteer.backends._gguf import check_gguf, derived_dir
+from specsteer.backends._gguf import check_gguf, derived_dir, partial, publish_dir
 from specsteer.backends._hftext import HFTokenizerText
 from specsteer.backends._transformers import _END_OF_TURN
 
@@ -329,11 +328,10 @@ def _gguf_tokenizer(gguf: Path, cache_dir: str | os.PathLike[str] | None) -> Any
             if (target / ".complete").is_file():
                 return AutoTokenizer.from_pretrained(target, local_files_only=True)
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            tmp = target.with_name(target.name + ".partial")
+            tmp = partial(target)
             tok.save_pretrained(tmp)
             (tmp / ".complete").write_text(json.dumps({"source": str(gguf)}))
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
+            publish_dir(tmp, target)
             return tok
     except Exception as e:  # transformers raises many types here
         raise ModelLoadError(f"could not read the tokenizer of {gguf}: {e}") from e

@@ -16,7 +16,7 @@ import torch
 from specsteer._errors import InvalidInputError, ModelLoadError
 from specsteer._hf import quiet_progress_bars
 from specsteer.backends._base import ModelBackend
-from specsteer.backends._gguf import check_gguf, derived_dir
+from specsteer.backends._gguf import check_gguf, derived_dir, partial, publish_dir
 from specsteer.backends._hftext import HFTokenizerText
 
 __all__ = ["TransformersBackend"]
@@ -139,7 +139,7 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         logger.info("converting %s to %s weights (once)", gguf.name, dtype)
-        tmp = target.with_name(target.name + ".partial")
+        tmp = partial(target)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
@@ -159,8 +159,7 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise ModelLoadError(f"could not convert {gguf}: {e}") from e
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        publish_dir(tmp, target)
 
     # -- ModelBackend ----------------------------------------------------------------------------
 

