@@ -69,6 +69,11 @@ class CloudVerifier(ABC):
     #: scores of every draft position (the reference verifier does), so the device can judge.
     scores_every_position: bool = False
 
+    #: Whether the cloud's model computes on this machine's CPU (in this process, or a reference
+    #: server on a loopback address): drafting the next round while it verifies would then take
+    #: its cores, so generation does not pipeline by default (``GenerationConfig.pipeline``).
+    computes_here: bool = False
+
     def generate(self, request: GenerateRequest) -> GenerateResponse:
         """The cloud model's own answer to ``request.prompt`` (``method='cloud_only'``).
 
@@ -127,6 +132,7 @@ class ForwardingVerifier(CloudVerifier):
         self.destination = inner.destination
         self.can_generate = inner.can_generate
         self.scores_every_position = inner.scores_every_position
+        self.computes_here = inner.computes_here
 
     def encode(self, request: VerifyRequest) -> bytes:
         return self.inner.encode(request)

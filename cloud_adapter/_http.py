@@ -442,6 +442,8 @@ class HttpVerifier(HttpAdapter):
         self.generate_timeout = generate_timeout
         self.vocab_size = vocab_size
         self.destination = self.channel.base_url
+        # The reference server computes on a CPU: on a loopback address, this machine's.
+        self.computes_here = is_loopback(httpx.URL(self.channel.base_url).host)
 
     def transmit(self, request: VerifyRequest, wire: bytes) -> VerifyResponse:
         def parse(data: bytes) -> VerifyResponse:

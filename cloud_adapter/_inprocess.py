@@ -38,6 +38,7 @@ class InProcessVerifier(CloudVerifier):
     destination = "in-process"
     can_generate = True
     scores_every_position = True
+    computes_here = True
 
     def __init__(self, llm: ModelBackend, slm: ModelBackend | None = None) -> None:
         self.core = VerifierCore(llm, slm)

@@ -272,6 +272,13 @@ def _network(cloud: ModelBackend, rtt_ms: float) -> CloudVerifier:
     return SimulatedNetwork(inner, rtt_ms=rtt_ms, seed=0)
 
 
+def _two_machines(config: GenerationConfig | None) -> GenerationConfig:
+    """``config``, pipelined unless it says otherwise: the bench models two machines (each side
+    on its own threads), where the device drafts while the cloud verifies."""
+    base = config or GenerationConfig()
+    return base if base.pipeline is not None else base.model_copy(update={"pipeline": True})
+
+
 def _rows(methods: Sequence[Method], lams: Sequence[float] | None) -> list[MethodRow]:
     rows: list[MethodRow] = []
     for method in methods:
@@ -304,7 +311,7 @@ def run_engine_bench(
     ``cloud`` (a server over real HTTP) no delay is simulated and no pass is timed (so no bound
     is computed). ``lams`` gives SpecSteer one row per threshold (default: the config's).
     """
-    base = config or GenerationConfig()
+    base = _two_machines(config)
     if isinstance(cloud, CloudVerifier):
         decoder = Decoder(device, cloud, wire=wire)
     else:
@@ -318,7 +325,7 @@ def run_engine_bench(
         rows={r.label: r for r in _rows(methods, lams)},
         runtimes=decoder.runtimes,
         footing=footing,
-        pipelined=base.pipeline,
+        pipelined=bool(base.pipeline),
         device_verdict=base.device_verdict and _judges_here(decoder),
     )
     start_load = os.getloadavg()[0]
@@ -351,7 +358,7 @@ def run_length_bench(
     config: GenerationConfig | None = None,
 ) -> LengthBench:
     """Cost per output token at each length (no network delay: compute only)."""
-    base = config or GenerationConfig()
+    base = _two_machines(config)
     decoder = Decoder(device, InProcessVerifier(cloud), cloud_backend=cloud)
     prompt = build_prompt("Tell me a long story about a trip to the mountains.", context)
     out = LengthBench(pair=pair)

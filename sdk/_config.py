@@ -68,12 +68,14 @@ class GenerationConfig(BaseSettings):
             "words into one (device-side methods; a refusal of anything else is kept)."
         ),
     )
-    pipeline: bool = Field(
-        default=True,
+    pipeline: bool | None = Field(
+        default=None,
         description=(
             "Draft the next round on the device while the cloud verifies this one (same tokens "
             "as the sequential loop; the speculative draft is dropped when the round is not "
-            "accepted whole)."
+            "accepted whole). None: pipeline unless the cloud's model computes on this "
+            "machine's CPU (an in-process verifier, a reference server on a loopback address), "
+            "where drafting ahead takes the cores the cloud's pass needs."
         ),
     )
     device_verdict: bool = Field(

@@ -257,7 +257,7 @@ class Decoder:
                 gens[0],
                 bonus_token=cfg.bonus_token,
                 judged_bonus=cfg.judged_bonus,
-                pool=pool if cfg.pipeline else None,
+                pool=pool if self._pipelined(cfg) else None,
                 device_verdict=cfg.device_verdict,
                 refusal=refusal,
             )
@@ -301,6 +301,13 @@ class Decoder:
             encode=self.device.encode,
             seeds=seeds,
         )
+
+    def _pipelined(self, cfg: GenerationConfig) -> bool:
+        """Whether the device drafts ahead while the cloud verifies (``cfg.pipeline``; by
+        default when the cloud computes elsewhere)."""
+        if cfg.pipeline is not None:
+            return cfg.pipeline
+        return self.cloud is not None and not self.cloud.computes_here
 
     def _verifier(self) -> CloudVerifier:
         assert self.cloud is not None

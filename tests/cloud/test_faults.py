@@ -363,7 +363,9 @@ def test_lying_server_degrades_quality_not_privacy(slm, llm, live_server, device
     outputs = {}
     for name, transport in (("lying", lying), ("honest", honest)):
         with HttpVerifier(live_server.url, token=live_server.token, transport=transport) as v:
-            outputs[name] = run(slm, v, max_new_tokens=16, device_verdict=device_verdict)
+            outputs[name] = run(
+                slm, v, max_new_tokens=16, device_verdict=device_verdict, pipeline=True
+            )
     lie, good = outputs["lying"], outputs["honest"]
     assert lie.stats.fallback is None  # a lie is well-formed: nothing can detect it locally
     assert lie.stats.acceptance_rate == 1.0
@@ -403,3 +405,10 @@ def test_direct_verify_raises_typed_errors(live_server) -> None:
     wrong_token = HttpVerifier(live_server.url, token="wrong", retries=0)
     with wrong_token as http, pytest.raises(CloudError, match="token"):
         http.verify(req)
+
+
+def test_a_reference_server_on_loopback_computes_on_this_machine() -> None:
+    """Drafting ahead would take its cores (GenerationConfig.pipeline's default)."""
+    assert HttpVerifier("http://127.0.0.1:1").computes_here
+    assert not HttpVerifier("https://cloud.example.com").computes_here
+    assert InProcessVerifier.computes_here

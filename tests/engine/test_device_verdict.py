@@ -58,7 +58,7 @@ def test_the_device_judges_as_the_cloud_would_and_sends_no_context_free_scores(
     greedy: bool, lam: float
 ) -> None:
     for seed in (0, 1):
-        cfg = GenerationConfig(max_new_tokens=32, greedy=greedy, seed=seed, lam=lam)
+        cfg = GenerationConfig(max_new_tokens=32, greedy=greedy, seed=seed, lam=lam, pipeline=True)
         here, tap = _run(cfg)
         there, cloud = _run(cfg.model_copy(update={"device_verdict": False}))
         assert here == there
@@ -81,9 +81,30 @@ def test_the_cloud_judges_where_device_judging_gains_nothing_or_cannot(update: d
     device, llm = _pair()
     slm = tiny_backend(0)
     tap = _Tap(InProcessVerifier(llm, slm))
-    cfg = GenerationConfig(max_new_tokens=16, seed=0).model_copy(update=update)
+    cfg = GenerationConfig(max_new_tokens=16, seed=0, pipeline=True).model_copy(update=update)
     Decoder(device, tap).generate(PROMPT, cfg)
     assert tap.requests and {r.params.verdict for r in tap.requests} == {"cloud"}
+
+
+class _Elsewhere(_Tap):
+    """The same cloud, as if it computed on another machine."""
+
+    def __init__(self, inner: InProcessVerifier) -> None:
+        super().__init__(inner)
+        self.computes_here = False
+
+
+@pytest.mark.parametrize(("tap", "verdicts"), [(_Tap, {"cloud"}), (_Elsewhere, {"device"})])
+def test_by_default_only_a_cloud_on_another_machine_is_pipelined(
+    tap: type[_Tap], verdicts: set[str]
+) -> None:
+    """Drafting ahead beside a cloud that computes on this machine's CPU would take its
+    cores: by default such a round is sequential (so the cloud judges its drafts)."""
+    device, llm = _pair()
+    cloud = tap(InProcessVerifier(llm))
+    assert cloud.computes_here is (tap is _Tap)
+    Decoder(device, cloud).generate(PROMPT, GenerationConfig(max_new_tokens=16, seed=0))
+    assert {r.params.verdict for r in cloud.requests if r.n_draft} == verdicts
 
 
 def test_scores_of_every_position_give_the_clouds_own_verdict() -> None:
