@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Answer"]
+__all__ = ["Answer", "may_end"]
+
+
+def may_end(at: int, *, ignore_eos: bool, min_tokens: int) -> bool:
+    """Whether an end token may stand at answer position ``at``: not in a run that ignores the
+    end (fixed-length benchmark runs), nor before ``min_tokens``."""
+    return not ignore_eos and at >= min_tokens
 
 
 @dataclass
@@ -19,11 +25,13 @@ class Answer:
         eos: the device model's end tokens.
         budget: the most tokens the answer may hold (``max_new_tokens``).
         ignore_eos: drop end tokens instead of ending (fixed-length benchmark runs).
+        min_tokens: end tokens are dropped before the answer holds this many.
     """
 
     eos: frozenset[int]
     budget: int
     ignore_eos: bool = False
+    min_tokens: int = 0
     tokens: list[int] = field(default_factory=list)
     public: list[int] = field(default_factory=list)
     ended: bool = False
@@ -42,9 +50,7 @@ class Answer:
         """Append what the budget and the end allow of ``new``; returns what was appended."""
         if self.ended:
             return ()
-        if self.ignore_eos:  # fixed-length runs: an end token is dropped
-            new = [t for t in new if t not in self.eos]
-        new = list(new[: max(0, self.room)])
+        new = self._without_early_ends(new)[: max(0, self.room)]
         for i, tok in enumerate(new):
             if tok in self.eos:
                 new = new[: i + 1]
@@ -53,6 +59,18 @@ class Answer:
         self.tokens.extend(new)
         self.public.extend(new)
         return tuple(new)
+
+    def may_end(self, at: int) -> bool:
+        """Whether an end token may stand at answer position ``at`` (:func:`may_end`)."""
+        return may_end(at, ignore_eos=self.ignore_eos, min_tokens=self.min_tokens)
+
+    def _without_early_ends(self, new: Sequence[int]) -> list[int]:
+        """``new`` less the end tokens that would come where the answer may not end yet."""
+        kept: list[int] = []
+        for tok in new:
+            if tok not in self.eos or self.may_end(len(self.tokens) + len(kept)):
+                kept.append(tok)
+        return kept
 
     def take_local(self, new: Sequence[int], public: Sequence[int]) -> tuple[int, ...]:
         """Append ``new`` for the user while the cloud's view becomes ``public``."""

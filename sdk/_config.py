@@ -147,6 +147,15 @@ class GenerationConfig(BaseSettings):
         default=False,
         description="Keep generating past end-of-sequence until max_new_tokens (benchmarks).",
     )
+    min_new_tokens: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rule out the end of the answer before it holds this many tokens, in the device's "
+            "drafts and in the recovery alike (device-side methods; the cloud writing alone, "
+            "'cloud_only', is not held to it)."
+        ),
+    )
     ctxfree_source: Literal["device", "cloud"] = Field(
         default="device",
         description=(

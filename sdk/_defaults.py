@@ -123,4 +123,5 @@ DEFAULT_CONFIG = GenerationConfig(
     repetition_penalty=1.1,
     no_repeat_ngram_size=4,
     max_new_tokens=96,
+    min_new_tokens=24,
 )

@@ -16,14 +16,14 @@ from dataclasses import replace
 import torch
 
 from specsteer import fusion
-from specsteer._answer import Answer
+from specsteer._answer import Answer, may_end
 from specsteer._config import GenerationConfig
 from specsteer._methods import MethodSpec
 from specsteer._rounds import Draft, Drafting, DraftSchedule, Guess, LazyRow
 from specsteer._wire import MAX_COMPLETION, WireDraft, WireFormat
 from specsteer.backends._base import KVStream, ModelBackend
 
-__all__ = ["Drafter", "gather", "no_eos"]
+__all__ = ["Drafter", "gather", "ruled_out"]
 
 #: Mixes the answer position into a draft seed (a 64-bit odd constant).
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -258,11 +258,15 @@ class Drafter:
         often it was drawn again, see :meth:`redraw`)."""
         seed = self.seed + position * _GOLDEN + self._redraws.get(position, 0) * _REDRAW
         gen = torch.Generator().manual_seed(seed % 2**63)
-        lp = no_eos(lp, self.eos, self.cfg)
-        if self.banned.get(position):
+        ruled = self.ruled_out(position)
+        if ruled:
             lp = lp.clone()
-            lp[torch.tensor(sorted(self.banned[position]), dtype=torch.long)] = -torch.inf
+            lp[torch.tensor(sorted(ruled), dtype=torch.long)] = -torch.inf
         return fusion.draft_token(lp, self.cfg.greedy, gen, self._top_p if top_p is None else top_p)
+
+    def ruled_out(self, position: int) -> set[int]:
+        """The tokens no draft and no recovery may write at answer ``position`` (:func:`ruled_out`)."""
+        return ruled_out(position, self.eos, self.cfg, self.banned)
 
     def row(self, stream: KVStream, prompt_ids: list[int], answer: list[int]) -> torch.Tensor:
         """``[V]`` processed log-probabilities of the token after ``prompt_ids + answer``."""
@@ -270,13 +274,16 @@ class Drafter:
         return fusion.processed_log_probs(logits, answer, self.cfg.processing)
 
 
-def no_eos(lp: torch.Tensor, eos: frozenset[int], cfg: GenerationConfig) -> torch.Tensor:
-    """``lp`` with the end tokens ruled out when the run ignores them."""
-    if not cfg.ignore_eos or not eos:
-        return lp
-    out = lp.clone()
-    out[torch.tensor(sorted(eos), dtype=torch.long)] = -torch.inf
-    return out
+def ruled_out(
+    position: int, eos: frozenset[int], cfg: GenerationConfig, banned: Mapping[int, set[int]]
+) -> set[int]:
+    """The tokens ruled out at answer ``position``: a refusal's start (``banned``), and the end
+    tokens where the answer may not end yet (a run that ignores the end, or one before
+    ``cfg.min_new_tokens``)."""
+    ruled = set(banned.get(position, ()))
+    if not may_end(position, ignore_eos=cfg.ignore_eos, min_tokens=cfg.min_new_tokens):
+        ruled |= eos
+    return ruled
 
 
 def gather(rows: torch.Tensor, ids: list[int]) -> list[float]:

@@ -175,7 +175,8 @@ class Decoder:
         seed = cfg.seed if cfg.seed is not None else secrets.randbits(62)
         gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
         reader = (self.cloud_backend or self.device) if spec.cloud == "generate" else self.device
-        answer = Answer(reader.eos_token_ids, cfg.max_new_tokens, cfg.ignore_eos)
+        min_tokens = 0 if spec.cloud == "generate" else cfg.min_new_tokens
+        answer = Answer(reader.eos_token_ids, cfg.max_new_tokens, cfg.ignore_eos, min_tokens)
         fold = StatsFold(cfg.method)
         t0 = time.perf_counter()
         if spec.cloud == "generate":

@@ -279,11 +279,9 @@ class RoundLoop:
 
     def candidates(self, response: VerifyResponse, at: int) -> Candidates:
         """The cloud's candidates at answer position ``at``, less what the device rules out
-        there (the end tokens of a run that ignores them, a refusal's start)."""
+        there (the end tokens where the answer may not end, a refusal's start)."""
         cands = self.drafter.wire.candidates(response)
-        ruled = set(self.drafter.banned.get(at, ()))
-        if self.answer.ignore_eos:
-            ruled |= self.answer.eos
+        ruled = self.drafter.ruled_out(at)
         return cands.without(frozenset(ruled)) if ruled else cands
 
     def more_draws(

@@ -10,6 +10,8 @@ import random
 import pytest
 
 from specsteer import Decoder, GenerationConfig, build_prompt
+from specsteer._answer import Answer
+from specsteer._drafter import ruled_out
 from specsteer._rounds import Drafting, DraftSchedule, Guess
 from specsteer._wire import IncrementalText
 from specsteer.backends import ModelBackend
@@ -228,3 +230,30 @@ def test_a_run_that_ignores_the_end_never_recovers_an_end_token() -> None:
         PROMPT, cfg.model_copy(update={"ignore_eos": False})
     )
     assert ended.finish_reason == "eos"
+
+
+@pytest.mark.parametrize("method", ["specsteer", "speculative", "token_fusion"])
+def test_an_answer_ends_only_once_it_holds_min_new_tokens(method: str) -> None:
+    """Before ``min_new_tokens`` the recovery takes the cloud's best token other than the end,
+    and from there on the end stands."""
+    device = _twins()[0]
+    cfg = GenerationConfig(max_new_tokens=12, min_new_tokens=5, draft_tokens=2, method=method)
+    res = Decoder(device, _WantsToEnd(device)).generate(PROMPT, cfg)
+    assert res.finish_reason == "eos"
+    assert res.token_ids[:5] == (7, 7, 7, 7, 7)
+    assert device.end_token_id not in res.token_ids[:5]
+
+
+def test_the_answer_drops_an_end_token_that_comes_too_early() -> None:
+    answer = Answer(frozenset({0}), budget=10, min_tokens=3)
+    assert answer.take([5, 0, 6, 0]) == (5, 6) and not answer.ended
+    assert answer.take([7, 0, 8]) == (7, 0) and answer.ended
+    assert answer.tokens == [5, 6, 7, 0]
+
+
+def test_the_drafter_rules_out_the_end_before_min_new_tokens() -> None:
+    cfg = GenerationConfig(min_new_tokens=3)
+    assert ruled_out(2, frozenset({2}), cfg, {}) == {2}
+    assert ruled_out(3, frozenset({2}), cfg, {}) == set()
+    assert ruled_out(3, frozenset({2}), cfg, {3: {5}}) == {5}
+    assert ruled_out(9, frozenset({2}), cfg.model_copy(update={"ignore_eos": True}), {}) == {2}
