@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.panel import Panel
@@ -10,7 +12,11 @@ from rich.table import Table
 
 from specsteer._defaults import default_assistant, load_with_progress
 
-__all__ = ["DEMO_HISTORY", "DEMO_REQUESTS", "run_demo"]
+if TYPE_CHECKING:
+    from specsteer import Assistant, GenerationResult
+    from specsteer._private_context import PrivateContext
+
+__all__ = ["DEMO_HISTORY", "DEMO_REQUESTS", "answer_requests", "run_demo"]
 
 #: The demo user's private history: it lives on the device only.
 DEMO_HISTORY: tuple[str, ...] = (
@@ -48,68 +54,102 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
         f"{memory.count(DEMO_USER)} private memories of {DEMO_USER!r}, encrypted on this device; "
         f"drafts travel as {assistant.decoder.wire}; {assistant.decoder.runtimes}[/]"
     )
+    answer_requests(console, assistant, max_new_tokens=max_new_tokens, started=t0)
+
+
+def answer_requests(
+    console: Console,
+    assistant: Assistant,
+    *,
+    max_new_tokens: int = 64,
+    requests: Sequence[str] = DEMO_REQUESTS,
+    started: float | None = None,
+) -> None:
+    """Answer ``requests`` with the assistant's private context and print, for each, the text,
+    what stayed on the device, what left it and the speed; then the audit log's verdict and
+    the speed over all of them."""
+    t0 = time.perf_counter() if started is None else started
     total_tokens, total_s = 0, 0.0
-    for request in DEMO_REQUESTS:
+    for request in requests:
         context = assistant.private_context(request)
         result = assistant.generate(request, context=context, max_new_tokens=max_new_tokens)
-        s = result.stats
-        total_tokens += s.new_tokens
-        total_s += s.wall_seconds
-        console.print(Panel(result.text or "(empty)", title=f"[bold]{request}[/]", expand=False))
-        kept = Table(title="kept on the device", show_header=False, title_justify="left")
-        kept.add_column("what", style="cyan")
-        kept.add_column("value")
-        kept.add_row(
-            "private context",
-            f"{len(context.memories)} memories, {len(context.render())} characters",
+        total_tokens += result.stats.new_tokens
+        total_s += result.stats.wall_seconds
+        cut = (
+            f"[dim]cut at {max_new_tokens} tokens[/]" if result.finish_reason == "length" else None
         )
-        if context.writer:
-            to = ", ".join(f"{p.name} ({p.relation})" for p in context.recipients)
-            kept.add_row("written as", context.writer + (f", to {to}" if to else ""))
-        p = result.privacy
-        left = Table(title="left the device", show_header=False, title_justify="left")
-        left.add_column("what", style="cyan")
-        left.add_column("value")
-        if p is not None:
-            kept.add_row("spans kept local", str(p.spans_kept_local))
-            kept.add_row("spans pseudonymized", str(p.spans_pseudonymized))
-            left.add_row(
-                "payloads",
-                f"{p.payloads} ({p.bytes_sent} bytes), audited as records {_span(p.audit_seqs)}",
+        console.print(
+            Panel(
+                result.text or "(empty)",
+                title=f"[bold]{request}[/]",
+                subtitle=cut,
+                expand=False,
             )
-            top = sorted({f.split(".")[0].split("[")[0] for f in p.fields_sent})
-            left.add_row("fields", ", ".join(top) or "-")
-            left.add_row("refused by the guard", str(p.payloads_refused))
-        speed = Table(title="speed", show_header=True, header_style="bold", title_justify="left")
-        for col in (
-            "tokens",
-            "tok/s",
-            "drafts accepted",
-            "rounds",
-            "cloud calls",
-            "device s",
-            "cloud s",
-        ):
-            speed.add_column(col, justify="right")
-        speed.add_row(
-            str(s.new_tokens),
-            f"{s.tokens_per_second:.1f}",
-            f"{s.acceptance_rate:.0%}",
-            str(len(s.rounds)),
-            str(s.cloud_calls),
-            f"{s.device_seconds:.1f}",
-            f"{s.cloud_seconds:.1f}",
         )
-        console.print(kept, left, speed)
+        console.print(_kept(context, result), _left(result), _speed(result))
     if assistant.egress is not None:
         log = assistant.egress.guard.audit_log
-        verdict = log.verify()
-        console.print(f"audit log {log.path}: " + verdict.summary(), markup=False)
+        console.print(f"audit log {log.path}: " + log.verify().summary(), markup=False)
     console.print(
         f"[bold]{total_tokens} tokens in {total_s:.1f} s "
         f"({total_tokens / max(total_s, 1e-9):.1f} tokens/s); "
         f"whole demo {time.perf_counter() - t0:.0f} s[/]"
     )
+
+
+def _table(title: str) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="cyan")
+    table.add_column("value")
+    return table
+
+
+def _kept(context: PrivateContext, result: GenerationResult) -> Table:
+    """What stayed on the device: the private context and the spans the guard kept."""
+    kept = _table("kept on the device")
+    kept.add_row(
+        "private context", f"{len(context.memories)} memories, {len(context.render())} characters"
+    )
+    if context.writer:
+        to = ", ".join(f"{p.name} ({p.relation})" for p in context.recipients)
+        kept.add_row("written as", context.writer + (f", to {to}" if to else ""))
+    if result.privacy is not None:
+        kept.add_row("spans kept local", str(result.privacy.spans_kept_local))
+        kept.add_row("spans pseudonymized", str(result.privacy.spans_pseudonymized))
+    return kept
+
+
+def _left(result: GenerationResult) -> Table:
+    """What left the device: the payloads, their audit records and their fields."""
+    left = _table("left the device")
+    p = result.privacy
+    if p is not None:
+        left.add_row(
+            "payloads",
+            f"{p.payloads} ({p.bytes_sent} bytes), audited as records {_span(p.audit_seqs)}",
+        )
+        top = sorted({f.split(".")[0].split("[")[0] for f in p.fields_sent})
+        left.add_row("fields", ", ".join(top) or "-")
+        left.add_row("refused by the guard", str(p.payloads_refused))
+    return left
+
+
+def _speed(result: GenerationResult) -> Table:
+    s = result.stats
+    speed = Table(title="speed", show_header=True, header_style="bold", title_justify="left")
+    columns = ("tokens", "tok/s", "drafts accepted", "rounds", "cloud calls", "device s", "cloud s")
+    for col in columns:
+        speed.add_column(col, justify="right")
+    speed.add_row(
+        str(s.new_tokens),
+        f"{s.tokens_per_second:.1f}",
+        f"{s.acceptance_rate:.0%}",
+        str(len(s.rounds)),
+        str(s.cloud_calls),
+        f"{s.device_seconds:.1f}",
+        f"{s.cloud_seconds:.1f}",
+    )
+    return speed
 
 
 def _span(seqs: list[int]) -> str:
