@@ -754,9 +754,13 @@ def load_records(path: str | os.PathLike[str], *, repair: bool = False) -> list[
 
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr over the pairs to run; a no-op unless asked and a terminal."""
-    if not (enabled and sys.stderr.isatty()):
+    """Progress over the pairs to run, on stderr when asked: a rich bar on a terminal, else a
+    line at every tenth of the run (a log file or CI shows how far it got)."""
+    if not enabled:
         yield lambda: None
+        return
+    if not sys.stderr.isatty():
+        yield _ProgressLines(total, sys.stderr)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -765,6 +769,30 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("evaluating", total=total)
         yield lambda: bar.advance(task)
+
+
+class _ProgressLines:
+    """Call once per finished pair: writes ``evaluating: 17/168 answers (10%), 95 s`` when the
+    count reaches each tenth of ``total`` (every pair when there are fewer than ten)."""
+
+    def __init__(self, total: int, out: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.out, self.clock = total, out, clock
+        self.done, self.start = 0, clock()
+        self._next = 1
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.done * 10 < self._next * self.total and self.done != self.total:
+            return
+        while self._next * self.total <= self.done * 10:
+            self._next += 1
+        spent = self.clock() - self.start
+        pct = 100 * self.done // max(self.total, 1)
+        print(
+            f"evaluating: {self.done}/{self.total} answers ({pct}%), {spent:.0f} s",
+            file=self.out,
+            flush=True,
+        )
 
 
 # -- the summary ---------------------------------------------------------------------------------
