@@ -1142,12 +1142,34 @@ def eval_(
             seed=seed,
             memory_factory=memory,
             rescore_done=rescore,
+            progress=True if sys.stderr.isatty() else _ProgressLines(err),
         )
     except SpecSteerError as e:
         _fail(e)
     summary = (out / "summary.md").read_text(encoding="utf-8")
     console.print(summary, markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {out / 'results.jsonl'}; summary: {out / 'summary.md'}")
+
+
+class _ProgressLines:
+    """``specsteer eval``'s progress where stderr is no terminal (a log, CI): a line such as
+    ``evaluating: 17/168 answers (10%), 95 s`` when the count reaches each tenth of the run
+    (every answer when there are fewer than ten)."""
+
+    def __init__(self, out: Console, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.out, self.clock = out, clock or time.monotonic
+        self.start = self.clock()
+        self._next = 1
+
+    def __call__(self, done: int, total: int) -> None:
+        if done * 10 < self._next * total and done != total:
+            return
+        while self._next * total <= done * 10:
+            self._next += 1
+        line = f"evaluating: {done}/{total} answers ({100 * done // total}%), "
+        self.out.print(line + f"{self.clock() - self.start:.0f} s", markup=False, highlight=False)
 
 
 def _numbers(values: list[str] | None, default: str, flag: str) -> list[float]:

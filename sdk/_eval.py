@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Told ``(done, total)`` after each finished pair of a run (``run_eval(progress=...)``).
+OnProgress = Callable[[int, int], None]
 
 #: The methods compared, in the order they are run and reported.
 METHODS: Final[tuple[Method, ...]] = METHOD_NAMES
@@ -520,7 +524,7 @@ def run_eval(
     memory_factory: Callable[[Path], MemoryStore] | None = None,
     privacy: bool = True,
     audit_payloads: Literal["digest", "sealed"] = "digest",
-    progress: bool = True,
+    progress: bool | OnProgress = True,
     rescore_done: bool = False,
 ) -> list[Record]:
     """Answer every example with every method, score the answers, and write them down.
@@ -551,7 +555,8 @@ def run_eval(
             requests unscreened.
         audit_payloads: what the audit log keeps of each payload: its digest, or the payload
             sealed with the run's key (what :func:`specsteer.run_attack` reads).
-        progress: show a progress bar on stderr (when it is a terminal).
+        progress: True shows a progress bar on stderr when it is a terminal; a callable is
+            called as ``progress(done, total)`` after each finished pair instead.
         rescore_done: first score the answers already in ``results.jsonl`` again with the
             current metric definitions (:func:`rescore`), rewriting the file.
 
@@ -567,43 +572,60 @@ def run_eval(
         raise ConfigurationError("taus set the guard's context-lift policy: run with privacy=True")
     chosen = _select(examples, limit)
     base = _base_config(config, max_new_tokens=max_new_tokens, seed=seed, greedy=greedy)
+    verifier = _verifier_for(cloud, methods)
+    out = Path(out_dir)
+    settings = _settings(device, verifier, base, privacy, audit_payloads)
+    done = _open_run(out, settings, examples, rescore_done=rescore_done)
+    todo = [(e, lab) for e in chosen for lab in labels if (e.id, lab[0]) not in done]
+    logger.info(
+        "eval: %d pairs to run, %d already done", len(todo), len(chosen) * len(labels) - len(todo)
+    )
+    if todo:
+        store = (memory_factory or _default_memory)(out / "state")
+        audit = out / "state" / "audit"
+        with contextlib.closing(store):
+            session = _Session(
+                device,
+                verifier,
+                store,
+                audit,
+                config=base,
+                privacy=privacy,
+                payloads=audit_payloads,
+            )
+            _run_pairs(session, todo, out / RESULTS, done, progress=progress)
+    records = [done[(e.id, lab[0])] for e in chosen for lab in labels]
+    (out / SUMMARY).write_text(summarize(records), encoding="utf-8")
+    return records
+
+
+def _verifier_for(cloud: ModelBackend | CloudVerifier, methods: Sequence[str]) -> CloudVerifier:
+    """The cloud as a verifier, checked to generate when a method asks it to."""
     verifier = cloud if isinstance(cloud, CloudVerifier) else InProcessVerifier(cloud)
     if any(method_spec(m).cloud == "generate" for m in methods) and not verifier.can_generate:
         raise ConfigurationError(
             "cloud_only needs a cloud that can generate (the model in this process or a "
             "`specsteer serve` server); leave cloud_only out of methods for this one"
         )
-    out = Path(out_dir)
+    return verifier
+
+
+def _open_run(
+    out: Path,
+    settings: Record,
+    examples: Sequence[EvalExample],
+    *,
+    rescore_done: bool,
+) -> dict[tuple[str, str], Record]:
+    """The run's folder, created or checked to hold a run with these settings, and the records
+    it already holds by (example id, method), scored again first when asked."""
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, _settings(device, verifier, base, privacy, audit_payloads))
+    _check_settings(out, settings)
     stored = load_records(out / RESULTS, repair=True)
     if rescore_done and stored:
         stored = rescore(stored, examples)
         _rewrite(out / RESULTS, stored)
-    done = {(r["id"], r["method"]): r for r in stored}
-    todo = [(e, lab) for e in chosen for lab in labels if (e.id, lab[0]) not in done]
-    logger.info(
-        "eval: %d pairs to run, %d already done", len(todo), len(chosen) * len(labels) - len(todo)
-    )
-    if todo:
-        factory = memory_factory or _default_memory
-        store = factory(out / "state")
-        session = _Session(
-            device,
-            verifier,
-            store,
-            out / "state" / "audit",
-            config=base,
-            privacy=privacy,
-            payloads=audit_payloads,
-        )
-        try:
-            _run_pairs(session, todo, out / RESULTS, done, progress=progress)
-        finally:
-            store.close()
-    records = [done[(e.id, lab[0])] for e in chosen for lab in labels]
-    (out / SUMMARY).write_text(summarize(records), encoding="utf-8")
-    return records
+    return {(r["id"], r["method"]): r for r in stored}
 
 
 def _run_pairs(
@@ -612,7 +634,7 @@ def _run_pairs(
     results: Path,
     done: dict[tuple[str, str], Record],
     *,
-    progress: bool,
+    progress: bool | OnProgress,
 ) -> None:
     """Run each pair and append its record, flushed to disk before the next pair starts."""
     with results.open("a", encoding="utf-8") as sink, _progress(progress, len(todo)) as step:
@@ -753,14 +775,15 @@ def load_records(path: str | os.PathLike[str], *, repair: bool = False) -> list[
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
-    """Progress over the pairs to run, on stderr when asked: a rich bar on a terminal, else a
-    line at every tenth of the run (a log file or CI shows how far it got)."""
-    if not enabled:
-        yield lambda: None
+def _progress(progress: bool | OnProgress, total: int) -> Iterator[Callable[[], None]]:
+    """A step to call once per finished pair: ``progress(done, total)`` when it is a callable,
+    a rich progress bar on stderr when it is True and stderr a terminal, else nothing."""
+    if callable(progress):
+        done = itertools.count(1)
+        yield lambda: progress(next(done), total)
         return
-    if not sys.stderr.isatty():
-        yield _ProgressLines(total, sys.stderr)
+    if not (progress and sys.stderr.isatty()):
+        yield lambda: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -769,30 +792,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("evaluating", total=total)
         yield lambda: bar.advance(task)
-
-
-class _ProgressLines:
-    """Call once per finished pair: writes ``evaluating: 17/168 answers (10%), 95 s`` when the
-    count reaches each tenth of ``total`` (every pair when there are fewer than ten)."""
-
-    def __init__(self, total: int, out: Any, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.out, self.clock = total, out, clock
-        self.done, self.start = 0, clock()
-        self._next = 1
-
-    def __call__(self) -> None:
-        self.done += 1
-        if self.done * 10 < self._next * self.total and self.done != self.total:
-            return
-        while self._next * self.total <= self.done * 10:
-            self._next += 1
-        spent = self.clock() - self.start
-        pct = 100 * self.done // max(self.total, 1)
-        print(
-            f"evaluating: {self.done}/{self.total} answers ({pct}%), {spent:.0f} s",
-            file=self.out,
-            flush=True,
-        )
 
 
 # -- the summary ---------------------------------------------------------------------------------

@@ -1,22 +1,24 @@
-"""The eval's progress where stderr is not a terminal: a line at every tenth of the run."""
+"""The eval's progress: a step per finished pair, told to a callable, a terminal's bar, or
+nothing; and the CLI's lines where stderr is not a terminal (a line at every tenth)."""
 
 from __future__ import annotations
 
-import io
 import itertools
 
 import pytest
+from rich.console import Console
 
-from specsteer._eval import _progress, _ProgressLines
+from specsteer._cli import _ProgressLines
+from specsteer._eval import _progress
 
 
 def _lines(total: int) -> list[str]:
-    out = io.StringIO()
+    out = Console(record=True, width=200, color_system=None)
     ticks = itertools.count(0, 5)
-    step = _ProgressLines(total, out, clock=lambda: float(next(ticks)))
-    for _ in range(total):
-        step()
-    return out.getvalue().splitlines()
+    lines = _ProgressLines(out, clock=lambda: float(next(ticks)))
+    for done in range(1, total + 1):
+        lines(done, total)
+    return out.export_text().splitlines()
 
 
 def test_a_line_at_every_tenth_and_at_the_end() -> None:
@@ -34,13 +36,19 @@ def test_a_short_run_prints_every_pair() -> None:
     ]
 
 
-def test_progress_goes_to_stderr_when_it_is_not_a_terminal(
+def test_a_callable_is_told_each_finished_pair() -> None:
+    told: list[tuple[int, int]] = []
+    with _progress(lambda done, total: told.append((done, total)), 3) as step:
+        for _ in range(3):
+            step()
+    assert told == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_the_library_writes_nothing_where_stderr_is_not_a_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with _progress(True, 2) as step:
-        step()
-        step()
-    assert capsys.readouterr().err.count("evaluating: ") == 2
-    with _progress(False, 2) as step:
-        step()
-    assert capsys.readouterr().err == ""
+    for progress in (True, False):
+        with _progress(progress, 2) as step:
+            step()
+            step()
+    assert capsys.readouterr() == ("", "")
