@@ -72,6 +72,15 @@ class Answer:
                 kept.append(tok)
         return kept
 
+    def sign(self, ids: Sequence[int]) -> bool:
+        """Put ``ids`` before the end token of an answer that ended, where the budget has room
+        (the user's sign-off); the cloud's view is unchanged, as nothing is sent after the end.
+        Returns whether they were put."""
+        if not (self.ended and self.tokens and ids) or len(ids) > self.room:
+            return False
+        self.tokens[-1:-1] = ids
+        return True
+
     def take_local(self, new: Sequence[int], public: Sequence[int]) -> tuple[int, ...]:
         """Append ``new`` for the user while the cloud's view becomes ``public``."""
         taken = self.take(new)

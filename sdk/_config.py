@@ -68,6 +68,15 @@ class GenerationConfig(BaseSettings):
             "words into one (device-side methods; a refusal of anything else is kept)."
         ),
     )
+    sign_texts: bool = Field(
+        default=True,
+        description=(
+            "End a text to a person with the user's sign-off (the persona's, \"Talk soon, "
+            'Emre") when the text ends on its own with room for it within max_new_tokens and '
+            "is not signed yet; the device adds it after the last round, so it never reaches "
+            "the cloud (methods whose drafter reads the private context)."
+        ),
+    )
     pipeline: bool | None = Field(
         default=None,
         description=(

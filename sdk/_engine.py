@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 
 from specsteer._answer import Answer
+from specsteer._closing import with_sign_off
 from specsteer._config import GenerationConfig
 from specsteer._drafter import Drafter
 from specsteer._egress import PrivateEgress
@@ -262,7 +263,11 @@ class Decoder:
                 device_verdict=cfg.device_verdict,
                 refusal=refusal,
             )
-            yield from loop.run()
+            events: Iterator[RoundEvent] = loop.run()
+            if cfg.sign_texts and prompt.closing and spec.drafter == "private":
+                device = self.device
+                events = with_sign_off(events, answer, prompt.closing, device.encode, device.decode)
+            yield from events
 
     def _open(
         self, answer: Answer, private_ids: list[int], link: CloudLink | None

@@ -38,8 +38,9 @@ __all__ = [
 #: Where final tokens came from: drafted on the device and accepted by the cloud; chosen on the
 #: device from the cloud's top-k (a recovery, or the bonus token); written on the device without
 #: a cloud round (a round kept local); the device model alone (``device_only``, or after a
-#: fallback); the cloud model alone (``cloud_only``).
-TokenKind = Literal["accepted", "recovered", "local", "device", "cloud"]
+#: fallback); the cloud model alone (``cloud_only``); the user's own words from their persona,
+#: which no model wrote (the sign-off a text to a person ends with, :mod:`specsteer._closing`).
+TokenKind = Literal["accepted", "recovered", "local", "device", "cloud", "persona"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class StatsFold:
     def add(self, event: RoundEvent) -> None:
         """Count one event."""
         s = self._stats
-        if isinstance(event, Tokens):
+        if isinstance(event, Tokens) and event.kind != "persona":  # no model wrote those
             s = replace(s, new_tokens=s.new_tokens + len(event.ids))
         elif isinstance(event, Round):
             s = replace(s, rounds=(*s.rounds, event.stat))

@@ -99,6 +99,12 @@ class PrivateContext:
     review: bool = False
 
     @property
+    def closing(self) -> str:
+        """The sign-off a text to a person ends with: the user's own, for a text the request
+        addresses to someone ("" for an answer, a review or a post, or with no sign-off)."""
+        return self.sign_off if self.writing and self.recipients else ""
+
+    @property
     def empty(self) -> bool:
         """Whether there is nothing private to tell the device."""
         return not (self.writer or self.sign_off or self.recipients or self.memories)

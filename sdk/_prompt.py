@@ -32,6 +32,9 @@ class Prompt:
     #: Whether the user asks for a text written as them (a message, a review, a post): the
     #: decoder then takes a refusal out of the device's opening (``recover_refusals``).
     writing: bool = False
+    #: The user's sign-off, for a text to a person (:attr:`PrivateContext.closing`): the device
+    #: ends such a text with it when the text ends on its own (``sign_texts``).
+    closing: str = ""
 
     def public_dicts(self) -> list[dict[str, str]]:
         """The public messages as plain dicts."""
@@ -102,4 +105,10 @@ def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateConte
         *chat[:-1],
         ChatMessage(role="user", content=context.request(last.content)),
     )
-    return Prompt(public=public, private=private, context=block, writing=context.writing)
+    return Prompt(
+        public=public,
+        private=private,
+        context=block,
+        writing=context.writing,
+        closing=context.closing,
+    )

@@ -29,6 +29,7 @@ class GenerationStats:
     """Counters of one generation. Times are seconds of wall clock."""
 
     method: str
+    #: Tokens the models wrote (the answer's, less the user's sign-off that the device adds).
     new_tokens: int
     rounds: tuple[RoundStat, ...] = ()
     cloud_calls: int = 0
