@@ -167,15 +167,22 @@ class Assistant:
         the request names by relation), and the memories that bear on it."""
         if self.memory is None or self.user_id is None:
             return PrivateContext()
-        persona = self.memory.persona_view(self.user_id).persona
+        view = self.memory.persona_view(self.user_id)
+        persona = view.persona
         people = recipients(query, persona)
-        hits = select_memories(self.memory, self.user_id, query, people, self.retrieval)
+        writing = is_writing_request(query, persona)
+        # A text the user sends gets their sign-off from the persona; the note it was read from
+        # ("I sign my messages 'Talk soon, Emre'") only got recited mid-text.
+        said = [i.memory_id for i in view.inferred if i.field == "sign_off"] if writing else []
+        hits = select_memories(
+            self.memory, self.user_id, query, people, self.retrieval, exclude=said
+        )
         return PrivateContext(
             writer=persona.name,
             sign_off=persona.sign_off,
             recipients=tuple(people),
             memories=tuple(self._fit([h.text for h in hits])),
-            writing=is_writing_request(query, persona),
+            writing=writing,
             review=is_review_request(query),
         )
 

@@ -9,7 +9,7 @@ city, what they love) come in even when the request's words are far from them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,8 @@ def select_memories(
     request: str,
     recipients: Sequence[Person] = (),
     policy: RetrievalPolicy = RetrievalPolicy(),
+    *,
+    exclude: Collection[str] = (),
 ) -> list[SearchHit]:
     """The user's memories for ``request``, most relevant first, then those about its recipients.
 
@@ -66,8 +68,9 @@ def select_memories(
         request: The request's text.
         recipients: The people the request names ("my sister" -> Lena).
         policy: The floor and the caps.
+        exclude: Ids of memories left out (what the prompt already says another way).
     """
-    hits = store.search(user_id, request, k=policy.candidates)
+    hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
     chosen = [h for h in hits if h.score >= policy.min_score][: policy.max_memories] or hits[:1]
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
@@ -76,7 +79,9 @@ def select_memories(
         about = [
             h
             for h in store.search(user_id, query, k=policy.candidates)
-            if h.id not in taken and any(_mentions(h.text, n) for n in names)
+            if h.id not in taken
+            and h.id not in exclude
+            and any(_mentions(h.text, n) for n in names)
         ]
         chosen += about[: policy.about_recipient]
     return chosen

@@ -242,6 +242,8 @@ def test_retrieval_keeps_out_what_does_not_bear_and_adds_the_recipient() -> None
     # The closest memory is kept even below the floor, so a request always has some context.
     assert len(select_memories(store, "maya", "zzz qqq", policy=policy)) == 1
     assert select_memories(store, "noor", "anything") == []
+    kept_out = select_memories(store, "maya", "cook risotto tonight", exclude=[hits[0].id])
+    assert "I cook mushroom risotto most evenings." not in [h.text for h in kept_out]
     with pytest.raises(ConfigurationError):
         RetrievalPolicy(max_memories=0)
     with pytest.raises(ConfigurationError):
@@ -263,6 +265,13 @@ def test_the_assistant_reads_sets_and_uses_the_persona() -> None:
     assert context.recipients == (Person("Lena", "sister"),)
     assert "My sister Lena lives in Lisbon and loves jazz." in context.memories
     assert assistant.retrieve("Write a birthday message for my sister.") == context.render()
+    # The note the sign-off was read from is not listed for a text the user sends (the
+    # persona signs it); an answer to the user still gets it where it bears on the request.
+    sign_note = "I sign my messages 'Love, Maya'."
+    to_send = assistant.private_context("Write my sister a message, signed as I sign my messages.")
+    assert to_send.writing and to_send.closing == "Love, Maya"
+    assert sign_note not in to_send.memories
+    assert sign_note in assistant.private_context("How do I sign my messages?").memories
 
     after = assistant.set_persona(Persona(name="Maya Okafor"))
     assert after.persona.name == "Maya Okafor" and after.source("name") == "set"
