@@ -8,22 +8,35 @@ sees it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 from specsteer._answer import Answer
 from specsteer._events import RoundEvent, Tokens
+from specsteer.memory._persona_infer import CLOSINGS
 
 __all__ = ["signed", "with_sign_off"]
 
 
+#: A line that closes a text: a closing phrase ("Best regards," / "Cheers, Sam") or a slot for
+#: the name ("[Your name]").
+_CLOSING_LINE = re.compile(
+    rf"^(?:(?:{'|'.join(re.escape(c) for c in CLOSINGS)})(?:\s*[,!.]?|,\s*\S+)|\[[^\]]*\])$",
+    re.IGNORECASE,
+)
+
+
 def signed(text: str, sign_off: str) -> bool:
-    """Whether ``text`` already ends with the user's name or sign-off (its last line holds the
-    name ``sign_off`` ends with: "Emre" of "Talk soon, Emre")."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    """Whether ``text`` already ends with a sign-off: its last line holds the name ``sign_off``
+    ends with ("Emre" of "Talk soon, Emre"), or one of its last two lines is a closing of its own
+    ("Best regards," then "[Your name]"), which a second one would only follow."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     words = sign_off.replace(",", " ").split()
     if not lines or not words:
         return False
-    return words[-1].casefold() in lines[-1].casefold()
+    if words[-1].casefold() in lines[-1].casefold():
+        return True
+    return any(_CLOSING_LINE.match(line) for line in lines[-2:])
 
 
 def with_sign_off(

@@ -83,6 +83,11 @@ def test_a_text_to_a_person_knows_its_closing() -> None:
         ("Hi Lena,\nHappy birthday!\nTalk soon, Emre", True),
         ("Hi Lena,\nSee you Friday.\n\nBest,\nEmre", True),
         ("Hi Lena, Emre here. See you Friday.\nLove you!", False),
+        ("Hi Lena,\nThank you so much.\n\nBest regards,\n[Your name]", True),
+        ("Hi Lena,\nThank you so much.\nCheers, Sam", True),
+        ("Hi Lena,\nThank you so much.\nCheers!", True),
+        ("Hi Lena,\nThanks for the tickets, they were great.", False),
+        ("Hi Lena,\nBest of all, the tickets came today and we can all go together.", False),
         ("", False),
     ],
 )
