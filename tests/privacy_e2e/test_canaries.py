@@ -28,6 +28,7 @@ def guard_only(device: object) -> PrivateEgress:
         decode_ids=device.decode,  # type: ignore[attr-defined]
     )
 
+
 CANARIES = ("canary7f3q9x", "canary2k8w4m")
 PRIVATE = (
     f"my locker code is {CANARIES[0]} and i keep it in the office near the garden door",
@@ -219,3 +220,32 @@ def test_without_the_guard_the_private_context_would_leave(store: MemoryStore) -
     block, cloud, decode, _ = copy_the_private_context(store, privacy=False)
     with pytest.raises(AssertionError):
         check_context_stays(cloud.received, decode, block)
+
+
+def test_a_signed_answer_sent_back_in_the_chat_is_screened(store: MemoryStore) -> None:
+    """The device signs a text to a person with the persona's sign-off after the last round; when
+    an app sends that answer back in the chat, the next request's prompt is screened like any
+    private text, so the sign-off does not reach the cloud (without the guard it would)."""
+    canary = "canary3s8n1q"
+    store.set_persona(
+        "maya", Persona(name=PERSONA.name, sign_off=f"Love, {canary}", people=PERSONA.people)
+    )
+    words = (*WORDS, canary)
+    base = tiny_backend(0, words=words)
+    chat = [
+        {"role": "user", "content": QUERY_TO_SISTER},
+        {"role": "assistant", "content": f"see you at home tomorrow\n\nLove, {canary}"},
+        {"role": "user", "content": "write a note to my sister about dinner"},
+    ]
+    leaked = {}
+    for guarded in (True, False):
+        cloud = Spy(tiny_backend(1, words=words))
+        privacy = guard_only(base) if guarded else False
+        Assistant(base, cloud, memory=store, user_id="maya", privacy=privacy).generate(
+            chat, max_new_tokens=8
+        )
+        assert cloud.received
+        leaked[guarded] = any(
+            canary.encode() in w or canary in payload_texts(w, base.decode) for w in cloud.received
+        )
+    assert not leaked[True] and leaked[False]
