@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -1157,8 +1158,6 @@ class _ProgressLines:
     (every answer when there are fewer than ten)."""
 
     def __init__(self, out: Console, clock: Callable[[], float] | None = None) -> None:
-        import time
-
         self.out, self.clock = out, clock or time.monotonic
         self.start = self.clock()
         self._next = 1

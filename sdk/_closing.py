@@ -9,7 +9,7 @@ sees it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from specsteer._answer import Answer
 from specsteer._events import RoundEvent, Tokens
@@ -40,7 +40,7 @@ def signed(text: str, sign_off: str) -> bool:
 
 
 def with_sign_off(
-    events: Iterator[RoundEvent],
+    events: Iterable[RoundEvent],
     answer: Answer,
     sign_off: str,
     encode: Callable[[str], list[int]],
@@ -50,19 +50,29 @@ def with_sign_off(
     carries the end is split around a :class:`Tokens` event of kind ``"persona"``."""
     events = iter(events)
     for event in events:
-        if not (isinstance(event, Tokens) and answer.ended and event.ids):
-            yield event
-            continue
-        *body, end = event.ids
-        ids = encode("\n\n" + sign_off)
-        text = decode(answer.tokens[:-1])
-        if end not in answer.eos or signed(text, sign_off) or not answer.sign(ids):
-            yield event
-            yield from events
-            return
-        if body:
-            yield Tokens(tuple(body), event.kind, event.kept)
-        yield Tokens(tuple(ids), "persona")
-        yield Tokens((end,), event.kind, event.kept)
-        yield from events
+        if isinstance(event, Tokens) and answer.ended and event.ids:
+            yield from _split(event, answer, sign_off, encode, decode)
+            break
+        yield event
+    yield from events
+
+
+def _split(
+    event: Tokens,
+    answer: Answer,
+    sign_off: str,
+    encode: Callable[[str], list[int]],
+    decode: Callable[[Sequence[int]], str],
+) -> Iterator[Tokens]:
+    """The event that ended ``answer``, split around the sign-off where it goes in; as it was
+    where the text was signed already or has no room for it."""
+    *body, end = event.ids
+    ids = encode("\n\n" + sign_off)
+    text = decode(answer.tokens[:-1])
+    if end not in answer.eos or signed(text, sign_off) or not answer.sign(ids):
+        yield event
         return
+    if body:
+        yield Tokens(tuple(body), event.kind, event.kept)
+    yield Tokens(tuple(ids), "persona")
+    yield Tokens((end,), event.kind, event.kept)
