@@ -75,13 +75,11 @@ def select_memories(
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
         query = " ".join([*names, request])
-        taken = {h.id for h in chosen}
+        taken = {h.id for h in chosen}.union(exclude)
         about = [
             h
             for h in store.search(user_id, query, k=policy.candidates)
-            if h.id not in taken
-            and h.id not in exclude
-            and any(_mentions(h.text, n) for n in names)
+            if h.id not in taken and any(_mentions(h.text, n) for n in names)
         ]
         chosen += about[: policy.about_recipient]
     return chosen
