@@ -19,7 +19,7 @@ from specsteer._private_context import PrivateContext
 from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
 from specsteer._result import GenerationResult, GenerationStats
-from specsteer._retrieval import RetrievalPolicy, select_memories
+from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
 from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
@@ -187,13 +187,9 @@ class Assistant:
         )
 
     def _fit(self, texts: list[str]) -> list[str]:
-        """The memories, in order, that fit the token budget together."""
-        kept: list[str] = []
-        for text in texts:
-            block = "\n".join(f"- {t}" for t in [*kept, text])
-            if len(self.device.encode(block)) <= self.context_tokens:
-                kept.append(text)
-        return kept
+        """The memories, in order, that fit the token budget together (a long one cut to its
+        opening sentences, :func:`~specsteer._retrieval.fit_memories`)."""
+        return fit_memories(texts, self.context_tokens, lambda t: len(self.device.encode(t)))
 
     def retrieve(self, query: str) -> str:
         """The private context for ``query`` as the device reads it ("" when there is none)."""

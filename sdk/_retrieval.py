@@ -9,7 +9,7 @@ city, what they love) come in even when the request's words are far from them.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,9 @@ from specsteer.memory import Person, SearchHit
 if TYPE_CHECKING:
     from specsteer.memory import BaseMemoryStore
 
-__all__ = ["RetrievalPolicy", "select_memories"]
+__all__ = ["RetrievalPolicy", "fit_memories", "select_memories"]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,38 @@ def select_memories(
         ]
         chosen += about[: policy.about_recipient]
     return chosen
+
+
+def fit_memories(texts: Sequence[str], budget: int, count: Callable[[str], int]) -> list[str]:
+    """The memories, in order, that fit ``budget`` tokens together as the device reads them
+    (one ``"- "`` line each). One too long for what is left keeps its opening sentences that
+    fit: a long note or a past review keeps its start instead of leaving the prompt, and with
+    it the most relevant memory of a history of long texts.
+
+    Args:
+        texts: The memories, most relevant first.
+        budget: Tokens the block may take.
+        count: Tokens of a text, by the device's tokenizer.
+    """
+    kept: list[str] = []
+
+    def fits(text: str) -> bool:
+        return count("\n".join(f"- {t}" for t in [*kept, text])) <= budget
+
+    for text in texts:
+        if fits(text):
+            kept.append(text)
+            continue
+        sentences = _SENTENCE_END.split(" ".join(text.split()))
+        opening = ""
+        for sentence in sentences[:-1]:
+            longer = f"{opening} {sentence}".strip()
+            if not fits(longer):
+                break
+            opening = longer
+        if opening:
+            kept.append(opening)
+    return kept
 
 
 def _mentions(text: str, name: str) -> bool:

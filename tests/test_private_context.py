@@ -9,7 +9,7 @@ from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant, build_prompt
 from specsteer._addressing import is_writing_request, named_relations, recipients
 from specsteer._errors import ConfigurationError
 from specsteer._private_context import PrivateContext, second_person
-from specsteer._retrieval import RetrievalPolicy, select_memories
+from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
 from specsteer.memory import Person, Persona
 from specsteer.memory.testing import InMemoryStore
 from specsteer.testing import tiny_backend
@@ -161,13 +161,27 @@ def test_a_review_or_a_post_has_no_one_to_greet() -> None:
     assert review.render().splitlines()[1] == (
         "This one is a review: start with what you think of it."
     )
+    # Written as its buyer: asked for "the text itself", the device model answered the review.
     assert review.request("Review my kettle, 4 stars.") == (
-        "Review my kettle, 4 stars.\n(Write the text itself, in the first person, ready to post.)"
+        "Review my kettle, 4 stars.\n(Write the review itself as the one who bought it, in the "
+        "first person, ready to post.)"
     )
     # Nobody to greet and no sign-off: the device model put one first, or wrote the user's
     # name as a greeting ("Noa, I am excited ...").
+    # Nothing known of the user, a review is still written as them: told only the request, the
+    # device model refused it.
+    unknown = PrivateContext(writing=True, review=True)
+    assert unknown.empty and unknown.render().splitlines() == [
+        review.render().splitlines()[0].replace("Jonas", "the user"),
+        "This one is a review: start with what you think of it.",
+    ]
+    prompt = build_prompt("Review my kettle.", unknown)
+    assert prompt.private != prompt.public and prompt.writing
     post = PrivateContext(writer="Jonas", sign_off="Talk soon, Jonas", writing=True)
     assert len(post.render().splitlines()) == 1 and "Jonas" not in post.request("A post.")
+    assert post.request("A post.") == (
+        "A post.\n(Write the text itself, in the first person, ready to post.)"
+    )
 
 
 def test_an_answer_is_addressed_to_the_user() -> None:
@@ -248,6 +262,42 @@ def test_retrieval_keeps_out_what_does_not_bear_and_adds_the_recipient() -> None
         RetrievalPolicy(max_memories=0)
     with pytest.raises(ConfigurationError):
         RetrievalPolicy(min_score=2.0)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def test_memories_fit_the_budget_and_a_long_one_keeps_its_opening() -> None:
+    review = (
+        "Good blender, loud motor. It crushes frozen fruit in seconds. The jar is glass. "
+        "The downside is the noise."
+    )
+    short = "I make smoothies every morning."
+    # Whole when they fit: as written, most relevant first.
+    assert fit_memories([review, short], 100, _words) == [review, short]
+    # "- Good blender, loud motor. It crushes frozen fruit in seconds." is 11 words: the long
+    # review keeps the sentences that fit rather than leaving the prompt.
+    opening = "Good blender, loud motor. It crushes frozen fruit in seconds."
+    assert fit_memories([review, short], 12, _words) == [opening]
+    assert fit_memories([short, review], 12, _words) == [short, "Good blender, loud motor."]
+    assert fit_memories([short, review], 9, _words) == [short]  # not even its first sentence
+    assert fit_memories(["one long sentence with no end at all"], 4, _words) == []
+    assert fit_memories([], 10, _words) == []
+
+
+def test_the_assistant_keeps_the_opening_of_a_long_memory() -> None:
+    store = InMemoryStore()
+    long_review = " ".join(f"The kettle boils water in {n} minutes." for n in range(2, 60))
+    store.add_many("maya", [long_review], progress=False)
+    assistant = Assistant(
+        tiny_backend(0), memory=store, user_id="maya", privacy=False, context_tokens=64
+    )
+    (kept,) = assistant.private_context("Write my review of the kettle.").memories
+    assert long_review.startswith(kept) and kept.endswith("minutes.")
+    assert (
+        len(assistant.device.encode(f"- {kept}")) <= 64 < len(assistant.device.encode(long_review))
+    )
 
 
 def test_the_assistant_reads_sets_and_uses_the_persona() -> None:
