@@ -110,13 +110,15 @@ class PrivateContext:
         return not (self.writer or self.sign_off or self.recipients or self.memories)
 
     def render(self) -> str:
-        """The block for the device's system message ("" when empty).
+        """The block for the device's system message ("" for an answer with nothing private).
 
         A text to send is written as the user, in the first person, to the people the request
-        names, and the user's notes say whose "I" they speak in; an answer speaks to the user as
-        "you", with the user's notes turned into the second person.
+        names, and the user's notes say whose "I" they speak in; so it is even with nothing known
+        of the user (told only the request, the device model refused to write a review,
+        docs/evaluation.md). An answer speaks to the user as "you", with the user's notes turned
+        into the second person.
         """
-        if self.empty:
+        if self.empty and not self.writing:
             return ""
         who = self.writer or "the user"
         if not self.writing:
@@ -188,6 +190,14 @@ class PrivateContext:
             # Wanjiru, I can swap shifts with you next week."): it asks for a few sentences.
             return (
                 f'{query}\n(Write a few sentences as {who}, starting with "{self.opening(query)}".)'
+            )
+        if self.review:
+            # Asked for "the text itself", the device model answered a review it thought it was
+            # sent ("I'm really glad you found the wooden yarn bowl so beautiful"); as its buyer,
+            # it reviews the product (docs/evaluation.md).
+            return (
+                f"{query}\n(Write the review itself as the one who bought it, in the first "
+                "person, ready to post.)"
             )
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
