@@ -8,8 +8,8 @@ chosen by the last token: hand-built logits with exact expected tokens, through 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Self
 
 import torch
 
@@ -391,6 +391,23 @@ class BigramBackend(ModelBackend):
         self.table = table.float()
         self.words = list(words)
         self.name = name
+
+    @classmethod
+    def from_chain(
+        cls,
+        words: Sequence[str],
+        chain: Mapping[str, Mapping[str, float]],
+        *,
+        name: str = "bigram",
+        floor: float = -20.0,
+    ) -> Self:
+        """A bigram model written as words: ``chain[a][b]`` is the logit of ``b`` after ``a``;
+        anything unlisted gets ``floor``."""
+        table = torch.full((len(words), len(words)), floor)
+        for a, nexts in chain.items():
+            for b, logit in nexts.items():
+                table[words.index(a), words.index(b)] = logit
+        return cls(table, words, name=name)
 
     @property
     def vocab_size(self) -> int:

@@ -26,15 +26,6 @@ WORDS = ["<s>", "<end>", "I", "am", "sorry", ",", "but", "cannot", "help", "with
 WORDS += ["glad", "to", "write", "this", "hear", "private"]
 
 
-def _table(chain: dict[str, dict[str, float]]) -> torch.Tensor:
-    """Bigram logits: ``chain[a][b]`` after ``a``; anything unlisted is far below."""
-    table = torch.full((len(WORDS), len(WORDS)), -20.0)
-    for a, nexts in chain.items():
-        for b, logit in nexts.items():
-            table[WORDS.index(a), WORDS.index(b)] = logit
-    return table
-
-
 #: "I am sorry , but cannot help with that ." with "glad to write this ." as the runner-up.
 REFUSING = {
     "<s>": {"I": 5.0},
@@ -65,7 +56,7 @@ class Words(BigramBackend):
 
 
 def _model(chain: dict[str, dict[str, float]], name: str = "words") -> Words:
-    return Words(_table(chain), WORDS, name=name)
+    return Words.from_chain(WORDS, chain, name=name)
 
 
 def _opening(chain: dict[str, dict[str, float]]) -> str:
