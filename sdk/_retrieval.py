@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RetrievalPolicy", "fit_memories", "select_memories"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WEEKDAY = re.compile(r"\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def select_memories(
     *,
     exclude: Collection[str] = (),
 ) -> list[SearchHit]:
-    """The user's memories for ``request``, most relevant first, then those about its recipients.
+    """The user's memories for ``request``: those that name a weekday the request names, then
+    the most relevant, then those about its recipients.
 
     Args:
         store: The user's memory store.
@@ -73,7 +75,9 @@ def select_memories(
         exclude: Ids of memories left out (what the prompt already says another way).
     """
     hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
-    chosen = [h for h in hits if h.score >= policy.min_score][: policy.max_memories] or hits[:1]
+    on_the_day = _on_the_day(hits, request)
+    above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]
+    chosen = [*on_the_day, *above][: policy.max_memories] or hits[:1]
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
         query = " ".join([*names, request])
@@ -117,6 +121,19 @@ def fit_memories(texts: Sequence[str], budget: int, count: Callable[[str], int])
         if opening:
             kept.append(opening)
     return kept
+
+
+def _on_the_day(hits: Sequence[SearchHit], request: str) -> list[SearchHit]:
+    """The hits that name a weekday the request names, in their order: what the user does on
+    the day a request plans comes first, whatever its similarity. MiniLM ranked "I have night
+    shifts on Thursdays" above "long runs are on Saturday mornings" for "Plan my Saturday
+    morning", and the plan left the run out."""
+    days = _weekdays(request)
+    return [h for h in hits if days & _weekdays(h.text)] if days else []
+
+
+def _weekdays(text: str) -> set[str]:
+    return {m.group(1).casefold() for m in _WEEKDAY.finditer(text)}
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -264,6 +264,24 @@ def test_retrieval_keeps_out_what_does_not_bear_and_adds_the_recipient() -> None
         RetrievalPolicy(min_score=2.0)
 
 
+def test_what_the_user_does_on_the_day_a_request_plans_comes_first() -> None:
+    store = InMemoryStore()
+    store.add_many(
+        "maya",
+        [
+            "I plan my morning around night shifts on Thursdays.",
+            "My long runs are on Saturdays.",
+            "I plan my morning coffee carefully.",
+        ],
+        progress=False,
+    )
+    hits = select_memories(store, "maya", "Plan my Saturday morning.")
+    assert hits[0].text == "My long runs are on Saturdays."
+    assert len(hits) == 3  # the others keep their places after it
+    plain = select_memories(store, "maya", "Plan my morning.")
+    assert plain[0].text != "My long runs are on Saturdays."
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
