@@ -1,5 +1,6 @@
-"""Which memories bear on a request: the closest ones above a relevance floor, as many as the
-request has (up to a cap), and the memories about the person the request names.
+"""Which memories bear on a request: those that name the weekday it plans, the closest ones
+above a relevance floor, as many as the request has (up to a cap), and the memories about the
+person the request names; and how many of them fit the device's token budget.
 
 Measured on the shipped sets (docs/evaluation.md): a fixed four pulled in memories that only
 share a word with the request; a floor keeps them out, and the recipient's own memories (their
