@@ -37,3 +37,15 @@ def test_doc_keeps_the_results_section() -> None:
         "--tiny",
     ):
         assert f"`{option}" in text
+
+
+@pytest.mark.parametrize("name", ["review_histories.jsonl", "long_review_histories.jsonl"])
+def test_the_review_check_sets_load(name: str) -> None:
+    """The check sets docs/evaluation.md runs `specsteer eval --data` on are datasets it reads:
+    six review requests, each with four past reviews of other products."""
+    from specsteer._addressing import is_review_request
+    from specsteer._eval import load_examples
+
+    examples = load_examples(DOC.parent / "eval" / name)
+    assert len(examples) == 6 and all(len(e.profile) == 4 for e in examples)
+    assert all(is_review_request(e.input) for e in examples)
