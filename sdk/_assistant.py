@@ -45,7 +45,8 @@ class Assistant:
         privacy: the egress door (:class:`PrivateEgress`); ``True`` (the default) builds one with
             the default policy and the audit log under ``$SPECSTEER_HOME``; ``False`` sends
             requests without screening or audit (for measurements only).
-        context_tokens: token budget of the memories in the private context.
+        context_tokens: token budget of the memories in the private context; a memory too long
+            for what is left keeps its opening sentences that fit.
         memory_k: at most this many memories by relevance per request; fewer when fewer clear
             ``min_score``, plus one about the person the request names. A small device model
             uses a short list of the facts that matter better than a long one with distractors
