@@ -10,11 +10,16 @@ from typing import Any
 
 from specsteer._errors import InvalidInputError
 
-__all__ = ["chunk_note", "read_notes", "read_transcript"]
+__all__ = ["chunk_note", "read_notes", "read_transcript", "split_sentences"]
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _NOTE_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+
+
+def split_sentences(text: str) -> list[str]:
+    """``text``'s sentences: split after ".", "!" or "?" and the whitespace that follows."""
+    return _SENTENCE.split(text)
 
 
 def chunk_note(text: str, max_chars: int) -> list[str]:
@@ -36,7 +41,7 @@ def chunk_note(text: str, max_chars: int) -> list[str]:
             pieces.append(para)
             continue
         current = ""
-        for sentence in _SENTENCE.split(para):
+        for sentence in split_sentences(para):
             while len(sentence) > max_chars:  # one huge sentence: cut at a word boundary
                 cut = sentence.rfind(" ", 0, max_chars + 1)
                 cut = cut if cut > 0 else max_chars

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from specsteer._errors import ConfigurationError
 from specsteer.memory import Person, SearchHit
+from specsteer.memory._sources import split_sentences
 
 if TYPE_CHECKING:
     from specsteer.memory import BaseMemoryStore
 
 __all__ = ["RetrievalPolicy", "fit_memories", "select_memories"]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WEEKDAY = re.compile(r"\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b", re.IGNORECASE)
 
 
@@ -112,7 +112,7 @@ def fit_memories(texts: Sequence[str], budget: int, count: Callable[[str], int])
         if fits(text):
             kept.append(text)
             continue
-        sentences = _SENTENCE_END.split(" ".join(text.split()))
+        sentences = split_sentences(" ".join(text.split()))
         opening = ""
         for sentence in sentences[:-1]:
             longer = f"{opening} {sentence}".strip()

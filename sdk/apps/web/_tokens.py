@@ -7,9 +7,9 @@ cloud rejected, shown struck through between the accepted text and the device's 
 Kinds of piece: ``accepted`` (drafted on the device, accepted by the cloud), ``rejected`` (the
 rest of that draft, which the answer does not keep), ``recovered`` (chosen on the device from the
 cloud's top-k, steered by the private context), ``local`` (written on the device without a cloud
-round: a draft kept back by the guard, device-only decoding, or the user's sign-off), ``cloud`` (the cloud model
-alone). A piece the cloud's view holds a placeholder for says why in ``kept`` (``guard``,
-``refused``, or ``lift``: the context-lift policy kept it on the device).
+round: a draft kept back by the guard, device-only decoding, or the user's sign-off), ``cloud``
+(the cloud model alone). A piece the cloud's view holds a placeholder for says why in ``kept``
+(``guard``, ``refused``, or ``lift``: the context-lift policy kept it on the device).
 """
 
 from __future__ import annotations
