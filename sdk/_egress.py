@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from specsteer._answer_views import AnswerViews
 from specsteer._errors import ConfigurationError
 from specsteer.cloud_adapter import ChatMessage, CloudVerifier, GenerateRequest, VerifyRequest
 from specsteer.privacy import (
@@ -89,6 +90,7 @@ class PrivateEgress:
                 decode_ids=self._decode_ids,
             )
         self.guard = guard
+        self._answers = AnswerViews(guard.conceal)
 
     def use_device(self, decode_ids: Callable[[Sequence[int]], str]) -> None:
         """Decode token ids with the device tokenizer unless a decoder was given already."""
@@ -120,12 +122,19 @@ class PrivateEgress:
     # -- the engine's calls ------------------------------------------------------------------------
 
     def public_prompt(self, messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
-        """The prompt as the cloud may see it: every message screened, placeholders in."""
+        """The prompt as the cloud may see it: every message screened, placeholders in; an
+        earlier answer of a chat as the cloud saw it (:meth:`answered`)."""
         out = []
         for m in messages:
-            screened = self.guard.screen_text(m.content)
+            content = self._answers.public(m.content) if m.role == "assistant" else m.content
+            screened = self.guard.screen_text(content)
             out.append(ChatMessage(role=m.role, content=screened.safe_text))
         return tuple(out)
+
+    def answered(self, text: str, public: str) -> None:
+        """Remember that the user got ``text`` for an answer the cloud saw as ``public``: a
+        later turn of the chat that quotes it as the assistant's goes out as ``public``."""
+        self._answers.answered(text, public)
 
     def screen_draft(self, public_prefix: str, draft: str, *, force: bool = False) -> str | None:
         """Screen ``public_prefix + draft`` before the draft is offered to the cloud.
@@ -185,6 +194,7 @@ class PrivateEgress:
 
     def conceal(self, text: str) -> str:
         """The placeholder the cloud sees instead of ``text``, kept on the device for its lift."""
+        self._answers.kept(text)
         return self.guard.conceal(text)
 
     def restore(self, text: str) -> str:

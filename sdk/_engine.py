@@ -382,6 +382,7 @@ class Decoder:
         text = model.decode([t for t in answer.tokens if t not in eos]).strip()
         if self.egress is not None:
             text = self.egress.restore(text)
+            self.egress.answered(text, model.decode([t for t in answer.public if t not in eos]))
         return GenerationResult(
             text=text,
             token_ids=tuple(answer.tokens),
