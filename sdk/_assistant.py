@@ -16,7 +16,13 @@ from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._events import Finished, RoundEvent
 from specsteer._private_context import PrivateContext
-from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt
+from specsteer._prompt import (
+    DEFAULT_SYSTEM_PROMPT,
+    Prompt,
+    build_prompt,
+    check_request,
+    check_unicode,
+)
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
 from specsteer._result import GenerationResult, GenerationStats
 from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
@@ -354,6 +360,9 @@ class Assistant:
     def _turn(
         self, query: str | Sequence[Mapping[str, str]], context: str | PrivateContext | None
     ) -> Turn:
+        check_request(query)  # before any memory is searched with it
+        if isinstance(context, str):
+            check_unicode(context, what="the context")
         if self.isolated and self.egress is not None:
             self.egress.guard.pseudonymizer.clear()  # another user's placeholders stay theirs
         if self.remembering is None:

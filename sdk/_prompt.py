@@ -10,7 +10,14 @@ from specsteer._errors import InvalidInputError
 from specsteer._private_context import PrivateContext
 from specsteer.cloud_adapter import ChatMessage
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "PRIVATE_INTRO", "Prompt", "build_prompt"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "PRIVATE_INTRO",
+    "Prompt",
+    "build_prompt",
+    "check_request",
+    "check_unicode",
+]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
 
@@ -67,20 +74,7 @@ def build_prompt(
     Raises:
         InvalidInputError: empty query or malformed messages.
     """
-    if isinstance(query, str):
-        if not query.strip():
-            raise InvalidInputError("the query is empty; pass the user's request as text")
-        chat = [ChatMessage(role="user", content=query)]
-    else:
-        try:
-            chat = [ChatMessage(role=m["role"], content=m["content"]) for m in query]  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError) as e:
-            raise InvalidInputError(
-                "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
-                f"'content': {e}"
-            ) from e
-        if not chat or chat[-1].role != "user":
-            raise InvalidInputError("a chat must end with a 'user' message")
+    chat = check_request(query)
     system = system_prompt
     if chat[0].role == "system":
         system, chat = chat[0].content, chat[1:]
@@ -92,6 +86,48 @@ def build_prompt(
         private_system = f"{system}\n\n{PRIVATE_INTRO}\n{context.strip()}"
     private = (ChatMessage(role="system", content=private_system), *chat)
     return Prompt(public=tuple(public), private=tuple(private), context=context)
+
+
+def check_request(query: str | Sequence[Mapping[str, str]]) -> list[ChatMessage]:
+    """The request as chat messages, checked: a non-blank text, or a chat of well-formed
+    messages that ends with the user's; every text valid Unicode.
+
+    Raises:
+        InvalidInputError: what is wrong, and how to send it instead.
+    """
+    if isinstance(query, str):
+        if not query.strip():
+            raise InvalidInputError("the query is empty; pass the user's request as text")
+        check_unicode(query, what="the query")
+        return [ChatMessage(role="user", content=query)]
+    chat = [_message(m) for m in query]
+    if not chat or chat[-1].role != "user":
+        raise InvalidInputError("a chat must end with a 'user' message")
+    return chat
+
+
+def _message(m: Mapping[str, str]) -> ChatMessage:
+    if isinstance(m, Mapping) and isinstance(m.get("content"), str):
+        check_unicode(m["content"], what=f"the {m.get('role')} message")
+    try:
+        return ChatMessage(role=m["role"], content=m["content"])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInputError(
+            "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
+            f"'content': {e}"
+        ) from e
+
+
+def check_unicode(text: str, *, what: str) -> None:
+    """Refuse text no tokenizer can read: a lone surrogate (U+D800 to U+DFFF) is not a
+    character, and a text that holds one cannot be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(
+            f"{what} holds {e.object[e.start : e.end]!a} at character {e.start}, a lone "
+            "surrogate that is not a character; send the text as valid UTF-8"
+        ) from None
 
 
 def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateContext) -> Prompt:

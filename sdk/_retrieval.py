@@ -21,7 +21,7 @@ from specsteer.memory._sources import split_sentences
 if TYPE_CHECKING:
     from specsteer.memory import BaseMemoryStore
 
-__all__ = ["RetrievalPolicy", "fit_memories", "select_memories"]
+__all__ = ["RetrievalPolicy", "fit_memories", "searchable", "select_memories"]
 
 _WEEKDAY = re.compile(r"\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b", re.IGNORECASE)
 
@@ -75,13 +75,16 @@ def select_memories(
         policy: The floor and the caps.
         exclude: Ids of memories left out (what the prompt already says another way).
     """
+    request = searchable(request, store.max_text_chars)
+    if not request:
+        return []  # nothing in it to search with
     hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
     on_the_day = _on_the_day(hits, request)
     above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]
     chosen = [*on_the_day, *above][: policy.max_memories] or hits[:1]
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
-        query = " ".join([*names, request])
+        query = searchable(" ".join([*names, request]), store.max_text_chars)
         taken = {h.id for h in chosen}.union(exclude)
         about = [
             h
@@ -90,6 +93,13 @@ def select_memories(
         ]
         chosen += about[: policy.about_recipient]
     return chosen
+
+
+def searchable(request: str, limit: int) -> str:
+    """``request`` as the store searches it: without NUL characters (which the store refuses in
+    a text) or the blanks around it, cut to its first ``limit`` characters (a long request's
+    start says what it asks); "" when nothing is left to search with."""
+    return request.replace("\x00", " ").strip()[:limit]
 
 
 def fit_memories(texts: Sequence[str], budget: int, count: Callable[[str], int]) -> list[str]:

@@ -239,6 +239,22 @@ def test_assistant_facade(slm, llm) -> None:
     assert 0 < len(local.token_ids) <= 4 and local.text == slm.decode(local.token_ids)
 
 
+def test_a_request_the_memory_store_would_refuse_is_still_answered() -> None:
+    # Longer than a memory may be, or with a NUL: the memories are searched with what of it
+    # the store takes. A lone surrogate is no text at all: a typed error, before any search.
+    from specsteer.memory.testing import InMemoryStore
+    from specsteer.testing import tiny_backend
+
+    store = InMemoryStore()
+    store.add("maya", "my sister lena lives in lisbon")
+    assistant = Assistant(tiny_backend(0), memory=store, user_id="maya")
+    for query in ("where does my sister live ? " * 400, "hi \x00 there", "\x00"):
+        assert assistant.generate(query, method="device_only", max_new_tokens=2).token_ids
+    for bad in ("hi \ud800", [{"role": "user", "content": "hi \udfff"}]):
+        with pytest.raises(InvalidInputError, match="lone surrogate"):
+            assistant.generate(bad, method="device_only", max_new_tokens=2)
+
+
 def test_chat_history_and_system_prompt() -> None:
     p = build_prompt(
         [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
