@@ -48,6 +48,15 @@ def test_a_failure_is_a_500_in_openais_shape_and_the_gateway_goes_on(gateway: Ga
     assert after.usage is not None and after.usage.completion_tokens == 4
 
 
+def test_a_failure_leaves_the_connection_open_for_the_next_request(gateway: Gateway) -> None:
+    failing_after(gateway, 3)
+    body = {"model": "specsteer", "messages": ASK, "max_tokens": 8}
+    with httpx.Client(base_url=gateway.url, timeout=60) as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 500
+        gateway.device.restore()  # type: ignore[attr-defined]
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
 def test_a_failure_mid_stream_is_an_error_event(gateway: Gateway) -> None:
     failing_after(gateway, 6)
     stream = gateway.client().chat.completions.create(

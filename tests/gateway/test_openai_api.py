@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -162,7 +163,9 @@ BAD: list[tuple[dict[str, Any], int, str | None, str]] = [
     ({"max_tokens": 100_000}, 400, "max_tokens", None),
     ({"temperature": "hot"}, 400, "temperature", "invalid_type"),
     ({"temperature": 3}, 400, "temperature", None),
-    ({"top_p": 0}, 400, "top_p", None),
+    ({"top_p": -0.1}, 400, "top_p", None),
+    ({"stream_options": {"include_usage": True}}, 400, "stream_options", None),
+    ({"messages": [{"role": "user", "content": "hi \ud800"}]}, 400, "messages.[0].content", None),
     ({"n": 2}, 400, "n", "unsupported_value"),
     ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop", None),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tools", None),
@@ -185,7 +188,13 @@ def test_a_bad_request_gets_openais_error_and_stores_nothing(
     gateway = make_gateway(remember=True, max_tokens=512)
     told = [{"role": "user", "content": "i am in rome . what is my locker code ?"}]
     body = {"model": "specsteer", "messages": told, **change}
-    reply = httpx.post(gateway.url + "/v1/chat/completions", json=body, timeout=30)
+    raw = json.dumps(body)  # ASCII, so a lone surrogate goes as its JSON escape
+    reply = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=raw,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert reply.status_code == status
     error = reply.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -196,6 +205,75 @@ def test_a_bad_request_gets_openais_error_and_stores_nothing(
     # Nothing was generated, sent or remembered.
     assert gateway.cloud.received == [] and gateway.device.prompts == []
     assert gateway.store.all_texts("alice") == [memory_of("alice")]
+
+
+def test_a_body_nested_too_deeply_is_refused_and_the_connection_goes_on(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        deep = http.post(
+            "/v1/chat/completions",
+            content=b"[" * 200_000,
+            headers={"content-type": "application/json"},
+        )
+        assert deep.status_code == 400 and deep.json()["error"]["code"] == "invalid_json"
+        body = {"model": "specsteer", "messages": ASK, "max_tokens": 4}
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
+ACCEPTED: list[dict[str, Any]] = [
+    {"safety_identifier": "u-1", "prompt_cache_key": "k", "prompt_cache_retention": "24h"},
+    {"verbosity": "low", "moderation": None},
+    {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none"},
+    {"seed": -1},
+]
+
+
+@pytest.mark.parametrize("change", ACCEPTED)
+def test_fields_that_ask_for_nothing_the_device_lacks_are_accepted(
+    gateway: Gateway, change: dict[str, Any]
+) -> None:
+    body = {"model": "specsteer", "messages": ASK, "max_tokens": 4, **change}
+    reply = httpx.post(gateway.url + "/v1/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["completion_tokens"] == 4
+
+
+def test_top_p_zero_is_the_greedy_answer(gateway: Gateway) -> None:
+    client = gateway.client()
+    answers = [
+        client.chat.completions.create(model="specsteer", messages=ASK, max_tokens=8, **sampling)
+        for sampling in ({"top_p": 0, "temperature": 1.0}, {"temperature": 0})
+    ]
+    assert answers[0].choices[0].message.content == answers[1].choices[0].message.content
+
+
+def test_a_request_longer_than_a_memory_is_answered(gateway: Gateway) -> None:
+    # Longer than the memory store takes in one text (8000 characters): the memories are
+    # searched with its start.
+    long_ask = [{"role": "user", "content": "what is my locker code ? " * 900}]
+    for stream in (False, True):
+        answer = gateway.client().chat.completions.create(
+            model="specsteer", messages=long_ask, max_tokens=4, user="alice", stream=stream
+        )
+        if stream:
+            chunks = list(answer)
+            assert chunks[-1].choices[0].finish_reason == "length"
+        else:
+            assert answer.usage is not None and answer.usage.completion_tokens == 4
+
+
+def test_a_stream_with_usage_has_it_null_until_the_last_chunk(gateway: Gateway) -> None:
+    body = {
+        "model": "specsteer",
+        "messages": ASK,
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body) as r:
+        events = [line.removeprefix("data: ") for line in r.iter_lines() if line]
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all("usage" in c for c in chunks)
+    assert [c["usage"] is None for c in chunks] == [True] * (len(chunks) - 1) + [False]
 
 
 def test_the_official_client_raises_its_own_error_types(gateway: Gateway) -> None:
@@ -226,7 +304,9 @@ def test_other_hosts_pages_of_other_sites_and_forms_are_refused(
     hosts.add(gateway.url.removeprefix("http://"))  # filled in once the port is known
     url = gateway.url + "/v1/chat/completions"
     body = {"model": "specsteer", "messages": ASK}
-    assert httpx.get(gateway.url + "/v1/models", headers={"host": "evil.example"}).status_code == 421
+    assert (
+        httpx.get(gateway.url + "/v1/models", headers={"host": "evil.example"}).status_code == 421
+    )
     page = httpx.post(url, json=body, headers={"origin": "http://evil.example"})
     assert page.status_code == 403 and page.json()["error"]["type"] == "invalid_request_error"
     form = httpx.post(url, content=b"model=specsteer", headers={"content-type": "text/plain"})

@@ -18,14 +18,14 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from specsteer._assistant import Assistant
 from specsteer._errors import InvalidInputError, SpecSteerError
@@ -45,6 +45,8 @@ from specsteer.apps.gateway._schema import ChatCall, parse_call
 __all__ = ["USER_HEADER", "create_gateway"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The header that names the memory user when a client cannot set the ``user`` field.
 USER_HEADER = "x-specsteer-user"
@@ -93,7 +95,8 @@ def create_gateway(
         _check_model(call.model, model_name)
         user = _user(call, request, default_user or assistant.user_id)
         view = _view(assistant, user)
-        reply = Reply(call.model, user, len(assistant.device.encode_chat(call.chat)))
+        tokens = len(assistant.device.encode_chat(call.chat))
+        reply = Reply(call.model, user, tokens, usage_last=call.include_usage)
         stream = view.astream(call.chat, stop=call.stop, **call.overrides)
         if call.stream:
             return _EventStream(
@@ -107,6 +110,7 @@ def create_gateway(
         return JSONResponse(completion(reply, answered))
 
     _add_error_handlers(app)
+    app.add_middleware(_Contain)
     app.add_middleware(_Guard, token=token, hosts=hosts if hosts is not None else set())
     return app
 
@@ -165,7 +169,7 @@ async def _collect(stream: AnswerStream, user: str | None) -> Answered:
     return Answered.of(stream, user, tokens)
 
 
-async def _unless_gone(request: Request, answer: Any) -> Answered | None:
+async def _unless_gone(request: Request, answer: Awaitable[T]) -> T | None:
     """Await ``answer`` unless the client disconnects first (the answer is then given up)."""
     task = asyncio.ensure_future(answer)
     gone = asyncio.ensure_future(_disconnected(request.receive))
@@ -174,8 +178,7 @@ async def _unless_gone(request: Request, answer: Any) -> Answered | None:
     finally:
         gone.cancel()
     if task.done():
-        result: Answered = task.result()
-        return result
+        return task.result()
     task.cancel()
     return None
 
@@ -242,10 +245,30 @@ def _add_error_handlers(app: FastAPI) -> None:
         _log(e)
         return JSONResponse(error_body(e), status_code=error_status(e))
 
-    @app.exception_handler(Exception)
-    async def failed(_: Request, e: Exception) -> JSONResponse:
-        _log(e)
-        return JSONResponse(error_body(e), status_code=500)
+
+class _Contain:
+    """ASGI middleware: an unexpected error becomes OpenAI's 500 body, and the connection
+    stays open for the client's next request (Starlette's own handler re-raises it to the
+    server, which then drops the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as e:
+            if started or scope["type"] != "http":
+                raise
+            _log(e)
+            await JSONResponse(error_body(e), status_code=500)(scope, receive, send)
 
 
 class _Guard:

@@ -21,6 +21,9 @@ class Reply:
     model: str
     user: str | None
     prompt_tokens: int
+    #: The stream ends with a usage chunk (``stream_options.include_usage``), so every chunk
+    #: before it carries ``"usage": null``.
+    usage_last: bool = False
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -108,7 +111,8 @@ def chunk(
     finish_reason: str | None = None,
     specsteer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One ``chat.completion.chunk``; the last one carries the ``specsteer`` object."""
+    """One ``chat.completion.chunk``; the one with the finish reason carries the ``specsteer``
+    object."""
     body: dict[str, Any] = {
         "id": reply.id,
         "object": "chat.completion.chunk",
@@ -117,6 +121,8 @@ def chunk(
         "system_fingerprint": None,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
     }
+    if reply.usage_last:
+        body["usage"] = None
     if specsteer is not None:
         body["specsteer"] = specsteer
     return body

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specsteer._config import GenerationConfig
+from specsteer._errors import InvalidInputError
+from specsteer._prompt import check_unicode
 from specsteer.apps.gateway._errors import RequestRefused
 
 __all__ = ["KNOBS", "ChatCall", "parse_call"]
@@ -44,9 +46,23 @@ _HARMLESS: dict[str, Any] = {
     "audio": lambda v: v is None,
     "prediction": lambda v: v is None,
     "web_search_options": lambda v: v is None,
+    "moderation": lambda v: v is None,
 }
-#: OpenAI fields that change nothing here.
-_IGNORED = ("metadata", "store", "service_tier", "parallel_tool_calls", "reasoning_effort")
+#: Tools a request may offer while its choice (the value's field) says to call none.
+_OFFERED = {"tools": "tool_choice", "functions": "function_call"}
+#: OpenAI fields that change nothing here (caching and abuse-tracking keys, hints for other
+#: models).
+_IGNORED = (
+    "metadata",
+    "store",
+    "service_tier",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "verbosity",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+)
 
 
 class _Part(BaseModel):
@@ -81,8 +97,8 @@ class _Body(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1)
     user: str | None = None
@@ -127,12 +143,21 @@ def parse_call(raw: bytes, *, base: GenerationConfig, max_tokens: int) -> ChatCa
         doc = json.loads(raw)
     except ValueError as e:
         raise RequestRefused(f"the body is not valid JSON: {e}", code="invalid_json") from e
+    except RecursionError:
+        raise RequestRefused(
+            "the body nests its JSON too deeply to read; send a flatter body", code="invalid_json"
+        ) from None
     if not isinstance(doc, dict):
         raise RequestRefused("the body must be a JSON object", code="invalid_type")
     try:
         body = _Body.model_validate(doc)
     except ValidationError as e:
         raise _refusal(e) from e
+    if body.stream_options is not None and not body.stream:
+        raise RequestRefused(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
     extras = dict(body.model_extra or {})
     knobs = _knobs(extras)
     limit = body.max_completion_tokens or body.max_tokens
@@ -165,6 +190,8 @@ def _knobs(extras: dict[str, Any]) -> dict[str, Any]:
     unknown one, is refused by name."""
     knobs: dict[str, Any] = {}
     for name, value in extras.items():
+        if name in _OFFERED and extras.get(_OFFERED[name]) == "none":
+            continue  # tools offered with the choice to call none of them
         if name in KNOBS:
             knobs[name] = value
         elif name in _HARMLESS:
@@ -191,11 +218,13 @@ def _sampling(body: _Body) -> dict[str, Any]:
         out["greedy"] = body.temperature == 0
         if body.temperature > 0:
             out["temperature"] = body.temperature
-    if body.top_p is not None:
+    if body.top_p == 0:
+        out["greedy"] = True  # the smallest nucleus: the likeliest token alone
+    elif body.top_p is not None:
         out["top_p"] = body.top_p
         out.setdefault("greedy", False)
     if body.seed is not None:
-        out["seed"] = body.seed
+        out["seed"] = body.seed % 2**63  # OpenAI's seeds are signed 64-bit
     return out
 
 
@@ -227,6 +256,10 @@ def _chat(messages: list[_Message]) -> list[dict[str, str]]:
                 code="unsupported_value",
             )
         text = _text(m, where)
+        try:
+            check_unicode(text, what=f"{where}.content")
+        except InvalidInputError as e:
+            raise RequestRefused(str(e), param=f"{where}.content") from None
         if m.role in ("system", "developer"):
             system.append(text)
         else:
