@@ -212,7 +212,25 @@ def _round_costs(bench: LengthBench) -> list[str]:
                 f"| {method} | {n} | {rounds} | {acc} | {tokens / rounds:.2f} | "
                 f"{1000 * wall / rounds:.0f} |"
             )
-    return lines
+    return lines + _growth_split(bench)
+
+
+def _growth_split(bench: LengthBench) -> list[str]:
+    """Each method's growth in cost per token, split into its two factors: what a round costs,
+    and how many tokens a round yields (cost per token = ms per round / tokens per round)."""
+    lines = []
+    for method, per in bench.rounds.items():
+        if len(per) < 2:
+            continue
+        first, last = min(per), max(per)
+        cost = [1000 * per[n][3] / per[n][0] for n in (first, last)]
+        made = [bench.tokens[method][n] / per[n][0] for n in (first, last)]
+        lines.append(
+            f"{method}, {first} to {last} tokens: ms per round x{cost[1] / cost[0]:.2f}, tokens "
+            f"per round x{made[1] / made[0]:.2f}, so cost per token "
+            f"x{cost[1] / cost[0] * made[0] / made[1]:.2f}."
+        )
+    return ["", *lines] if lines else []
 
 
 def _growth(bench: LengthBench, method: str) -> float:

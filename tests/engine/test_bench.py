@@ -8,7 +8,13 @@ import pytest
 from rich.console import Console
 
 from specsteer import GenerationConfig
-from specsteer._bench import PASS_LENGTHS, BenchPlan, run_engine_bench, run_length_bench
+from specsteer._bench import (
+    PASS_LENGTHS,
+    BenchPlan,
+    LengthBench,
+    run_engine_bench,
+    run_length_bench,
+)
 from specsteer._bench_bound import alpha_from_acceptance
 from specsteer._bench_report import (
     render_engine,
@@ -137,6 +143,20 @@ def test_length_bench_reaches_each_length() -> None:
         rounds, drafted, accepted, wall = bench.rounds["specsteer"][n]
         assert 0 < rounds <= n and 0 <= accepted <= drafted and wall > 0
         assert f"| specsteer | {n} | {rounds} |" in md
+
+
+def test_length_growth_splits_into_round_cost_and_round_yield() -> None:
+    # 64 tokens in 10 rounds of 100 ms; 512 tokens in 128 rounds of 110 ms.
+    bench = LengthBench(
+        pair="tiny",
+        ms_per_token={"specsteer": {64: 1000 / 64, 512: 128 * 110 / 512}},
+        tokens={"specsteer": {64: 64, 512: 512}},
+        rounds={"specsteer": {64: (10, 40, 30, 1.0), 512: (128, 512, 300, 14.08)}},
+    )
+    md = render_lengths(bench)
+    # 6.4 tokens per round fell to 4.0 (x0.62); 1.1 x 6.4 / 4.0 = 1.76 = 27.5 / 15.625.
+    assert "ms per round x1.10, tokens per round x0.62, so cost per token x1.76." in md
+    assert "| specsteer | 15.6 | 27.5 | 1.76 |" in md
 
 
 def test_one_length_has_no_ratio_to_print() -> None:
