@@ -7,10 +7,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from specsteer._addressing import is_review_request, is_writing_request, recipients
-from specsteer._config import GenerationConfig
+from specsteer._config import GenerationConfig, with_overrides
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
@@ -400,12 +398,7 @@ class Assistant:
         return private
 
     def _config(self, overrides: Mapping[str, Any]) -> GenerationConfig:
-        if not overrides:
-            return self.config
-        try:
-            return GenerationConfig.model_validate({**self.config.model_dump(), **overrides})
-        except ValidationError as e:
-            raise ConfigurationError(f"invalid generation setting: {e}") from e
+        return with_overrides(self.config, overrides)
 
     def close(self) -> None:
         """Release the cloud connection (and drop async answers still waiting)."""

@@ -144,6 +144,7 @@ def _interactive_assistant(
     """The assistant of chat, web and gateway: a user's memories, a spinner while models load."""
     from specsteer.apps._assistants import build_assistant
 
+    _check_before_loading({}, user)
     return build_assistant(
         cloud=where,
         pair=pair,
@@ -153,6 +154,17 @@ def _interactive_assistant(
         remember=policy,
         max_context_lift=lift,
     )
+
+
+def _check_before_loading(overrides: dict[str, Any], user: str | None) -> None:
+    """Refuse bad settings and user ids before minutes go into loading the models."""
+    from specsteer._config import with_overrides
+    from specsteer._defaults import DEFAULT_CONFIG
+    from specsteer.memory._validate import check_user_id
+
+    with_overrides(DEFAULT_CONFIG, overrides)
+    if user is not None:
+        check_user_id(user)
 
 
 def _cloud(cloud: str | None, cloud_model: str | None, wire: str) -> Any:
@@ -203,6 +215,7 @@ def generate(
             overrides[name] = value
     where = _cloud(cloud, cloud_model, wire)
     try:
+        _check_before_loading(overrides, user)
         assistant = build_assistant(
             cloud=where,
             pair=pair,
@@ -247,6 +260,7 @@ def chat(
     where = _cloud(cloud, cloud_model, wire)
     policy = _remember(remember, remember_ttl)
     try:
+        _check_before_loading({"max_new_tokens": max_new_tokens}, user)
         assistant = _interactive_assistant(where, pair, tiny, user, policy, max_context_lift)
     except SpecSteerError as e:
         _fail(e)
@@ -888,7 +902,10 @@ def _person(value: str) -> Any:
     relation, sep, name = value.partition("=")
     if not sep:
         _fail(f"--person takes RELATION=NAME (e.g. --person 'sister=Lena'), not {value!r}")
-    return Person(name, relation)
+    try:
+        return Person(name, relation)
+    except SpecSteerError as e:
+        _fail(f"--person {value!r}: {e}; write it as RELATION=NAME (e.g. 'sister=Lena')")
 
 
 def _change_persona(user: str, change: Callable[[Any, Any], Any] | None = None) -> None:
@@ -1122,13 +1139,14 @@ def eval_(
 ) -> None:
     """Score every method on personal writing tasks (ROUGE, fact recall, who the answer speaks
     to, refusals) and print a summary."""
-    from specsteer._eval import load_examples, run_eval
+    from specsteer._eval import load_examples, make_run_folder, run_eval
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
 
     lams = _numbers(lam, "0.1,0.5", "--lam")
     try:
         examples = load_examples(data)
+        make_run_folder(out)  # before minutes go into loading the models
         device, verifier, memory = _eval_models(tiny, pair, _cloud(cloud, cloud_model, "auto"))
         run_eval(
             examples,

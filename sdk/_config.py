@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from specsteer._errors import ConfigurationError
 from specsteer._methods import METHOD_NAMES, METHODS
 from specsteer.fusion import Processing
 
-__all__ = ["GenerationConfig", "Method"]
+__all__ = ["GenerationConfig", "Method", "with_overrides"]
 
 #: The longest draft a round may carry: the protocol's 64 less room to complete a character.
 MAX_K = 56
@@ -188,3 +190,28 @@ class GenerationConfig(BaseSettings):
             repetition_penalty=self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size,
         )
+
+
+def with_overrides(config: GenerationConfig, overrides: Mapping[str, Any]) -> GenerationConfig:
+    """``config`` with ``overrides`` set.
+
+    Raises:
+        ConfigurationError: an unknown setting or a value out of range, each named with what
+            it takes.
+    """
+    if not overrides:
+        return config
+    try:
+        return GenerationConfig.model_validate({**config.model_dump(), **overrides})
+    except ValidationError as e:
+        raise ConfigurationError(f"invalid generation setting: {_summary(e)}") from None
+
+
+def _summary(e: ValidationError) -> str:
+    """Each setting at fault and what it takes, without pydantic's links."""
+    parts = []
+    for item in e.errors():
+        name = ".".join(str(x) for x in item["loc"]) or "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}")
+    return "; ".join(parts)

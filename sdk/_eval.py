@@ -610,6 +610,22 @@ def _verifier_for(cloud: ModelBackend | CloudVerifier, methods: Sequence[str]) -
     return verifier
 
 
+def make_run_folder(out: Path) -> None:
+    """Create the run's folder (or find it there).
+
+    Raises:
+        InvalidInputError: ``out`` is a file, or the folder cannot be made there.
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} is a file; name a folder for the results (--out)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInputError(
+            f"cannot make the results folder {out} ({e.strerror}); name another (--out)"
+        ) from None
+
+
 def _open_run(
     out: Path,
     settings: Record,
@@ -619,7 +635,7 @@ def _open_run(
 ) -> dict[tuple[str, str], Record]:
     """The run's folder, created or checked to hold a run with these settings, and the records
     it already holds by (example id, method), scored again first when asked."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_run_folder(out)
     _check_settings(out, settings)
     stored = load_records(out / RESULTS, repair=True)
     if rescore_done and stored:

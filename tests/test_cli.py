@@ -200,8 +200,9 @@ def test_persona_end_to_end() -> None:
     }
 
 
-def test_persona_set_refuses_a_bad_person() -> None:
-    result = invoke("persona", "set", "--user", "ines", "--person", "Lena")
+@pytest.mark.parametrize("person", ["Lena", "=Lena", "sister="])
+def test_persona_set_refuses_a_bad_person(person: str) -> None:
+    result = invoke("persona", "set", "--user", "ines", "--person", person)
     assert result.exit_code == 2
     assert "RELATION=NAME" in flat(result.output)
     assert_no_traceback(result)
@@ -530,3 +531,33 @@ def test_generate_keeps_high_lift_tokens_on_the_device_when_asked() -> None:
 def test_a_negative_context_lift_is_refused() -> None:
     result = invoke(*GENERATE, "--max-context-lift", "-1")
     assert result.exit_code == 2 and "--max-context-lift" in flat(result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--method", "bogus"), "method: unknown method 'bogus'"),
+        (("--beta", "1000"), "beta: Input should be less than or equal to 100"),
+        (("--user", "../x"), "invalid user id"),
+    ],
+)
+def test_generate_refuses_bad_settings_before_loading_models(
+    args: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(**_: object) -> None:
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr("specsteer.apps._assistants.build_assistant", never)
+    result = invoke("generate", "hi", "--tiny", *args)
+    assert result.exit_code == 2 and message in flat(result.output), result.output
+    assert "errors.pydantic.dev" not in result.output
+    assert_no_traceback(result)
+
+
+def test_eval_into_a_file_is_an_error_line(tmp_path: Path) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("not a folder")
+    result = invoke("eval", "--tiny", "--limit", "1", "--out", str(taken))
+    assert result.exit_code == 2 and "name a folder" in flat(result.output)
+    assert taken.read_text() == "not a folder"
+    assert_no_traceback(result)
