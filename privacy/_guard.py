@@ -36,7 +36,7 @@ from specsteer.privacy._detectors import (
     default_detectors,
     resolve_overlaps,
 )
-from specsteer.privacy._exceptions import DisallowedPayloadError
+from specsteer.privacy._exceptions import AuditLogError, DisallowedPayloadError
 from specsteer.privacy._lift import ContextLift
 from specsteer.privacy._normalize import fold
 from specsteer.privacy._overlap import OverlapIndex
@@ -332,14 +332,18 @@ class EgressGuard:
         data = encode(payload) if encode is not None else payload.model_dump_json().encode()
         findings, fields, ids, words = self._scan(data)
         fired = self._refuse_unless_clean(findings)
-        record = self.audit_log.append(
-            destination=destination,
-            payload=data,
-            payload_type=type(payload).__name__,
-            detectors=dict(fired),
-            policy=self.policy.model_dump(mode="json"),
-            note=note,
-        )
+        try:
+            record = self.audit_log.append(
+                destination=destination,
+                payload=data,
+                payload_type=type(payload).__name__,
+                detectors=dict(fired),
+                policy=self.policy.model_dump(mode="json"),
+                note=note,
+            )
+        except AuditLogError:
+            self._report.add(payloads_refused=1)
+            raise
         self._report.fired(fired)
         self._report.sent(destination=destination, fields=fields, seq=record.seq)
         return Admitted(data=data, seq=record.seq, token_ids=ids, words=words)

@@ -38,7 +38,7 @@ from specsteer.cloud_adapter import (
     check_generate_response,
     check_response,
 )
-from specsteer.privacy import ContextLift
+from specsteer.privacy import AuditLogError, ContextLift
 
 __all__ = ["SCREEN_WINDOW", "CloudLink", "Failed", "KeptLocal", "Verified", "request_id"]
 
@@ -216,6 +216,13 @@ class CloudLink:
         try:
             response = self._carry(request, tally, note)
             check_response(request, response, self.vocab_size)
+        except AuditLogError as e:
+            logger.warning(
+                "the audit log cannot be written, so nothing was sent; continuing on the "
+                "device only: %s",
+                e,
+            )
+            return Failed(f"{type(e).__name__}: {e}", tally.exchange(self._clock()))
         except PrivacyViolation as e:
             logger.info("the egress guard kept a round on the device: %s", type(e).__name__)
             return KeptLocal(tally.exchange(self._clock()))

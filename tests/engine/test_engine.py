@@ -255,6 +255,26 @@ def test_a_request_the_memory_store_would_refuse_is_still_answered() -> None:
             assistant.generate(bad, method="device_only", max_new_tokens=2)
 
 
+def test_an_audit_log_that_cannot_be_written_ends_the_cloud_rounds_visibly(
+    slm, llm, tmp_path
+) -> None:
+    from specsteer import PrivateEgress
+    from specsteer.privacy import AuditLog, AuditLogError
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+
+    def full_disk(**_: object) -> object:
+        raise AuditLogError("the audit record could not be written: [Errno 28] No space left")
+
+    log.append = full_disk  # type: ignore[method-assign]
+    door = PrivateEgress(audit_log=log, decode_ids=slm.decode)
+    result = Assistant.in_process(slm, llm, privacy=door).generate(QUERY, max_new_tokens=6)
+    assert result.token_ids  # answered on the device
+    assert result.stats.fallback is not None and "AuditLogError" in result.stats.fallback
+    assert result.privacy is not None and result.privacy.payloads_refused == 1
+    assert result.stats.cloud_calls == 0
+
+
 def test_chat_history_and_system_prompt() -> None:
     p = build_prompt(
         [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
