@@ -30,6 +30,7 @@ log shows a payload that never left).
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import json
@@ -40,9 +41,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from specsteer._errors import InvalidInputError
 from specsteer._home import private_dir, specsteer_home
@@ -94,6 +96,14 @@ class AuditLog:
         checkpoint_every: Sign the chain head after this many records (1: after each).
         signing_passphrase: The signing key's own passphrase, when it is sealed under one
             (:meth:`Keyring.protect_signing_key`); default ``$SPECSTEER_SIGNING_PASSPHRASE``.
+        read_only: Open only to read, verify and export: the signing key stays sealed (its
+            public key verifies, so no passphrase is needed), the log and its checkpoints are
+            left as they are (no folder made, no torn line moved), and :meth:`append` and
+            :meth:`checkpoint` raise :class:`AuditLogError`.
+
+    Opened to write, the log first moves a torn last line of the log or of its checkpoints (a
+    write cut short by a crash or a full disk) aside to ``<file>.torn``, keeping every complete
+    line.
     """
 
     def __init__(
@@ -104,13 +114,16 @@ class AuditLog:
         payload_storage: PayloadStorage = "plain",
         checkpoint_every: int = 1,
         signing_passphrase: str | None = None,
+        read_only: bool = False,
     ) -> None:
         if payload_storage not in ("plain", "sealed", "digest"):
             raise InvalidInputError("payload_storage must be 'plain', 'sealed' or 'digest'")
         if checkpoint_every < 1:
             raise InvalidInputError("checkpoint_every must be >= 1")
         self._path = Path(path) if path is not None else self.default_path()
-        if path is None:
+        if read_only:
+            pass  # a reader neither makes the folder nor tightens it
+        elif path is None:
             private_dir(self._path.parent)  # ours: tightened even if made looser before
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -118,11 +131,16 @@ class AuditLog:
         self._key = self._keyring.audit_key()
         if signing_passphrase is None:
             signing_passphrase = os.environ.get(SIGNING_PASSPHRASE_ENV) or None
-        self._signer = self._keyring.signing_key(signing_passphrase)
+        # A reader verifies with the public key alone, so a sealed signing key stays sealed.
+        self._passphrase = signing_passphrase if read_only else None
+        self._signer = None if read_only else self._keyring.signing_key(signing_passphrase)
+        self._public = None if self._signer is None else self._signer.public_key()
         self._storage: PayloadStorage = payload_storage
         self._every = checkpoint_every
         self._lock = threading.Lock()
         self._link: str | None = None  # the last stored receipt's digest, read on first use
+        if not read_only:
+            self._repair()
 
     @staticmethod
     def default_path() -> Path:
@@ -146,39 +164,34 @@ class AuditLog:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
+    def _repair(self) -> None:
+        """Move torn last lines of the log and its checkpoints aside (under both locks)."""
+        try:
+            with self._lock:
+                lock_fd = self._locked_file()
+                try:
+                    _move_torn_tail(self._path, "record")
+                    _move_torn_tail(self.checkpoints_path, "checkpoint")
+                finally:
+                    os.close(lock_fd)
+        except OSError as e:
+            raise AuditLogError(
+                f"could not repair the audit log {self._path} ({type(e).__name__}: {e}); check "
+                "disk space and permissions of the audit folder"
+            ) from e
+
     def _head(self) -> tuple[int, str, str]:
         """(seq, hmac, digest) of the last complete record; moves a torn last line aside."""
+        # A record torn by a crash mid-write was never fsynced, so nothing was sent.
+        _move_torn_tail(self._path, "record")
         try:
-            f = open(self._path, "rb+")  # noqa: SIM115 - closed below
+            with open(self._path, "rb") as f:
+                _, buf = _read_tail(f)
         except FileNotFoundError:
             return 0, GENESIS, GENESIS
-        with f:
-            end = f.seek(0, os.SEEK_END)
-            if end == 0:
-                return 0, GENESIS, GENESIS
-            # Read backwards until the start of the last complete line.
-            buf = b""
-            pos = end
-            while pos > 0:
-                step = min(65536, pos)
-                pos -= step
-                f.seek(pos)
-                buf = f.read(step) + buf
-                if buf.count(b"\n") >= 2 or (pos == 0 and buf):
-                    break
-            if not buf.endswith(b"\n"):
-                # A record torn by a crash mid-write was never fsynced, so nothing was sent.
-                cut = buf.rfind(b"\n") + 1
-                torn_at = pos + cut
-                torn = self._path.with_name(self._path.name + ".torn")
-                _write_private(torn, buf[cut:] + b"\n", append=True)
-                f.truncate(torn_at)
-                os.fsync(f.fileno())
-                logger.warning(
-                    "audit log: moved a torn last record aside (%d bytes)", end - torn_at
-                )
-                return self._head()
-            last = buf[:-1].rsplit(b"\n", 1)[-1]
+        if not buf:
+            return 0, GENESIS, GENESIS
+        last = buf[:-1].rsplit(b"\n", 1)[-1]
         try:
             rec = json.loads(last)
             return int(rec["seq"]), str(rec["hmac"]), str(rec["digest"])
@@ -206,6 +219,7 @@ class AuditLog:
         Raises:
             AuditLogError: The record could not be written (the caller must not send).
         """
+        self._signing_key()  # a read-only log refuses before writing anything
         fields = {
             "destination": destination,
             "payload_type": payload_type,
@@ -253,12 +267,7 @@ class AuditLog:
         record["hmac"] = chain_hmac(self._key, prev_hmac, canon)
         # ASCII lines: no U+0085 or U+2028 inside a record, so any line tool splits records right.
         line = json.dumps(record, sort_keys=True).encode() + b"\n"
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append_line(self._path, line)
         if seq % self._every == 0:
             self._write_checkpoint(seq, record["hmac"], record["digest"])
         return record
@@ -271,17 +280,30 @@ class AuditLog:
             "digest": head_digest,
             "time": round(time.time(), 6),
         }
-        cp["sig"] = base64.b64encode(self._signer.sign(checkpoint_message(cp))).decode("ascii")
-        fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, json.dumps(cp, sort_keys=True).encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sig = self._signing_key().sign(checkpoint_message(cp))
+        cp["sig"] = base64.b64encode(sig).decode("ascii")
+        # A torn last checkpoint (a full disk) goes aside, or this one would extend its line.
+        _move_torn_tail(self.checkpoints_path, "checkpoint")
+        _append_line(self.checkpoints_path, json.dumps(cp, sort_keys=True).encode() + b"\n")
         return cp
+
+    def _public_key(self) -> Ed25519PublicKey:
+        """The key that verifies the checkpoints (read on first use by a reader)."""
+        if self._public is None:
+            self._public = self._keyring.signing_public_key(self._passphrase)
+        return self._public
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        if self._signer is None:
+            raise AuditLogError(
+                f"the audit log {self._path} was opened read_only, so nothing was written; open "
+                "it without read_only=True to write"
+            )
+        return self._signer
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign the current chain head now and return the checkpoint (see :meth:`export_checkpoint`)."""
+        self._signing_key()
         with self._lock:
             lock_fd = self._locked_file()
             try:
@@ -301,7 +323,7 @@ class AuditLog:
 
     def public_key_pem(self) -> str:
         """The Ed25519 public key that verifies this log's checkpoints."""
-        pem = self._signer.public_key().public_bytes(
+        pem = self._public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return pem.decode("ascii")
@@ -309,11 +331,23 @@ class AuditLog:
     # -- reading -------------------------------------------------------------------------------
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Yield each record (unverified; call :meth:`verify` to check them)."""
-        for line in read_lines(self._path):
-            rec = json.loads(line)
-            if isinstance(rec, dict):
-                yield rec
+        """Yield each record (unverified; call :meth:`verify` to check them).
+
+        Raises:
+            InvalidInputError: A line is not a JSON record (the file is not an audit log, or
+                is damaged: :meth:`verify` names the first bad record).
+        """
+        for lineno, line in enumerate(read_lines(self._path), 1):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if not isinstance(rec, dict):
+                raise InvalidInputError(
+                    f"line {lineno} of {self._path} is not a JSON audit record; check that this "
+                    "is an audit log, and run `specsteer audit verify` to find the damage"
+                )
+            yield rec
 
     def read_payload(self, record: Mapping[str, Any]) -> bytes | None:
         """The payload bytes of a record (opening a sealed copy); None for ``digest`` storage."""
@@ -346,7 +380,7 @@ class AuditLog:
             report = verify_log(
                 self._path,
                 audit_key=self._key,
-                public_key=self._signer.public_key(),
+                public_key=self._public_key(),
                 checkpoints_path=self.checkpoints_path,
                 witness=witness,
             )
@@ -408,15 +442,15 @@ class AuditLog:
         for name, data in copies.items():
             _write_private(out / name, data)
         _write_private(out / "public_key.pem", self.public_key_pem().encode("ascii"))
-        report = verify_log(
-            out / "audit.jsonl", audit_key=self._key, public_key=self._signer.public_key()
-        )
+        report = verify_log(out / "audit.jsonl", audit_key=self._key, public_key=self._public_key())
         summary = {
             "ok": report.ok,
             "records": report.records,
             "checkpoints": report.checkpoints,
             "summary": report.summary(),
-            "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+            "problems": [
+                {"seq": p.seq, "where": p.where, "reason": p.reason} for p in report.problems
+            ],
         }
         _write_private(out / "verify.json", json.dumps(summary, indent=2).encode())
         if decrypt:
@@ -427,6 +461,60 @@ class AuditLog:
                 lines.append(json.dumps({"seq": rec["seq"], "payload": text}, ensure_ascii=False))
             _write_private(out / "payloads.jsonl", "".join(f"{x}\n" for x in lines).encode())
         return out
+
+
+def _read_tail(f: BinaryIO) -> tuple[int, bytes]:
+    """The file's end from the start of its last complete line (with any torn line after it),
+    and the offset it starts at."""
+    pos = f.seek(0, os.SEEK_END)
+    buf = b""
+    while pos > 0:
+        step = min(65536, pos)
+        pos -= step
+        f.seek(pos)
+        buf = f.read(step) + buf
+        if buf.count(b"\n") >= 2:
+            break
+    return pos, buf
+
+
+def _move_torn_tail(path: Path, what: str) -> None:
+    """Move a last line without its newline (a write cut short) to ``<path>.torn``, keeping
+    every complete line before it."""
+    try:
+        f = open(path, "rb+")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with f:
+        pos, buf = _read_tail(f)
+        if not buf or buf.endswith(b"\n"):
+            return
+        cut = buf.rfind(b"\n") + 1
+        _write_private(path.with_name(path.name + ".torn"), buf[cut:] + b"\n", append=True)
+        f.truncate(pos + cut)
+        os.fsync(f.fileno())
+    logger.warning("audit log: moved a torn last %s aside (%d bytes)", what, len(buf) - cut)
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    """Append ``line`` to a 0600 file and fsync it; a short write (a full disk) raises."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        _write_all(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a short write is retried, so a full disk raises instead of leaving a
+    torn line for the next write to extend."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def _read_or_empty(path: Path) -> bytes:
@@ -442,7 +530,7 @@ def _write_private(path: Path, data: bytes, *, append: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | how | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, data)
+        _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

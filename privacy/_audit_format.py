@@ -28,6 +28,7 @@ __all__ = [
     "checkpoint_message",
     "load_public_key",
     "read_lines",
+    "read_lines_torn",
 ]
 
 GENESIS = "0" * 64
@@ -61,14 +62,21 @@ def checkpoint_message(cp: Mapping[str, Any]) -> bytes:
 
 def read_lines(path: Path) -> list[bytes]:
     """The file's lines without their newlines; none for a missing file."""
+    return read_lines_torn(path)[0]
+
+
+def read_lines_torn(path: Path) -> tuple[list[bytes], bool]:
+    """The file's lines without their newlines, and whether the last one is torn (it has no
+    newline: its write was cut short by a crash or a full disk); none for a missing file."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
+        return [], False
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return lines
+        return lines, False
+    return lines, bool(data)
 
 
 def load_public_key(public_key: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:

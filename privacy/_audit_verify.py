@@ -30,6 +30,7 @@ from specsteer.privacy._audit_format import (
     checkpoint_message,
     load_public_key,
     read_lines,
+    read_lines_torn,
 )
 
 __all__ = ["VerifyProblem", "VerifyReport", "verify_log"]
@@ -39,10 +40,24 @@ Witness = Iterable[Mapping[str, Any]] | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class VerifyProblem:
-    """One failure found by :func:`verify_log`: the record (``seq``) and why."""
+    """One failure found by :func:`verify_log`: the record (``seq``) and why.
+
+    Attributes:
+        seq: The record at fault; for a checkpoint's own fault, the record after the last good
+            one (problems sort by it).
+        reason: Why, in words.
+        checkpoint: The checkpoint at fault when the fault is its own (unreadable, torn, badly
+            signed), e.g. ``"checkpoint line 3"``; empty when a record is at fault.
+    """
 
     seq: int
     reason: str
+    checkpoint: str = ""
+
+    @property
+    def where(self) -> str:
+        """What is at fault, for people: ``"record 3"`` or ``"checkpoint line 3"``."""
+        return self.checkpoint or f"record {self.seq}"
 
 
 @dataclass(frozen=True)
@@ -114,7 +129,9 @@ class VerifyReport:
             how = "HMAC chain" if self.hmac_checked else "digest chain (no audit key)"
             vouched = ""
             if self.receipts_checked:
-                pin = "" if self.receipt_key_pinned else ": compare it with the id the server printed"
+                pin = (
+                    "" if self.receipt_key_pinned else ": compare it with the id the server printed"
+                )
                 vouched = (
                     f", all {self.receipts_checked} match the server's receipts "
                     f"(server key {self.receipt_key_id}{pin})"
@@ -126,7 +143,7 @@ class VerifyReport:
             )
         bad = self.problems[0]
         more = f" (+{len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        return f"FAILED at record {bad.seq}: {bad.reason}{more}"
+        return f"FAILED at {bad.where}: {bad.reason}{more}"
 
 
 @dataclass
@@ -214,19 +231,32 @@ def _checkpoints(
     """The side file's checkpoints and the witness's, labelled; unreadable lines as problems."""
     cps: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[VerifyProblem] = []
-    for lineno, line in enumerate(read_lines(cp_path), 1):
+    lines, torn = read_lines_torn(cp_path)
+    for lineno, line in enumerate(lines, 1):
+        label = f"checkpoint line {lineno}"
         try:
             cp = json.loads(line)
         except ValueError:
             cp = None
         if isinstance(cp, dict):
-            cps.append((f"checkpoint line {lineno}", cp))
+            cps.append((label, cp))
+        elif torn and lineno == len(lines):
+            problems.append(VerifyProblem(after, _torn(cp_path), label))
         else:
-            problems.append(VerifyProblem(after, f"checkpoint line {lineno} is not JSON"))
+            problems.append(
+                VerifyProblem(after, "not a JSON checkpoint (edited or damaged)", label)
+            )
     if witness is not None:
         items = [witness] if isinstance(witness, Mapping) else list(witness)
         cps.extend((f"witness checkpoint {i + 1}", w) for i, w in enumerate(items))
     return cps, problems
+
+
+def _torn(cp_path: Path) -> str:
+    return (
+        "torn: its write was cut short (a crash or a full disk), so it holds no signature; the "
+        f"next session that writes this log moves it aside to {cp_path.name}.torn"
+    )
 
 
 def _signed_seq(pub: Ed25519PublicKey, cp: Mapping[str, Any]) -> int | None:
@@ -299,7 +329,7 @@ def verify_log(
             seq = _signed_seq(pub, cp)
             if seq is None:
                 problems.append(
-                    VerifyProblem(walk.last + 1, f"{label}: signature invalid or fields missing")
+                    VerifyProblem(walk.last + 1, "signature invalid or fields missing", label)
                 )
                 continue
             newest = max(newest, seq)

@@ -5,7 +5,8 @@ Layout under ``root`` (default ``specsteer_home() / "keys"``, mode 0700; every f
     keyring.json            format and protection: "none", or "scrypt" with salt, cost, check blob
     audit.key               HMAC-SHA256 key for the audit chain
     audit-seal.key          AES key for sealed payload copies in the audit log
-    signing.key             Ed25519 private key for audit checkpoints
+    signing.key             Ed25519 private key for audit checkpoints (sealed under a passphrase
+                            of its own: with its public key beside it, for verifying)
     users/<id>.key          the user's data key versions (JSON)
     users/<id>.forgotten    tombstone left by destroy()
 
@@ -46,15 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from specsteer._errors import InvalidInputError
-from specsteer._home import specsteer_home
+from specsteer._home import private_dir, specsteer_home
 from specsteer.privacy._exceptions import (
     DecryptionError,
     KeyDestroyedError,
     KeyNotFoundError,
     KeyringCorruptedError,
+    KeyringError,
     WrongPassphraseError,
 )
 from specsteer.privacy._kdf import ScryptParams, derive
@@ -108,6 +110,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _public_raw(private_raw: bytes) -> bytes:
+    return Ed25519PrivateKey.from_private_bytes(private_raw).public_key().public_bytes_raw()
+
+
 def _unb64(text: object) -> bytes:
     if not isinstance(text, str):
         raise ValueError("expected base64 text")
@@ -137,10 +143,8 @@ class Keyring:
         self._users = self._root / "users"
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
-        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._users.mkdir(exist_ok=True, mode=0o700)
-        os.chmod(self._root, 0o700)
-        os.chmod(self._users, 0o700)
+        private_dir(self._root)
+        private_dir(self._users)
         if passphrase is not None and not passphrase:
             raise InvalidInputError("passphrase must be non-empty (or None for no passphrase)")
         with self._lock:
@@ -368,6 +372,10 @@ class Keyring:
             keys: dict[int, bytes] = doc["keys"]
             return [keys[v] for v in sorted(keys, reverse=True)]
 
+    def user_key_path(self, user_id: str) -> Path:
+        """The file that holds the user's data key versions (it may not exist)."""
+        return self._user_paths(user_id)[0]
+
     def has_key(self, user_id: str) -> bool:
         """Whether the user has a live data key (false after :meth:`destroy`)."""
         path, tomb = self._user_paths(user_id)
@@ -494,6 +502,40 @@ class Keyring:
         doc = self._device_doc("signing", lambda: self._signing_doc(os.urandom(32), passphrase))
         return Ed25519PrivateKey.from_private_bytes(self._open_signing(doc, passphrase))
 
+    def signing_public_key(self, passphrase: str | None = None) -> Ed25519PublicKey:
+        """Return the public key that verifies audit checkpoints, without unsealing the signing
+        key when it is sealed under its own passphrase (its public key is stored beside it).
+
+        Args:
+            passphrase: Needed only for a key sealed before its public key was stored beside it.
+
+        Raises:
+            KeyringError: There is no signing key yet (no log was signed with this keyring).
+            WrongPassphraseError: A key sealed before its public key was stored, and no
+                passphrase.
+        """
+        path = self._root / "signing.key"
+        with self._lock:
+            if not (path.exists() or path.is_symlink()):
+                raise KeyringError(
+                    f"no audit signing key in {self._root}: no audit log was signed with this "
+                    "keyring; verify the log with the public key it was signed with (--public-key)"
+                )
+            doc = self._load_json(path)
+        if doc.get("protection") != "scrypt":
+            return self.signing_key().public_key()
+        if "public" not in doc:
+            if passphrase is not None:
+                return self.signing_key(passphrase).public_key()  # and stores it beside the key
+            raise WrongPassphraseError(
+                "the audit signing key was sealed before its public key was stored beside it; set "
+                f"{SIGNING_PASSPHRASE_ENV} for one session that writes the log to store it"
+            )
+        try:
+            return Ed25519PublicKey.from_public_bytes(_unb64(doc["public"]))
+        except (ValueError, TypeError) as e:
+            raise self._corrupted(path, e) from e
+
     def signing_key_protected(self) -> bool:
         """Whether the signing key is sealed under its own passphrase."""
         path = self._root / "signing.key"
@@ -533,6 +575,7 @@ class Keyring:
             "salt": _b64(params.salt),
             **params.as_dict(),
             "key": _b64(sealed),
+            "public": _b64(_public_raw(raw)),
         }
 
     def _open_signing(self, doc: dict[str, Any], passphrase: str | None) -> bytes:
@@ -555,11 +598,22 @@ class Keyring:
         except (KeyError, ValueError, TypeError) as e:
             raise self._corrupted(path, e) from e
         try:
-            return open_sealed(derive(passphrase, params, KEY_BYTES), blob, _SIGNING_AAD)
+            raw = open_sealed(derive(passphrase, params, KEY_BYTES), blob, _SIGNING_AAD)
         except DecryptionError as e:
             raise WrongPassphraseError(
                 "wrong passphrase for the audit signing key; retry with the one it was sealed with"
             ) from e
+        self._store_public(path, doc, raw)
+        return raw
+
+    def _store_public(self, path: Path, doc: dict[str, Any], raw: bytes) -> None:
+        """Check the public key stored beside a sealed signing key; store it if it is missing."""
+        public = _b64(_public_raw(raw))
+        if "public" not in doc:
+            with self._lock:
+                write_private(path, json.dumps({**doc, "public": public}).encode("utf-8"))
+        elif doc["public"] != public:
+            raise self._corrupted(path, ValueError("its public key does not match the sealed key"))
 
     def export_public_key(self, passphrase: str | None = None) -> str:
         """Return the checkpoint-signing public key as PEM, for an outside witness."""

@@ -10,6 +10,7 @@ This module imports nothing from the package, so every subpackage may use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
@@ -24,10 +25,15 @@ logger = logging.getLogger(__name__)
 _umask_lock = threading.Lock()
 _umask_depth = 0
 _umask_saved = 0
+_read_only_said = False
 
 
 def _tighten(path: Path, mode: int) -> None:
-    """Clear group and other bits of ``path`` (never through a link; only what we own)."""
+    """Clear group and other bits of ``path`` (never through a link; only what we own).
+
+    Nothing is written when they are clear already, and a file system that refuses the change
+    (mounted read-only) is logged, not raised: reading state must work there.
+    """
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode) or not stat.S_IMODE(st.st_mode) & 0o077:
@@ -38,11 +44,28 @@ def _tighten(path: Path, mode: int) -> None:
         os.chmod(path, mode)
     except FileNotFoundError:
         return  # removed meanwhile (a store's temporary file)
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        _read_only(path)
+
+
+def _read_only(path: Path) -> None:
+    """Say once per process that state on a read-only file system stays as loose as it is."""
+    global _read_only_said
+    level = logging.DEBUG if _read_only_said else logging.WARNING
+    _read_only_said = True
+    logger.log(level, "cannot tighten %s and what is under it: the file system is read-only", path)
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) 0700, or tighten it to 0700 if it exists looser."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` (and parents) 0700, or tighten it to 0700 if it exists looser.
+
+    An existing folder is not written to unless it is looser than 0700, so a read-only state
+    folder can still be opened for reading.
+    """
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
     _tighten(path, 0o700)
     return path
 

@@ -372,10 +372,11 @@ def test_audit_verify_reports_tampering(
     assert "FAILED at record 2" in flat(auditor.output)
 
 
-def test_audit_verify_of_an_empty_state_root_is_ok() -> None:
+def test_audit_verify_of_an_empty_state_root_says_there_is_no_log_yet() -> None:
     result = invoke("audit", "verify")
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok: 0 records")
+    assert result.exit_code == 2, result.output
+    assert "no audit log yet" in flat(result.output)
+    assert_no_traceback(result)
 
 
 # -- across a real boundary ------------------------------------------------------------------

@@ -150,6 +150,20 @@ def test_forged_checkpoint_signature_is_caught(log: AuditLog) -> None:
     assert bad is not None and "signature invalid" in bad.reason
 
 
+def test_bad_checkpoint_signature_names_the_checkpoint_line(log: AuditLog, tmp_path: Path) -> None:
+    cps = log.checkpoints_path.read_text().splitlines()
+    cp = json.loads(cps[-1])
+    cp["sig"] = "A" + cp["sig"][1:] if cp["sig"][0] != "A" else "B" + cp["sig"][1:]
+    log.checkpoints_path.write_text("".join(c + "\n" for c in [*cps[:-1], json.dumps(cp)]))
+    report = log.verify()
+    assert report.first_bad is not None and report.first_bad.checkpoint == "checkpoint line 6"
+    summary = report.summary()
+    assert summary.startswith("FAILED at checkpoint line 6: signature invalid"), summary
+    assert "record 7" not in summary
+    exported = json.loads((log.export(tmp_path / "bundle") / "verify.json").read_text())
+    assert exported["problems"][0]["where"] == "checkpoint line 6"
+
+
 def test_outside_auditor_with_public_key_only(log: AuditLog) -> None:
     pem = log.public_key_pem()
     assert verify_log(log.path, public_key=pem).ok
@@ -177,6 +191,49 @@ def test_torn_last_line_is_moved_aside_and_chain_continues(log: AuditLog) -> Non
     _fill(log, 1)
     assert log.verify().ok
     assert log.path.with_name("audit.jsonl.torn").read_bytes().startswith(b'{"seq": 7')
+
+
+def _tear_last_checkpoint(log: AuditLog) -> bytes:
+    """Cut the last checkpoint line short, as a full disk does; return the torn bytes."""
+    data = log.checkpoints_path.read_bytes()
+    start = data.rindex(b"\n", 0, len(data) - 1) + 1
+    log.checkpoints_path.write_bytes(data[:-40])
+    return data[start:-40]
+
+
+def test_torn_last_checkpoint_is_named_then_moved_aside_when_the_log_is_opened(
+    log: AuditLog,
+) -> None:
+    torn = _tear_last_checkpoint(log)
+    report = AuditLog(read_only=True).verify()
+    assert report.summary().startswith("FAILED at checkpoint line 6: torn")
+    assert "record 7" not in report.summary()
+
+    again = AuditLog()  # a session starts
+    assert again.checkpoints_path.with_name("audit.jsonl.checkpoints.torn").read_bytes() == (
+        torn + b"\n"
+    )
+    report = again.verify()
+    assert report.ok and report.checkpoints == 5 and report.unchecked_tail == 1
+    _fill(again, 1)
+    assert again.verify().ok and again.verify().checkpoints == 6
+
+
+def test_torn_last_checkpoint_is_moved_aside_before_the_next_one(log: AuditLog) -> None:
+    _tear_last_checkpoint(log)
+    _fill(log, 1)  # the running writer's next checkpoint
+    report = log.verify()
+    assert report.ok and report.records == 7 and report.checkpoints == 6
+
+
+def test_short_writes_are_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = AuditLog()
+    real_write = os.write
+    with monkeypatch.context() as m:  # a nearly full disk takes 10 bytes per write
+        m.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:10])))
+        _fill(log, 2)
+    report = log.verify()
+    assert report.ok and report.records == 2 and report.checkpoints == 2
 
 
 def test_sealed_storage_keeps_payload_unreadable_without_the_keyring() -> None:

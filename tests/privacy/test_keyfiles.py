@@ -3,6 +3,7 @@ and a signing key sealed under a passphrase of its own."""
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -146,6 +147,29 @@ def test_signing_key_sealed_under_its_own_passphrase(
     again.append(destination="cloud", payload=b"{}", payload_type="VerifyRequest")
     assert again.verify().ok
     assert verify_log(again.path, public_key=public).checkpoints == 2
+
+
+def test_a_sealed_signing_key_keeps_its_public_key_beside_it(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path / "keys")
+    public = ring.signing_key().public_key().public_bytes_raw()
+    ring.protect_signing_key("pw")
+    fresh = Keyring(tmp_path / "keys")
+    assert fresh.signing_public_key().public_bytes_raw() == public  # no passphrase needed
+
+    # Someone swaps the stored public key: the writer's unsealing notices.
+    path = ring.root / "signing.key"
+    doc = json.loads(path.read_text())
+    other = Keyring(tmp_path / "other").signing_key().public_key().public_bytes_raw()
+    path.write_text(json.dumps({**doc, "public": base64.b64encode(other).decode()}))
+    with pytest.raises(KeyringCorruptedError, match="does not match"):
+        Keyring(tmp_path / "keys").signing_key("pw")
+
+    # A key sealed before its public key was stored: a writer with the passphrase stores it.
+    path.write_text(json.dumps({k: v for k, v in doc.items() if k != "public"}))
+    with pytest.raises(WrongPassphraseError, match="SPECSTEER_SIGNING_PASSPHRASE"):
+        Keyring(tmp_path / "keys").signing_public_key()
+    Keyring(tmp_path / "keys").signing_key("pw")
+    assert Keyring(tmp_path / "keys").signing_public_key().public_bytes_raw() == public
 
 
 def test_a_new_signing_key_is_made_sealed_when_a_passphrase_is_set(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import stat
 import threading
 from pathlib import Path
@@ -248,3 +251,36 @@ def test_seal_round_trip_and_tamper_detection() -> None:
         open_sealed(key, b"abc", b"aad-1")
     with pytest.raises(InvalidInputError, match="32 bytes"):
         seal(b"short", b"x", b"")
+
+
+def _read_only_chmod(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every chmod fail as on a file system mounted read-only; returns the paths tried."""
+    tried: list[str] = []
+
+    def refuse(path: object, mode: int, **_: object) -> None:
+        tried.append(str(path))
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    return tried
+
+
+def test_opening_a_private_keyring_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = Keyring(tmp_path / "keys").data_key("alice")
+    tried = _read_only_chmod(monkeypatch)
+    assert Keyring(tmp_path / "keys").data_key("alice", create=False) == key
+    assert tried == []
+
+
+def test_a_loose_keyring_on_a_read_only_file_system_still_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = Keyring(tmp_path / "keys").data_key("alice")
+    (tmp_path / "keys").chmod(0o755)
+    caplog.set_level(logging.DEBUG, logger="specsteer._home")  # said once per process
+    tried = _read_only_chmod(monkeypatch)
+    assert Keyring(tmp_path / "keys").data_key("alice", create=False) == key
+    assert tried == [str(tmp_path / "keys")]
+    assert "read-only" in caplog.text
