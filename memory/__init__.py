@@ -10,7 +10,13 @@ from specsteer.memory._base import KEEP, BaseMemoryStore
 from specsteer.memory._chroma import MemoryStore
 from specsteer.memory._context import ContextBlock, build_context
 from specsteer.memory._embedder import Embedder, HashEmbedder
-from specsteer.memory._errors import CorruptedMemoryError, MemoryNotFoundError, UserForgottenError
+from specsteer.memory._errors import (
+    CorruptedMemoryError,
+    MemoryNotFoundError,
+    UserForgottenError,
+    UserKeyMissingError,
+    UserNotFoundError,
+)
 from specsteer.memory._export import EXPORT_FORMAT, export_memories, import_memories
 from specsteer.memory._ingest import ingest_notes, ingest_transcript
 from specsteer.memory._persona import Inference, Person, Persona, PersonaView
@@ -41,6 +47,8 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "Statements",
     "UserForgottenError",
+    "UserKeyMissingError",
+    "UserNotFoundError",
     "build_context",
     "bundled_minilm_path",
     "export_memories",

@@ -4,7 +4,7 @@ A store keeps each user's memories apart, returns only live (unexpired) ones, st
 once per user (the same after normalization), keeps each user's persona with their memories, and
 refuses writes for a forgotten user until they are reinstated. Subclasses implement the
 primitives (``_insert``, ``_put``, ``_get``, ``_list``, ``_nearest``, ``_delete``,
-``_get_persona``, ``_put_persona``, ``_forget``, ``_reinstate``) on input this class has already
+``_get_persona``, ``_put_persona``, ``_forget``, ``_reinstate``, ``_known``) on input this class has already
 checked and embedded; callers use the public methods.
 """
 
@@ -24,11 +24,11 @@ import numpy.typing as npt
 
 from specsteer._errors import ConfigurationError, InvalidInputError, MemoryStoreError
 from specsteer.memory._embedder import Embedder
-from specsteer.memory._errors import MemoryNotFoundError
+from specsteer.memory._errors import MemoryNotFoundError, UserNotFoundError
 from specsteer.memory._export import export_memories, import_memories
 from specsteer.memory._filters import check_where
 from specsteer.memory._ingest import ingest_notes, ingest_transcript
-from specsteer.memory._persona import Persona, PersonaView
+from specsteer.memory._persona import Persona, PersonaView, name_key
 from specsteer.memory._persona_infer import persona_view
 from specsteer.memory._progress import Progress, batches
 from specsteer.memory._types import Memory, MemoryInput, MetadataValue, SearchHit
@@ -38,6 +38,7 @@ from specsteer.memory._validate import (
     check_memory_id,
     check_metadata,
     check_min_score,
+    check_query,
     check_text,
     check_ttl,
     check_user_id,
@@ -169,6 +170,11 @@ class BaseMemoryStore(ABC):
     @abstractmethod
     def _reinstate(self, user_id: str) -> None:
         """Accept writes for a forgotten user again (a no-op for anyone else)."""
+
+    @abstractmethod
+    def _known(self, user_id: str) -> bool:
+        """Whether the store holds anything of the user: memories, a persona, a key, or the
+        mark of having been forgotten."""
 
     def _count(self, user_id: str) -> int:
         """How many live memories the user has; override when the backend counts faster."""
@@ -326,12 +332,21 @@ class BaseMemoryStore(ABC):
     def forget_user(self, user_id: str, *, purge_vectors: bool = True) -> None:
         """Forget a user completely; their writes are refused until :meth:`reinstate_user`.
 
+        Forgetting a forgotten user again is harmless; an id the store never held is refused,
+        so a mistyped id is not blocked from then on.
+
         Args:
             user_id: Who to forget. Other users are never touched.
             purge_vectors: Also remove what the store leaves on disk (see the store's docs).
+
+        Raises:
+            UserNotFoundError: The store holds nothing of this user; nothing was changed.
         """
         check_user_id(user_id)
-        self._forget(user_id, purge_vectors)
+        with self._lock:
+            if not self._known(user_id):
+                raise UserNotFoundError(user_id)
+            self._forget(user_id, purge_vectors)
 
     def reinstate_user(self, user_id: str) -> None:
         """Let a forgotten user id store memories again (old data stays lost).
@@ -398,7 +413,7 @@ class BaseMemoryStore(ABC):
             InvalidInputError: Bad query, k, filter or floor.
         """
         check_user_id(user_id)
-        check_text(query, self._max_chars, what="query")
+        check_query(query, self._max_chars)
         check_k(k)
         floor = check_min_score(min_score)
         checked = check_where(where)
@@ -430,6 +445,30 @@ class BaseMemoryStore(ABC):
             )
         self._put_persona(user_id, None if persona.empty else persona)
         return persona
+
+    def drop_person(self, user_id: str, name: str) -> Persona:
+        """Take someone out of the persona in use: remove them if set, and hide the name so a
+        memory that names them does not bring them back.
+
+        Returns:
+            The persona stored.
+
+        Raises:
+            InvalidInputError: Nobody of that name is in the persona in use (set or inferred);
+                nothing was changed.
+            UserForgottenError: The user was forgotten.
+        """
+        check_user_id(user_id)
+        with self._lock:
+            view = self.persona_view(user_id)
+            known = [p.name for p in view.persona.people if name_key(p.name) == name_key(name)]
+            if not known:
+                held = ", ".join(repr(p.name) for p in view.persona.people) or "no one"
+                raise InvalidInputError(
+                    f"nobody called {name!r} is in the persona of {user_id!r} (its people: "
+                    f"{held}), so nothing was dropped; check the name"
+                )
+            return self.set_persona(user_id, view.stored.without_person(known[0]))
 
     def persona_view(self, user_id: str) -> PersonaView:
         """The persona in use: what the user set, with the gaps filled from their memories

@@ -301,7 +301,20 @@ class MemoryStore(BaseMemoryStore):
 
     def _reinstate(self, user_id: str) -> None:
         with self._lock:
+            if not self._keyring.is_forgotten(user_id):
+                return
             self._keyring.forget_tombstone(user_id)
+            # Finishes a forget cut short before its collection was deleted: rows sealed under
+            # the destroyed key must not sit beside the fresh one.
+            self._users.drop(user_id)
+
+    def _known(self, user_id: str) -> bool:
+        with self._lock:
+            return (
+                self._keyring.has_key(user_id)
+                or self._keyring.is_forgotten(user_id)
+                or self._users.exists(user_id)
+            )
 
     def _count(self, user_id: str) -> int:
         self.purge_expired(user_id)

@@ -18,6 +18,13 @@ from specsteer._home import private_dir, private_umask, tighten_tree
 
 __all__ = ["chromadb_module", "open_client", "wrap_backend"]
 
+#: chromadb's SQLite file in an embedded store's folder.
+DB_FILE = "chroma.sqlite3"
+#: What SQLite says of a file that is not a database or is corrupt (SQLITE_NOTADB, _CORRUPT).
+_DAMAGED = ("code: 26", "code: 11", "not a database", "malformed")
+#: What SQLite says when it may not write (SQLITE_READONLY).
+_READ_ONLY = ("code: 8)", "readonly database", "Read-only file system")
+
 
 def chromadb_module() -> Any:
     """The ``chromadb`` package, or an error naming the ``pip install`` that brings it."""
@@ -62,10 +69,7 @@ def open_client(path: Path | None, url: str | None, headers: Mapping[str, str] |
         # when an older version or another tool made them readable.
         private_dir(path)
         tighten_tree(path)
-        with wrap_backend(
-            f"open {path}", "check the folder is writable and not a non-chromadb folder"
-        ):
-            return chromadb.PersistentClient(path=str(path), settings=settings)
+        return _open_embedded(chromadb, path, settings)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
@@ -79,3 +83,42 @@ def open_client(path: Path | None, url: str | None, headers: Mapping[str, str] |
             headers=dict(headers or {}),
             settings=settings,
         )
+
+
+def _open_embedded(chromadb: Any, path: Path, settings: Any) -> Any:
+    """A ``PersistentClient`` on ``path``, refusing a store file that is empty or damaged.
+
+    chromadb writes its schema into a new ``chroma.sqlite3`` as it makes it, so a file of zero
+    bytes is one that was truncated, and opening it would silently start an empty store over
+    the memories it held.
+    """
+    db = path / DB_FILE
+    if db.is_file() and db.stat().st_size == 0:
+        raise MemoryStoreError(
+            f"the store file {db} is empty (0 bytes): it was truncated or damaged; restore the "
+            f"folder {path} from a backup, or delete {db} to start an empty store (its "
+            "memories are lost)"
+        )
+    try:
+        with private_umask():
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception as e:
+        raise MemoryStoreError(
+            f"the vector store failed to open {path} ({type(e).__name__}); {_open_hint(path, e)}"
+        ) from e
+
+
+def _open_hint(path: Path, e: Exception) -> str:
+    """What to do when chromadb cannot open the embedded store at ``path``."""
+    db = path / DB_FILE
+    if db.is_file() and any(sign in str(e) for sign in _DAMAGED):
+        return (
+            f"the store file {db} is damaged or is not a chromadb database; restore the folder "
+            f"{path} from a backup, or move it aside to start an empty store"
+        )
+    if any(sign in str(e) for sign in _READ_ONLY):
+        return (
+            f"the folder {path} is read-only, and chromadb writes to its database even to read "
+            "it; make it writable, or copy it somewhere writable and open the copy"
+        )
+    return "check the folder is writable and holds a chromadb store"

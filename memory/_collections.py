@@ -8,7 +8,7 @@ from typing import Any
 from specsteer._errors import ConfigurationError
 from specsteer.memory._chroma_client import chromadb_module, wrap_backend
 from specsteer.memory._crypto import FORMAT, UserKeys, collection_name
-from specsteer.memory._errors import UserForgottenError
+from specsteer.memory._errors import UserForgottenError, UserKeyMissingError
 from specsteer.memory._validate import RESERVED_USER_ID
 from specsteer.privacy import KeyDestroyedError, KeyNotFoundError, Keyring
 
@@ -60,6 +60,10 @@ class UserCollections:
         assert keys is not None
         return keys, self._collection(keys, create=True)
 
+    def exists(self, user_id: str) -> bool:
+        """Whether the user has a collection (made by their first write; gone once forgotten)."""
+        return self._stored(self.name_for(user_id)) is not None
+
     def drop(self, user_id: str) -> None:
         """Forget the cached handles of a user and delete their collection (if any)."""
         name = self.name_for(user_id)
@@ -79,18 +83,24 @@ class UserCollections:
         self._naming_key = None
 
     def _user_keys(self, user_id: str, *, create: bool) -> UserKeys | None:
-        """The user's derived keys; None when the user has none (never stored, or forgotten)."""
+        """The user's derived keys; None when the user has none (never stored, or forgotten).
+
+        Raises:
+            UserForgottenError: ``create`` for a forgotten user.
+            UserKeyMissingError: The user has a collection but no data key: a new key would
+                make their stored rows unreadable for good, so none is made.
+        """
         if self._keyring.is_forgotten(user_id):
             if create:
                 raise UserForgottenError(user_id)
             return None
         try:
-            data_key = self._keyring.data_key(user_id, create=create)
-        except KeyNotFoundError:
-            return None
+            data_key = self._data_key(user_id, create=create)
         except KeyDestroyedError as e:  # forgotten between the two calls
             if create:
                 raise UserForgottenError(user_id) from e
+            return None
+        if data_key is None:
             return None
         cached = self._keys.get(user_id)
         if cached is not None and cached[0] == data_key:
@@ -98,6 +108,25 @@ class UserCollections:
         keys = UserKeys.derive(data_key, self.name_for(user_id))
         self._keys[user_id] = (data_key, keys)
         return keys
+
+    def _data_key(self, user_id: str, *, create: bool) -> bytes | None:
+        """The user's data key; a new one only for a user with nothing stored."""
+        try:
+            return self._keyring.data_key(user_id, create=False)
+        except KeyNotFoundError:
+            pass
+        stored = self._stored(self.name_for(user_id))
+        if stored is not None:
+            with wrap_backend("count memories", self._hint):
+                count = int(stored.count())
+            path = self._keyring.user_key_path(user_id)
+            raise UserKeyMissingError(user_id, str(path), count)
+        return self._keyring.data_key(user_id, create=True) if create else None
+
+    def _stored(self, name: str) -> Any:
+        """The collection called ``name`` when it exists, else None."""
+        cached = self._collections.get(name)
+        return cached if cached is not None else self._get_or_create(name, create=False)
 
     def _collection(self, keys: UserKeys, *, create: bool) -> Any:
         col = self._collections.get(keys.collection)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Final
 
@@ -20,6 +21,7 @@ __all__ = ["EXPORT_FORMAT", "export_memories", "import_memories", "read_export"]
 #: optional persona line; version 1 files (memories only) still import.
 EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 2}
 _READABLE: Final = ({**EXPORT_FORMAT, "version": 1}, EXPORT_FORMAT)
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 
 def export_memories(store: StoreSurface, user_id: str, path: str | Path) -> int:
@@ -32,14 +34,19 @@ def export_memories(store: StoreSurface, user_id: str, path: str | Path) -> int:
 
     Returns:
         How many memories were written.
+
+    Raises:
+        InvalidInputError: ``path`` is a folder, its folder does not exist, or it cannot be
+            written; no file (and no partial temporary file) is left behind.
     """
+    target = _export_target(Path(path))
     memories = store.memories(user_id)
     persona = store.persona(user_id)
     lines = [json.dumps(EXPORT_FORMAT)]
     if not persona.empty:
         lines.append(json.dumps({"persona": persona.to_json()}, ensure_ascii=False))
     lines += [json.dumps(m.to_json(), ensure_ascii=False, allow_nan=False) for m in memories]
-    _write_private(Path(path), "".join(line + "\n" for line in lines))
+    _write_private(target, "".join(line + "\n" for line in lines))
     return len(memories)
 
 
@@ -79,10 +86,7 @@ def read_export(path: Path, max_chars: int) -> tuple[Persona | None, list[Memory
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"cannot read export file {path} ({type(e).__name__})") from e
-    if _header(lines) not in _READABLE:
-        raise InvalidInputError(
-            f"{path} is not a specsteer memory export (first line must be {json.dumps(EXPORT_FORMAT)})"
-        )
+    _check_header(path, _header(lines))
     persona: Persona | None = None
     memories: list[Memory] = []
     for n, line in enumerate(lines[1:], 2):
@@ -119,6 +123,21 @@ def _header(lines: list[str]) -> object:
         return None
 
 
+def _check_header(path: Path, header: object) -> None:
+    if header in _READABLE:
+        return
+    if isinstance(header, dict) and header.get("format") == EXPORT_FORMAT["format"]:
+        readable = " and ".join(str(h["version"]) for h in _READABLE)
+        raise InvalidInputError(
+            f"{path} is a specsteer memory export of version {header.get('version')!r}, which "
+            f"this specsteer cannot read (it reads versions {readable}); import it with the "
+            "specsteer that wrote it, or export it again from there"
+        )
+    raise InvalidInputError(
+        f"{path} is not a specsteer memory export (first line must be {json.dumps(EXPORT_FORMAT)})"
+    )
+
+
 def _record(path: Path, n: int, line: str, max_chars: int) -> Memory:
     try:
         doc = json.loads(line)
@@ -138,12 +157,44 @@ def _record(path: Path, n: int, line: str, max_chars: int) -> Memory:
         ) from e
 
 
+def _export_target(target: Path) -> Path:
+    """``target`` when a file can be written there; else an error naming what is wrong."""
+    if target.is_dir():
+        raise InvalidInputError(
+            f"{target} is a folder; name the file to write, e.g. {target / 'memories.jsonl'}"
+        )
+    if not target.parent.is_dir():
+        raise InvalidInputError(
+            f"folder {target.parent} does not exist; create it first or export to another path"
+        )
+    return target
+
+
 def _write_private(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` with mode 0600, atomically (a temp file, fsync, rename)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    """Write ``text`` to ``target`` with mode 0600, atomically (a temp file, fsync, rename).
+
+    The temporary file holds the same plaintext, so it is removed on every failure.
+    """
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    except OSError as e:
+        raise _unwritable(target, e) from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _unwritable(target, e) from e
+        raise
+
+
+def _unwritable(target: Path, e: OSError) -> InvalidInputError:
+    return InvalidInputError(
+        f"cannot write export file {target} ({e.strerror or type(e).__name__}); choose a "
+        "writable file path"
+    )

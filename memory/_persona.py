@@ -15,6 +15,7 @@ from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal
 
 from specsteer._errors import InvalidInputError
+from specsteer.memory._validate import check_unicode
 
 __all__ = ["Inference", "Person", "Persona", "PersonaView", "Source"]
 
@@ -30,6 +31,7 @@ Source = Literal["set", "inferred"]
 def _clean(value: object, what: str, limit: int, *, blank_ok: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
+    check_unicode(value, what=what)
     text = " ".join(unicodedata.normalize("NFC", value).split())
     if not text and not blank_ok:
         raise InvalidInputError(f"{what} is empty; write it, or leave the field out")

@@ -19,8 +19,10 @@ __all__ = [
     "check_memory_id",
     "check_metadata",
     "check_min_score",
+    "check_query",
     "check_text",
     "check_ttl",
+    "check_unicode",
     "check_user_id",
 ]
 
@@ -44,20 +46,51 @@ def check_user_id(user_id: object) -> str:
     return user_id
 
 
-def check_text(text: object, max_chars: int, *, what: str = "text") -> str:
-    """Validate a memory text: a non-blank str of at most ``max_chars`` characters."""
+def check_unicode(text: str, *, what: str) -> str:
+    """Refuse text that cannot be written as UTF-8: a lone surrogate (U+D800 to U+DFFF), which
+    is what Python makes of bytes that were not UTF-8 (a command-line argument, a file name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(
+            f"{what} holds {e.object[e.start : e.end]!a} at character {e.start}, a lone "
+            "surrogate that is not a character (bytes that were not UTF-8); pass the text as "
+            "valid UTF-8"
+        ) from None
+    return text
+
+
+def _check_str(text: object, what: str, fix: str) -> str:
+    """A non-blank str without NUL that can be written as UTF-8; ``fix`` says what to pass."""
     if not isinstance(text, str):
         raise InvalidInputError(f"{what} must be a str, got {type(text).__name__}")
     if not text.strip():
-        raise InvalidInputError(f"{what} is empty or blank; pass some text to remember")
-    if len(text) > max_chars:
-        raise InvalidInputError(
-            f"{what} has {len(text)} characters, over the limit of {max_chars}; split it with "
-            "MemoryStore.ingest_notes (which chunks long notes) or raise max_text_chars"
-        )
+        raise InvalidInputError(f"{what} is empty or blank; {fix}")
     if "\x00" in text:
         raise InvalidInputError(f"{what} contains a NUL character; remove it")
-    return text
+    return check_unicode(text, what=what)
+
+
+def check_text(text: object, max_chars: int, *, what: str = "text") -> str:
+    """Validate a memory text: a non-blank str of at most ``max_chars`` characters."""
+    checked = _check_str(text, what, "pass some text to remember")
+    if len(checked) > max_chars:
+        raise InvalidInputError(
+            f"{what} has {len(checked)} characters, over the limit of {max_chars}; split it with "
+            "MemoryStore.ingest_notes (which chunks long notes) or raise max_text_chars"
+        )
+    return checked
+
+
+def check_query(query: object, max_chars: int) -> str:
+    """Validate a search query: a non-blank str of at most ``max_chars`` characters."""
+    checked = _check_str(query, "query", "pass some text to search for")
+    if len(checked) > max_chars:
+        raise InvalidInputError(
+            f"query has {len(checked)} characters, over the limit of {max_chars}; search with a "
+            "shorter text (a sentence finds the memories closest to it)"
+        )
+    return checked
 
 
 def check_memory_id(memory_id: object) -> str:
@@ -86,6 +119,7 @@ def check_metadata(metadata: object) -> dict[str, MetadataValue]:
             raise InvalidInputError(
                 f"metadata key {key!r} must be a non-empty str of at most {_MAX_KEY_CHARS} characters"
             )
+        check_unicode(key, what=f"metadata key {key!a}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"metadata value for {key!r} is {value}; use a finite number")
         if isinstance(value, str) and len(value) > _MAX_STR_VALUE_CHARS:
@@ -93,6 +127,8 @@ def check_metadata(metadata: object) -> dict[str, MetadataValue]:
                 f"metadata value for {key!r} is over {_MAX_STR_VALUE_CHARS} characters; "
                 "store long text as a memory instead"
             )
+        if isinstance(value, str):
+            check_unicode(value, what=f"metadata value for {key!a}")
         if not isinstance(value, str | int | float | bool):
             raise InvalidInputError(
                 f"metadata value for {key!r} is a {type(value).__name__}; use str, int, float "

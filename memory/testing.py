@@ -138,6 +138,10 @@ class InMemoryStore(BaseMemoryStore):
         with self._lock:
             self._forgotten.discard(user_id)
 
+    def _known(self, user_id: str) -> bool:
+        with self._lock:
+            return any(user_id in held for held in (self._rows, self._personas, self._forgotten))
+
     def __repr__(self) -> str:
         return f"InMemoryStore(embedder={self._embedder.name!r})"
 

@@ -14,19 +14,14 @@ from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._events import Finished, RoundEvent
 from specsteer._private_context import PrivateContext
-from specsteer._prompt import (
-    DEFAULT_SYSTEM_PROMPT,
-    Prompt,
-    build_prompt,
-    check_request,
-    check_unicode,
-)
+from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt, check_request
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
 from specsteer._result import GenerationResult, GenerationStats
 from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
 from specsteer._streaming import AnswerQueue, AnswerStream, AnswerText, Cut
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import CloudVerifier, InProcessVerifier
+from specsteer.memory._validate import check_unicode
 
 if TYPE_CHECKING:
     from specsteer.memory import BaseMemoryStore, Persona, PersonaView

@@ -963,7 +963,11 @@ def persona_drop(
     person: Annotated[str, typer.Argument(help="The person's name.")], user: UserOpt = "me"
 ) -> None:
     """Remove someone from your persona (an inferred person stays out from now on)."""
-    _change_persona(user, lambda store, _view: store.persona(user).without_person(person))
+    try:
+        _store().drop_person(user, person)
+    except SpecSteerError as e:
+        _fail(e)
+    _change_persona(user)
 
 
 @persona_app.command("keep")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from specsteer._errors import InvalidInputError
 from specsteer._private_context import PrivateContext
 from specsteer.cloud_adapter import ChatMessage
+from specsteer.memory._validate import check_unicode
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -16,7 +17,6 @@ __all__ = [
     "Prompt",
     "build_prompt",
     "check_request",
-    "check_unicode",
 ]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
@@ -116,18 +116,6 @@ def _message(m: Mapping[str, str]) -> ChatMessage:
             "messages must be dicts with 'role' ('system', 'user' or 'assistant') and "
             f"'content': {e}"
         ) from e
-
-
-def check_unicode(text: str, *, what: str) -> None:
-    """Refuse text no tokenizer can read: a lone surrogate (U+D800 to U+DFFF) is not a
-    character, and a text that holds one cannot be written as UTF-8."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidInputError(
-            f"{what} holds {e.object[e.start : e.end]!a} at character {e.start}, a lone "
-            "surrogate that is not a character; send the text as valid UTF-8"
-        ) from None
 
 
 def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateContext) -> Prompt:

@@ -236,6 +236,7 @@ def test_memory_forget_needs_a_user() -> None:
 
 
 def test_memory_add_for_a_forgotten_user_needs_reinstate() -> None:
+    assert invoke("memory", "add", DOG, "--user", "maya").exit_code == 0
     assert invoke("memory", "forget", "--user", "maya", "--yes").exit_code == 0
     refused = invoke("memory", "add", PIZZA, "--user", "maya")
     assert refused.exit_code == 2
@@ -562,3 +563,19 @@ def test_eval_into_a_file_is_an_error_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "name a folder" in flat(result.output)
     assert taken.read_text() == "not a folder"
     assert_no_traceback(result)
+
+
+def test_forgetting_a_user_the_store_never_held_changes_nothing() -> None:
+    result = invoke("memory", "forget", "--user", "nobody", "--yes")
+    assert result.exit_code == 2 and "no user 'nobody'" in flat(result.output)
+    assert_no_traceback(result)
+    assert invoke("memory", "add", PIZZA, "--user", "nobody").exit_code == 0  # not blocked
+
+
+def test_persona_drop_of_a_stranger_is_an_error_line() -> None:
+    assert invoke("persona", "set", "--user", "ines", "--person", "sister=Lena").exit_code == 0
+    result = invoke("persona", "drop", "Nobody", "--user", "ines")
+    assert result.exit_code == 2 and "nobody called 'Nobody'" in flat(result.output)
+    assert_no_traceback(result)
+    dropped = invoke("persona", "drop", "Lena", "--user", "ines")
+    assert dropped.exit_code == 0 and "Lena" not in dropped.output.split("hidden")[0]

@@ -105,6 +105,7 @@ def test_ttl_applies_to_remembered_statements() -> None:
 def test_a_forgotten_user_is_not_remembered_again() -> None:
     store = InMemoryStore()
     a, _, _ = make(store)
+    store.add("maya", "my dog is called rex")
     store.forget_user("maya")
     result = a.generate("i am in rome . what is the plan ?", max_new_tokens=4)
     assert result.remembered == () and result.text is not None

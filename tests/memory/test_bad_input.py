@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from specsteer._errors import ConfigurationError, InvalidInputError, MemoryStoreError
-from specsteer.memory import BaseMemoryStore, HashEmbedder, MemoryStore
+from specsteer.memory import BaseMemoryStore, HashEmbedder, MemoryStore, Persona
 from specsteer.memory.testing import InMemoryStore
 from specsteer.privacy import KeyringCorruptedError
 
@@ -44,7 +44,35 @@ CASES: list[tuple[str, Call, str]] = [
     ("k zero", lambda s: s.search("alice", "x", k=0), "k must be"),
     ("k as float", lambda s: s.search("alice", "x", k=2.0), "k must be"),
     ("min_score out of range", lambda s: s.search("alice", "x", min_score=2), "min_score"),
-    ("empty query", lambda s: s.search("alice", ""), "query is empty"),
+    ("empty query", lambda s: s.search("alice", ""), "query is empty.*to search for"),
+    ("oversize query", lambda s: s.search("alice", "x" * 101), "search with a shorter text"),
+    ("lone surrogate in text", lambda s: s.add("alice", "caf\udce9"), "text holds '.udce9'"),
+    ("lone surrogate in query", lambda s: s.search("alice", "caf\udce9"), "query holds"),
+    (
+        "lone surrogate in a metadata value",
+        lambda s: s.add("alice", "x", {"place": "caf\udce9"}),
+        "metadata value for 'place' holds",
+    ),
+    (
+        "lone surrogate in a metadata key",
+        lambda s: s.add("alice", "x", {"\ud800": 1}),
+        "valid UTF-8",
+    ),
+    (
+        "lone surrogate in a filter",
+        lambda s: s.search("alice", "x", where={"place": "caf\udce9"}),
+        "lone surrogate",
+    ),
+    (
+        "lone surrogate in the persona",
+        lambda s: s.set_persona("alice", Persona(sign_off="Cheers, Jos\udce9")),
+        "sign_off holds",
+    ),
+    (
+        "lone surrogate in notes",
+        lambda s: s.ingest_notes("alice", "caf\udce9 au lait"),
+        "lone surrogate",
+    ),
     ("where not a dict", lambda s: s.search("alice", "x", where="topic"), "non-empty dict"),
     (
         "unknown operator",

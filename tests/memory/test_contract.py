@@ -24,6 +24,7 @@ from specsteer.memory import (
     Person,
     Persona,
     UserForgottenError,
+    UserNotFoundError,
 )
 
 StoreFactory = Callable[..., BaseMemoryStore]
@@ -209,6 +210,38 @@ def test_import_rejects_bad_files(make_local_store: StoreFactory, tmp_path: Path
     with pytest.raises(InvalidInputError, match="line 2"):
         store.import_("alice", bad)
     assert store.count("alice") == 0
+
+
+def test_forgetting_an_unknown_user_is_refused_and_changes_nothing(
+    any_store: BaseMemoryStore,
+) -> None:
+    any_store.add("alice", "kept")
+    with pytest.raises(UserNotFoundError, match=r"no user 'nobody'.*nothing was forgotten"):
+        any_store.forget_user("nobody")
+    any_store.add("nobody", "the id was left free")  # no tombstone: no reinstate needed
+    assert any_store.all_texts("alice") == ["kept"]
+    any_store.forget_user("nobody")
+    any_store.forget_user("nobody")  # forgetting a forgotten user again is harmless
+
+
+def test_a_user_with_only_a_persona_can_be_forgotten(any_store: BaseMemoryStore) -> None:
+    any_store.set_persona("alice", Persona(name="Alice"))
+    any_store.forget_user("alice")
+    assert any_store.persona("alice").empty
+
+
+def test_drop_person_hides_an_inferred_person_and_refuses_a_stranger(
+    any_store: BaseMemoryStore,
+) -> None:
+    any_store.add("alice", "My sister Lena lives in Lisbon.")
+    any_store.set_persona("alice", Persona(people=(Person("Rui", "brother"),)))
+    with pytest.raises(InvalidInputError, match=r"nobody called 'Nobody'.*nothing was dropped"):
+        any_store.drop_person("alice", "Nobody")
+    assert any_store.persona("alice").hidden == ()
+    assert any_store.drop_person("alice", "LENA").hidden == ("Lena",)
+    any_store.drop_person("alice", "rui")
+    view = any_store.persona_view("alice")
+    assert view.persona.people == () and view.stored.hidden == ("Lena", "Rui")
 
 
 def test_forget_user_never_touches_other_users(any_store: BaseMemoryStore) -> None:

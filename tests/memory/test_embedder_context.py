@@ -45,6 +45,8 @@ def test_public_api_is_deliberate() -> None:
             "SentenceTransformerEmbedder",
             "Statements",
             "UserForgottenError",
+            "UserKeyMissingError",
+            "UserNotFoundError",
             "build_context",
             "bundled_minilm_path",
             "export_memories",

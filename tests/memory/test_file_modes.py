@@ -3,7 +3,9 @@ the umask, and whoever made them looser before."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -77,3 +79,21 @@ def test_torn_record_and_export_are_private(
     out = audit_export(tmp_path / "bundle", decrypt=True)
     assert json.loads((out / "verify.json").read_text())["ok"]
     assert _loose(out) == []
+
+
+def test_a_loose_home_on_a_read_only_file_system_still_reads(
+    specsteer_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    MemoryStore(embedder=HashEmbedder()).add("maya", "I am vegetarian.")
+    for path in [specsteer_home, *specsteer_home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    def refuse(path: object, mode: int, **_: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    caplog.set_level(logging.DEBUG, logger="specsteer._home")  # said once per process
+    store = MemoryStore(embedder=HashEmbedder())
+    assert [m.text for m in store.memories("maya")] == ["I am vegetarian."]
+    assert store.persona("maya").empty
+    assert "the file system is read-only" in caplog.text

@@ -26,6 +26,7 @@ from specsteer.memory import (
     Person,
     Persona,
     UserForgottenError,
+    UserNotFoundError,
 )
 from specsteer.memory._crypto import normalize_text
 from specsteer.memory.testing import InMemoryStore
@@ -53,6 +54,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
             self.model: dict[str, dict[str, str]] = {u: {} for u in USERS}
             self.topic: dict[str, dict[str, str]] = {u: {} for u in USERS}
             self.forgotten: set[str] = set()
+            self.known: set[str] = set()  # users the store holds anything of
             self.gone_ids: set[str] = set()
             self.personas: dict[str, Persona] = {u: Persona() for u in USERS}
 
@@ -68,6 +70,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
                 return
             existing = self._ids_with_text(user, text)
             m = self.store.add(user, text, {"topic": topic})
+            self.known.add(user)
             if existing:
                 assert m.id in existing
             else:
@@ -98,6 +101,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
                     self.store.add_many(user, batch, progress=False)
                 return
             out = self.store.add_many(user, batch, metadata={"topic": "a"}, progress=False)
+            self.known.add(user)
             assert len(out) == len(batch)
             for m, text in zip(out, batch, strict=True):
                 assert normalize_text(m.text) == normalize_text(text)
@@ -133,9 +137,14 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
                 return
             self.store.set_persona(user, persona)
             self.personas[user] = persona
+            self.known.add(user)
 
         @rule(user=users)
         def forget(self, user: str) -> None:
+            if user not in self.known:
+                with pytest.raises(UserNotFoundError):
+                    self.store.forget_user(user, purge_vectors=False)
+                return
             self.store.forget_user(user, purge_vectors=False)
             self.gone_ids.update(self.model[user])
             self.model[user].clear()
@@ -147,6 +156,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
             if user in self.forgotten:
                 self.store.reinstate_user(user)
                 self.forgotten.discard(user)
+                self.known.discard(user)
 
         @rule(data=st.data(), user=users, other=users)
         def cross_user_get(self, data: st.DataObject, user: str, other: str) -> None:
@@ -193,7 +203,7 @@ def make_machine(factory: StoreFactory, root: Path) -> type[RuleBasedStateMachin
                 assert self.store.persona(user) == self.personas[user]
 
         def teardown(self) -> None:
-            for user in USERS:
+            for user in self.known:
                 self.store.forget_user(user, purge_vectors=False)
             self.store.close()
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specsteer._config import GenerationConfig
 from specsteer._errors import InvalidInputError
-from specsteer._prompt import check_unicode
 from specsteer.apps.gateway._errors import RequestRefused
+from specsteer.memory._validate import check_unicode
 
 __all__ = ["KNOBS", "ChatCall", "parse_call"]
 
