@@ -69,7 +69,7 @@ from specsteer.privacy._keyfiles import (
 )
 from specsteer.privacy._seal import KEY_BYTES, open_sealed, seal
 
-__all__ = ["SIGNING_PASSPHRASE_ENV", "Keyring", "validate_user_id"]
+__all__ = ["KEYRING_PASSPHRASE_ENV", "SIGNING_PASSPHRASE_ENV", "Keyring", "validate_user_id"]
 
 _FORMAT = 1
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
@@ -78,6 +78,8 @@ _CHECK_PLAINTEXT = b"specsteer keyring passphrase check"
 _SIGNING_AAD = b"specsteer-signing-key"
 #: Where the audit log looks for the signing key's passphrase when none is passed.
 SIGNING_PASSPHRASE_ENV = "SPECSTEER_SIGNING_PASSPHRASE"
+#: Where a keyring protected by a passphrase finds it when none is passed (the CLI, the apps).
+KEYRING_PASSPHRASE_ENV = "SPECSTEER_KEYRING_PASSPHRASE"
 
 
 def validate_user_id(user_id: str) -> str:
@@ -130,8 +132,8 @@ class Keyring:
     Args:
         root: The key folder; default ``specsteer_home() / "keys"``.
         passphrase: Protects every key with a scrypt-derived key-encryption key. Must be given
-            on every later open of a keyring created with one, and never for one created
-            without.
+            on every later open of a keyring created with one (or be in
+            ``$SPECSTEER_KEYRING_PASSPHRASE``), and never for one created without.
 
     Raises:
         WrongPassphraseError: The passphrase is wrong, missing, or not expected.
@@ -189,9 +191,11 @@ class Keyring:
                     "open it with passphrase=None"
                 )
             return None
+        passphrase = passphrase or os.environ.get(KEYRING_PASSPHRASE_ENV) or None
         if passphrase is None:
             raise WrongPassphraseError(
-                f"the keyring at {self._root} is protected by a passphrase; pass passphrase=..."
+                f"the keyring at {self._root} is protected by a passphrase; pass passphrase=... "
+                f"(on the command line and in the apps, set {KEYRING_PASSPHRASE_ENV})"
             )
         return self._check_passphrase(derive(passphrase, params, KEY_BYTES), check)
 

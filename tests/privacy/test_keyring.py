@@ -137,6 +137,21 @@ def test_passphrase_protects_keys_and_wrong_one_is_typed(tmp_path: Path) -> None
         Keyring(tmp_path)
 
 
+def test_a_protected_keyring_opens_with_the_passphrase_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = Keyring(tmp_path / "a", passphrase="correct horse").data_key("alice")
+    monkeypatch.setenv("SPECSTEER_KEYRING_PASSPHRASE", "correct horse")
+    assert Keyring(tmp_path / "a").data_key("alice") == key
+    assert not Keyring(tmp_path / "b").protected  # a new keyring is made as asked, not by it
+    monkeypatch.setenv("SPECSTEER_KEYRING_PASSPHRASE", "battery staple")
+    with pytest.raises(WrongPassphraseError, match="wrong passphrase"):
+        Keyring(tmp_path / "a")
+    monkeypatch.delenv("SPECSTEER_KEYRING_PASSPHRASE")
+    with pytest.raises(WrongPassphraseError, match="SPECSTEER_KEYRING_PASSPHRASE"):
+        Keyring(tmp_path / "a")
+
+
 def test_passphrase_on_unprotected_keyring_is_refused(tmp_path: Path) -> None:
     Keyring(tmp_path).data_key("alice")
     with pytest.raises(WrongPassphraseError, match="without a passphrase"):
