@@ -44,6 +44,13 @@ def test_guard_refuses_other_hosts_origins_and_forms(client: TestClient) -> None
     assert form.status_code == 415 and "JSON" in form.json()["error"]
 
 
+def test_forget_with_nothing_stored_clears_the_chat(client: TestClient) -> None:
+    forgotten = client.post("/api/forget", json={"user": "maya"})
+    assert forgotten.status_code == 200, forgotten.text
+    assert forgotten.json() == {"forgotten": "maya", "history_cleared": True}
+    assert client.post("/api/memories", json={"text": "i love pizza"}).status_code == 201
+
+
 def test_forget_needs_the_name_then_a_forgotten_user_needs_reinstate(client: TestClient) -> None:
     added = client.post("/api/memories", json={"text": "i love pizza"}).json()
     edited = client.put(f"/api/memories/{added['id']}", json={"text": "i love pasta"})
@@ -100,7 +107,7 @@ def test_persona_is_read_from_memories_and_set_from_the_page(client: TestClient)
     assert changed["sign_off"]["source"] == "inferred"
     assert [p["name"] for p in changed["people"]] == ["Mr Costa"] and changed["hidden"] == ["Lena"]
     bad = client.put("/api/persona", json={"people": [{"name": " ", "relation": "sister"}]})
-    assert bad.status_code == 400 and "empty" in bad.json()["error"]
+    assert bad.status_code == 422 and bad.json()["error"].startswith("people.0.name: it is empty")
     extra = client.put("/api/persona", json={"nick": "M"})
     assert extra.status_code == 422
     # The chat tells the page who the answer was written as, and to whom.

@@ -25,11 +25,12 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from specsteer._assistant import Assistant
 from specsteer._errors import InvalidInputError, SpecSteerError
 from specsteer._streaming import AnswerStream
+from specsteer.apps._contain import ContainErrors
 from specsteer.apps.gateway._errors import RequestRefused, error_body, error_status
 from specsteer.apps.gateway._responses import (
     Answered,
@@ -110,7 +111,7 @@ def create_gateway(
         return JSONResponse(completion(reply, answered))
 
     _add_error_handlers(app)
-    app.add_middleware(_Contain)
+    app.add_middleware(ContainErrors, respond=_failed)
     app.add_middleware(_Guard, token=token, hosts=hosts if hosts is not None else set())
     return app
 
@@ -246,29 +247,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(e), status_code=error_status(e))
 
 
-class _Contain:
-    """ASGI middleware: an unexpected error becomes OpenAI's 500 body, and the connection
-    stays open for the client's next request (Starlette's own handler re-raises it to the
-    server, which then drops the connection)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        except Exception as e:
-            if started or scope["type"] != "http":
-                raise
-            _log(e)
-            await JSONResponse(error_body(e), status_code=500)(scope, receive, send)
+def _failed(e: Exception) -> Response:
+    """OpenAI's 500 body for an unexpected error."""
+    _log(e)
+    return JSONResponse(error_body(e), status_code=500)
 
 
 class _Guard:

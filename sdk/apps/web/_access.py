@@ -5,10 +5,16 @@ middleware:
 
 * **Host.** Only the names in :class:`Access` ``hosts`` are answered (``421`` otherwise), so a
   page on another site that rebinds its DNS name to this machine gets nothing. An empty list
-  answers no one; off loopback the list must be given explicitly.
+  answers no one; off loopback the list must be given explicitly. A name listed without a port
+  is answered on any port (a TLS proxy in front of the app, or the app's own port); a name with
+  a port only on that port. Browsers leave the default ports out, so ``:80`` and ``:443`` match
+  a ``Host`` without a port, and each other.
 * **Origin.** A state-changing request that names an origin must come from one of those same
   hosts, compared against the list, never against the ``Host`` header the request itself
-  brings; and it must carry a JSON body (no cross-site form posts).
+  brings (``https://myhost.lan`` is ``myhost.lan`` on port 443); and it must carry a JSON body,
+  ``Content-Type: application/json`` with any parameters (no cross-site form posts).
+* **Text.** :func:`check_text` is what every text field of the API goes through: no NUL, and
+  not blank once whitespace, control and format characters (``U+200B``) are left out.
 * **Login.** Off loopback the app makes a random secret, printed once in the start URL
   (``/?login=...``); opening that URL sets it as an ``HttpOnly; SameSite=Strict`` cookie and
   sends the browser to ``/`` (so the secret leaves the address bar). Every other request needs
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -29,9 +36,16 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from specsteer._errors import ConfigurationError
+from specsteer._errors import ConfigurationError, InvalidInputError
 
-__all__ = ["COOKIE", "SECURITY_HEADERS", "Access", "add_access", "loopback_names"]
+__all__ = [
+    "COOKIE",
+    "SECURITY_HEADERS",
+    "Access",
+    "add_access",
+    "check_text",
+    "loopback_names",
+]
 
 COOKIE = "specsteer_login"
 SECURITY_HEADERS = {
@@ -40,6 +54,40 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The port of an address that names none, or names 80 or 443: browsers leave those out.
+_DEFAULT = -1
+
+
+def _split(value: str) -> tuple[str, int | None]:
+    """``name[:port]`` as (lower-case name, port or None); a bare IPv6 address gets brackets."""
+    text = value.strip().lower()
+    if text.count(":") > 1 and not text.startswith("["):
+        return f"[{text}]", None
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isascii() and tail.isdigit() and (head.endswith("]") or "[" not in head):
+        return head, int(tail)
+    return text, None
+
+
+def _port(port: int | None) -> int:
+    return _DEFAULT if port is None or port in _DEFAULT_PORTS.values() else port
+
+
+def _host_entry(name: str) -> str:
+    """An ``--allowed-host`` value, checked: a host name or address, with an optional port.
+
+    Raises:
+        ConfigurationError: It is a URL, or its port is not a number.
+    """
+    entry = name.strip().lower()
+    host, port = _split(entry)
+    if "/" in entry or (port is None and ":" in host.rpartition("]")[2]):
+        raise ConfigurationError(
+            f"--allowed-host {name!r} is not a host name; pass the name the page is reached "
+            "by, with an optional :PORT (e.g. --allowed-host myhost.lan or myhost.lan:443)"
+        )
+    return entry
 
 
 @dataclass
@@ -47,8 +95,9 @@ class Access:
     """What the app lets in.
 
     Attributes:
-        hosts: ``Host`` values answered, with the port (``"127.0.0.1:8765"``); may be filled
-            in once the port is known. Empty answers no one.
+        hosts: The host names answered: ``"myhost.lan"`` on any port, ``"127.0.0.1:8765"``
+            on that port only (``:80`` and ``:443`` also match a ``Host`` or an origin that
+            names no port); may be filled in once the port is known. Empty answers no one.
         secret: The login secret; None for no login (loopback only).
     """
 
@@ -57,12 +106,13 @@ class Access:
 
     @classmethod
     def remote(cls, names: Iterable[str]) -> Access:
-        """Off loopback: the explicit host names (ports added later) and a fresh secret.
+        """Off loopback: the explicit host names (each on any port unless it names one) and a
+        fresh secret.
 
         Raises:
-            ConfigurationError: No host names were given.
+            ConfigurationError: No host names were given, or one is not a host name.
         """
-        listed = {n.strip().lower() for n in names if n.strip()}
+        listed = {_host_entry(n) for n in names if n.strip()}
         if not listed:
             raise ConfigurationError(
                 "off loopback the app needs the host names it is reached by; pass "
@@ -70,9 +120,17 @@ class Access:
             )
         return cls(hosts=listed, secret=secrets.token_urlsafe(32))
 
-    def with_port(self, port: int) -> None:
-        """Add ``:port`` to each bare name in :attr:`hosts`."""
-        self.hosts = {h if h.rsplit(":", 1)[-1].isdigit() else f"{h}:{port}" for h in self.hosts}
+    def answers(self, name: str, port: int | None) -> bool:
+        """Whether ``name`` on ``port`` (None: the scheme's default) is one of :attr:`hosts`."""
+        for entry in self.hosts:
+            listed, listed_port = _split(entry)
+            if listed == name and (listed_port is None or _port(listed_port) == _port(port)):
+                return True
+        return False
+
+    def answers_host(self, host: str) -> bool:
+        """Whether a request's ``Host`` header names one of :attr:`hosts`."""
+        return bool(host) and self.answers(*_split(host))
 
     def start_url(self, base: str) -> str:
         """The URL to open first: with the login secret when there is one."""
@@ -88,11 +146,41 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _origin_ok(origin: str | None, hosts: set[str]) -> bool:
+def _origin_ok(origin: str | None, access: Access) -> bool:
     if origin is None:
         return True  # same-origin GETs and non-browser clients send none; the cookie still counts
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc.lower() in hosts
+    parts = urlsplit(origin.strip())
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    if default is None or "@" in parts.netloc or parts.path or parts.query:
+        return False
+    name, port = _split(parts.netloc)
+    return access.answers(name, None if port == default else port)
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json``, in any case, with or without parameters (``; charset=utf-8``)."""
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+def _shows_nothing(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+
+
+def check_text(value: str) -> str:
+    """A text field's value, refused when it holds NUL or shows nothing.
+
+    "Shows nothing" is blank once whitespace, control characters and format characters (the
+    zero-width space ``U+200B``, ``U+FEFF``) are left out. As a pydantic validator, the error
+    names the field.
+
+    Raises:
+        InvalidInputError: The text holds NUL, or shows nothing.
+    """
+    if "\x00" in value:
+        raise InvalidInputError("it contains a NUL character (\\x00); remove it")
+    if all(_shows_nothing(c) for c in value):
+        raise InvalidInputError("it is empty; write something first")
+    return value
 
 
 def _logged_in(request: Request, secret: str) -> bool:
@@ -113,13 +201,12 @@ def _login(request: Request, secret: str) -> Response | None:
 
 
 def _refusal(request: Request, access: Access) -> Response | None:
-    host = request.headers.get("host", "").lower()
-    if host not in access.hosts:
+    if not access.answers_host(request.headers.get("host", "")):
         return _error(421, "this app does not answer to that host name")
     if request.method not in ("GET", "HEAD"):
-        if not _origin_ok(request.headers.get("origin"), access.hosts):
+        if not _origin_ok(request.headers.get("origin"), access):
             return _error(403, "requests from other sites are refused")
-        json_body = request.headers.get("content-type", "").startswith("application/json")
+        json_body = _is_json(request.headers.get("content-type", ""))
         if request.method in ("POST", "PUT") and not json_body:
             return _error(415, "send a JSON body (content-type: application/json)")
     if access.secret is not None:

@@ -3,8 +3,9 @@
 Routes: ``/`` the page; ``/api/info``; ``/api/chat`` (POST, a stream of JSON lines: ``tokens``,
 ``egress``, then ``done`` or ``error``); ``/api/memories`` (list, add), ``/api/memories/search``,
 ``/api/memories/{id}`` (edit, delete), ``/api/forget``; ``/api/persona`` (read, replace; see
-``_persona.py``); ``/api/egress`` (audit records after a sequence number, and the log's
-verification).
+``_persona.py``); ``/api/egress`` (a page of audit records after a sequence number, oldest
+first, and the log's verification). Every error is ``{"error": "<what to do>"}``, with the
+security headers, and an unexpected one leaves the connection open (``ContainErrors``).
 
 The page holds the user's private memories, so the app listens on loopback by default; who may
 use it (host names, origins, the login off loopback) and the headers it sends are
@@ -13,24 +14,35 @@ use it (host names, origins, the login off loopback) and the headers it sends ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from specsteer._errors import SpecSteerError, UsageError
 from specsteer._methods import METHOD_NAMES
-from specsteer.apps.web._access import Access, add_access, loopback_names
+from specsteer.apps._contain import ContainErrors
+from specsteer.apps.web._access import (
+    SECURITY_HEADERS,
+    Access,
+    add_access,
+    check_text,
+    loopback_names,
+)
 from specsteer.apps.web._chat import ChatSession
-from specsteer.apps.web._egress import new_records, verification
+from specsteer.apps.web._egress import records_after, verification
 from specsteer.apps.web._persona import add_persona_routes
+from specsteer.memory import UserNotFoundError
 
 __all__ = ["create_app", "run_web"]
 
@@ -44,12 +56,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("it is empty; write something first")
-    return value
-
-
 class ChatBody(_Body):
     """One chat turn from the page."""
 
@@ -57,7 +63,7 @@ class ChatBody(_Body):
     max_new_tokens: int = Field(default=64, ge=1, le=512, description="Answer length limit.")
     method: str = Field(default="specsteer", description="Decoding method.")
 
-    _message = field_validator("message")(_not_blank)
+    _message = field_validator("message")(check_text)
 
     @field_validator("method")
     @classmethod
@@ -73,7 +79,7 @@ class MemoryBody(_Body):
     text: str = Field(max_length=8000, description="The memory.")
     reinstate: bool = Field(default=False, description="Store again for a forgotten user.")
 
-    _text = field_validator("text")(_not_blank)
+    _text = field_validator("text")(check_text)
 
 
 class ForgetBody(_Body):
@@ -90,9 +96,25 @@ def _error(status: int, message: str) -> JSONResponse:
 _FIELD_NAMES = {"max_new_tokens": "answer length (tokens)", "text": "memory", "q": "search"}
 
 
+_SEND_JSON = 'send one JSON object, e.g. {"text": "..."}'
+
+
+def _body_message(item: Mapping[str, Any]) -> str | None:
+    """The message for a body that is not there or is not JSON; None for a field's error."""
+    if item.get("type") == "json_invalid":
+        why = item.get("ctx", {}).get("error", "JSON decode error")
+        return f"request: the body is not valid JSON ({why}); {_SEND_JSON}"
+    if item.get("type") == "missing" and tuple(item.get("loc", ())) == ("body",):
+        return f"request: the body is empty; {_SEND_JSON}"
+    return None
+
+
 def _validation_message(e: RequestValidationError) -> str:
     parts = []
     for item in e.errors()[:3]:
+        whole = _body_message(item)
+        if whole is not None:
+            return whole
         loc = [str(x) for x in item.get("loc", ()) if x not in ("body", "query", "path")]
         where = ".".join(_FIELD_NAMES.get(x, x) for x in loc) or "request"
         msg = str(item.get("msg", "invalid")).removeprefix("Value error, ")
@@ -118,10 +140,43 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def refused(_: Request, e: SpecSteerError) -> JSONResponse:
         return _error(_status(e), str(e))
 
-    @app.exception_handler(Exception)
-    async def failed(_: Request, e: Exception) -> JSONResponse:
-        logger.error("web request failed: %s", type(e).__name__, exc_info=e)
-        return _error(500, "the request failed on the device; the server log says why")
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return _http_error(request, e)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the routes at this path take (each route lists only its own)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _http_error(request: Request, e: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (no route, wrong method), in the app's error shape."""
+    where = f"{request.method} {request.url.path}"
+    if e.status_code == 404:
+        message = f"there is no {where}; the page's API is under /api (see docs/web.md)"
+    elif e.status_code == 405:
+        allowed = _allowed_methods(request)
+        message = f"{where} is not allowed; this path takes {', '.join(allowed) or 'no method'}"
+        return JSONResponse(
+            {"error": message}, status_code=405, headers={"Allow": ", ".join(allowed)}
+        )
+    else:
+        message = f"{where} was refused: {e.detail}"
+    return JSONResponse({"error": message}, status_code=e.status_code, headers=e.headers)
+
+
+def _failed(e: Exception) -> Response:
+    """The 500 for an unexpected error, in the app's error shape, with the security headers."""
+    logger.error("web request failed: %s", type(e).__name__, exc_info=e)
+    response = _error(500, "the request failed on the device; the server log says why")
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 _FORGOTTEN = (
@@ -157,10 +212,10 @@ def _add_memory_routes(app: FastAPI, session: ChatSession) -> None:
 
     @app.get("/api/memories/search")
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=2000)], k: int = 5
+        q: Annotated[str, Query(max_length=2000), AfterValidator(check_text)], k: int = 5
     ) -> dict[str, Any]:
         mem, user = store()
-        hits = mem.search(user, _not_blank(q), k=max(1, min(k, 50)))
+        hits = mem.search(user, q, k=max(1, min(k, 50)))
         return {"hits": [{"id": h.id, "text": h.text, "score": round(h.score, 3)} for h in hits]}
 
     # Once a memory is edited or deleted, its old text is no longer among the texts the guard
@@ -183,13 +238,15 @@ def _add_memory_routes(app: FastAPI, session: ChatSession) -> None:
         mem, user = store()
         if body.user != user:
             raise UsageError(f"type the user's name, {user!r}, to confirm; nothing was forgotten")
-        mem.forget_user(user)
+        with contextlib.suppress(UserNotFoundError):  # nothing stored: the chat still goes
+            mem.forget_user(user)
         session.clear_history()
         return {"forgotten": user, "history_cleared": True}
 
 
-def _lines(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    for event in events:
+async def _lines(events: AsyncIterable[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """The events as JSON lines; a client that leaves cancels this, which gives the answer up."""
+    async for event in events:
         yield json.dumps(event, ensure_ascii=False).encode() + b"\n"
 
 
@@ -214,8 +271,9 @@ def _add_chat_routes(app: FastAPI, session: ChatSession) -> None:
     def egress(after: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
         log = session.audit_log
         if log is None:
-            return {"records": [], "verification": None}
-        return {"records": new_records(log, after=after), "verification": verification(log)}
+            return {"records": [], "more": False, "verification": None}
+        page = records_after(log, after=after)
+        return {"records": page.records, "more": page.more, "verification": verification(log)}
 
 
 def create_app(session: ChatSession, *, access: Access) -> FastAPI:
@@ -240,6 +298,7 @@ def create_app(session: ChatSession, *, access: Access) -> FastAPI:
     add_persona_routes(app, session)
     _add_error_handlers(app)
     add_access(app, access)
+    app.add_middleware(ContainErrors, respond=_failed)
     return app
 
 
@@ -261,11 +320,14 @@ def run_web(
         session: the assistant and chat behind the page.
         host: the address to listen on (loopback by default: the page shows private memories).
         port: the port; 0 picks a free one.
-        allowed_hosts: off loopback, the host names the page is reached by (required there).
+        allowed_hosts: off loopback, the host names the page is reached by (required there):
+            ``NAME`` on any port (the app's own, or a TLS proxy's), ``NAME:PORT`` on that port
+            only (see :class:`Access`).
         on_ready: called with the start URL once the server listens.
 
     Raises:
-        ConfigurationError: off loopback without ``allowed_hosts``.
+        ConfigurationError: off loopback without ``allowed_hosts``, or with a value that is
+            not a host name.
     """
     from specsteer.cloud_adapter import serve
     from specsteer.cloud_adapter._server import is_loopback
@@ -275,11 +337,8 @@ def run_web(
     app = create_app(session, access=access)
 
     def ready(url: str) -> None:
-        bound = int(url.rsplit(":", 1)[1])
-        if remote:
-            access.with_port(bound)
-        else:
-            access.hosts.update(loopback_names(host, bound))
+        if not remote:
+            access.hosts.update(loopback_names(host, int(url.rsplit(":", 1)[1])))
         if on_ready is not None:
             on_ready(access.start_url(url))
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from specsteer.privacy import AuditLog
 
-__all__ = ["new_records", "payload_fields", "verification"]
+__all__ = ["RecordPage", "new_records", "payload_fields", "records_after", "verification"]
 
 #: The pseudonymizer's placeholder shape, ``[EMAIL_ADDRESS_1]``.
 _PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
@@ -55,15 +57,47 @@ def _view(log: AuditLog, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def new_records(log: AuditLog, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest ``limit`` records with ``seq > after``, oldest first, ready for the page."""
-    found: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of audit records for the egress pane.
+
+    Attributes:
+        records: The records, oldest first, ready for the page.
+        more: Whether records after the last of these remain (ask again with its ``seq``).
+    """
+
+    records: list[dict[str, Any]]
+    more: bool
+
+
+def _records_after(log: AuditLog, after: int) -> Iterator[dict[str, Any]]:
     try:
         for record in log.records():
             if int(record.get("seq", 0)) > after:
-                found.append(record)
+                yield record
     except ValueError:  # a line being appended right now; the next poll reads it whole
-        pass
+        return
+
+
+def records_after(log: AuditLog, after: int = 0, limit: int = 200) -> RecordPage:
+    """The oldest ``limit`` records with ``seq > after``, and whether more remain after them.
+
+    Paging with the last record's ``seq`` as the next ``after`` reads every record once.
+    """
+    found: list[dict[str, Any]] = []
+    for record in _records_after(log, after):
+        if len(found) == limit:
+            return RecordPage([_view(log, r) for r in found], more=True)
+        found.append(record)
+    return RecordPage([_view(log, r) for r in found], more=False)
+
+
+def new_records(log: AuditLog, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest ``limit`` records with ``seq > after``, oldest first, ready for the page.
+
+    For reading every record, page with :func:`records_after`.
+    """
+    found = list(_records_after(log, after))
     return [_view(log, r) for r in found[-limit:]]
 
 

@@ -8,16 +8,28 @@ from their memories, and edited from the memory pane.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from specsteer._errors import UsageError
+from specsteer.apps.web._access import check_text
 from specsteer.apps.web._chat import ChatSession
 from specsteer.memory import Person, Persona
 
 __all__ = ["add_persona_routes"]
+
+
+def _optional_text(value: str) -> str:
+    """Empty or spaces leave the value unset; anything else is checked like any text."""
+    return value if not value.strip() else check_text(value)
+
+
+#: A text the user must write (no NUL, not blank once invisible characters are left out).
+_Text = Annotated[str, AfterValidator(check_text)]
+#: A text the user may leave empty, to leave it unset.
+_Optional = Annotated[str, AfterValidator(_optional_text)]
 
 
 class PersonBody(BaseModel):
@@ -25,8 +37,8 @@ class PersonBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=100, description="Their name.")
-    relation: str = Field(max_length=40, description="What they are to the user ('sister').")
+    name: _Text = Field(max_length=100, description="Their name.")
+    relation: _Text = Field(max_length=40, description="What they are to the user ('sister').")
 
 
 class PersonaBody(BaseModel):
@@ -34,10 +46,10 @@ class PersonaBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="", max_length=100, description="The name they write as.")
-    sign_off: str = Field(default="", max_length=200, description="How they end a message.")
+    name: _Optional = Field(default="", max_length=100, description="The name they write as.")
+    sign_off: _Optional = Field(default="", max_length=200, description="How they end a message.")
     people: list[PersonBody] = Field(default_factory=list, max_length=100)
-    hidden: list[str] = Field(
+    hidden: list[_Text] = Field(
         default_factory=list, max_length=100, description="Inferred people they dismissed."
     )
 

@@ -357,10 +357,16 @@ function addRecords(records) {
   }
 }
 
+// The server sends the oldest records after `after` a page at a time; `more` says others remain.
 async function refreshEgress() {
-  const data = await api("GET", `/api/egress?after=${state.lastSeq}`).catch(() => null);
-  if (!data) return;
-  addRecords(data.records);
+  let data;
+  for (;;) {
+    const after = state.lastSeq;
+    data = await api("GET", `/api/egress?after=${after}`).catch(() => null);
+    if (!data) return;
+    addRecords(data.records);
+    if (!data.more || state.lastSeq <= after) break;
+  }
   const v = data.verification;
   const status = $("audit-status");
   status.replaceChildren("Audit log: ", v ? el("span", { class: v.ok ? "ok" : "bad", text: v.summary }) : "none");
