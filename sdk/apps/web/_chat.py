@@ -12,10 +12,11 @@ an answer that ran meanwhile is shown but not added to it: forgetting wins.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -157,9 +158,8 @@ class ChatSession:
             stop = threading.Event()
             log = self.audit_log
             answer = ChatAnswer(out, stop, log, _last_seq(log))
-            worker = threading.Thread(
-                target=self._run, args=(message, max_new_tokens, method, out, stop), daemon=True
-            )
+            job = functools.partial(self._answer, message, max_new_tokens, method, out, stop)
+            worker = threading.Thread(target=self._run, args=(job,), daemon=True)
             worker.start()
         except BaseException:
             self._busy.release()
@@ -174,16 +174,10 @@ class ChatSession:
         self._busy.release()
         return True
 
-    def _run(
-        self,
-        message: str,
-        max_new_tokens: int,
-        method: str,
-        out: queue.Queue[Event],
-        stop: threading.Event,
-    ) -> None:
+    def _run(self, job: Callable[[], None]) -> None:
+        """Write one answer, then free the session for the next (only once it has ended)."""
         try:
-            self._answer(message, max_new_tokens, method, out, stop)
+            job()
         finally:
             self._busy.release()
 
