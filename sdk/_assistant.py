@@ -14,7 +14,13 @@ from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
 from specsteer._events import Finished, RoundEvent
 from specsteer._private_context import PrivateContext
-from specsteer._prompt import DEFAULT_SYSTEM_PROMPT, Prompt, build_prompt, check_request
+from specsteer._prompt import (
+    DEFAULT_SYSTEM_PROMPT,
+    Prompt,
+    build_prompt,
+    check_request,
+    fit_chat,
+)
 from specsteer._remember import RememberPolicy, Turn, remember_turn, split_turn
 from specsteer._result import GenerationResult, GenerationStats
 from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
@@ -27,6 +33,10 @@ if TYPE_CHECKING:
     from specsteer.memory import BaseMemoryStore, Persona, PersonaView
 
 __all__ = ["Assistant"]
+
+#: Tokens a chat leaves free beyond the answer and the memories: the private context's other
+#: lines (who writes, to whom) and the draft made ahead of the answer.
+CHAT_MARGIN = 256
 
 
 class Assistant:
@@ -268,6 +278,7 @@ class Assistant:
     ) -> tuple[Prompt, GenerationConfig]:
         """The prompt's two views and the settings of one call; starts the egress's session."""
         config = self._config(overrides)
+        query = self._fit_chat(query, config)
         if context is None:
             text = query if isinstance(query, str) else _last_user_text(query)
             context = self.private_context(text)
@@ -275,6 +286,17 @@ class Assistant:
         if self.egress is not None:
             self.egress.begin(self._private_texts(context))
         return prompt, config
+
+    def _fit_chat(
+        self, query: str | Sequence[Mapping[str, str]], config: GenerationConfig
+    ) -> str | Sequence[Mapping[str, str]]:
+        """A chat too long for the device model's context without its oldest turns, leaving
+        room for the answer, the private context and the draft ahead (:func:`fit_chat`)."""
+        limit = self.device.context_limit
+        if isinstance(query, str) or limit is None:
+            return query
+        room = limit - config.max_new_tokens - self.context_tokens - CHAT_MARGIN
+        return fit_chat(query, room, lambda chat: len(self.device.encode_chat(chat)))
 
     # -- turns remembered, other users, the async API ----------------------------------------------
 

@@ -3,7 +3,7 @@ private context."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from specsteer._errors import InvalidInputError
@@ -17,6 +17,7 @@ __all__ = [
     "Prompt",
     "build_prompt",
     "check_request",
+    "fit_chat",
 ]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful personal assistant. Answer briefly."
@@ -104,6 +105,23 @@ def check_request(query: str | Sequence[Mapping[str, str]]) -> list[ChatMessage]
     if not chat or chat[-1].role != "user":
         raise InvalidInputError("a chat must end with a 'user' message")
     return chat
+
+
+def fit_chat(
+    chat: Sequence[Mapping[str, str]],
+    room: int,
+    count: Callable[[list[Mapping[str, str]]], int],
+) -> list[Mapping[str, str]]:
+    """``chat`` without its oldest turns, as many as it takes for ``count`` (its tokens) to be
+    at most ``room``: the system messages and the last message always stay, and what is left
+    starts with a user's turn. A chat that fits is returned whole."""
+    head = [m for m in chat if m.get("role") == "system"]
+    turns = [m for m in chat if m.get("role") != "system"]
+    while len(turns) > 1 and count([*head, *turns]) > room:
+        turns = turns[1:]
+        while len(turns) > 1 and turns[0].get("role") != "user":
+            turns = turns[1:]
+    return [*head, *turns]
 
 
 def _message(m: Mapping[str, str]) -> ChatMessage:

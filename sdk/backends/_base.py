@@ -24,6 +24,9 @@ class ModelBackend(ABC):
 
     #: A short name for results and logs (e.g. the model folder's name).
     name: str = "model"
+    #: The most positions one sequence (prompt and answer) may hold; None when unbounded or
+    #: unknown. A chat longer than this loses its oldest turns first (``Assistant``).
+    context_limit: int | None = None
 
     @property
     def runtime(self) -> str:

@@ -154,6 +154,7 @@ class LlamaCppBackend(HFTokenizerText, ModelBackend):
         self.name = name or path.stem
         self._fingerprint: str | None = None
         self.n_ctx = int(n_ctx)
+        self.context_limit = self.n_ctx
         self.n_batch = int(n_batch)
         self.n_threads = n_threads
         params = llama_cpp.llama_model_default_params()

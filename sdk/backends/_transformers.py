@@ -41,6 +41,8 @@ class TransformersBackend(HFTokenizerText, ModelBackend):
         self.tokenizer = tokenizer
         self._fingerprint: str | None = None
         self.name = name or str(getattr(model.config, "_name_or_path", "") or "model")
+        limit = getattr(model.config, "max_position_embeddings", None)
+        self.context_limit = int(limit) if isinstance(limit, int) else None
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._device = next(model.parameters()).device

@@ -275,6 +275,56 @@ def test_an_audit_log_that_cannot_be_written_ends_the_cloud_rounds_visibly(
     assert result.stats.cloud_calls == 0
 
 
+def test_fit_chat_drops_the_oldest_turns_first() -> None:
+    from specsteer._prompt import fit_chat
+
+    chat = [
+        {"role": "system", "content": "be kind"},
+        *[
+            {"role": role, "content": f"{role} turn {i} " + "x" * 40}
+            for i in range(4)
+            for role in ("user", "assistant")
+        ],
+        {"role": "user", "content": "the last question"},
+    ]
+
+    def count(messages: list) -> int:
+        return sum(len(m["content"]) for m in messages)
+
+    assert fit_chat(chat, count(chat), count) == chat  # it fits: whole
+    fitted = fit_chat(chat, 250, count)
+    assert fitted[0] == chat[0] and fitted[-1] == chat[-1]  # the system and the last stay
+    assert fitted[1]["role"] == "user" and count(fitted) <= 250
+    assert fitted[1:] == chat[-len(fitted) + 1 :]  # the newest turns, in order
+    assert fit_chat(chat, 1, count) == [chat[0], chat[-1]]  # at least the request
+
+
+def test_a_chat_longer_than_the_device_context_loses_its_oldest_turns(slm, llm) -> None:
+    assistant = Assistant.in_process(slm, llm)
+    prompts = []
+    generate = assistant.decoder.generate
+
+    def spy(prompt, config, **kwargs):  # type: ignore[no-untyped-def]
+        prompts.append(prompt)
+        return generate(prompt, config, **kwargs)
+
+    assistant.decoder.generate = spy  # type: ignore[method-assign]
+    chat = [
+        {"role": role, "content": f"{role} {i} " + "what is my plan for friday ? " * 20}
+        for i in range(12)
+        for role in ("user", "assistant")
+    ] + [{"role": "user", "content": QUERY}]
+    whole, own = len(slm.encode_chat(chat)), slm.context_limit
+    slm.context_limit = whole  # the chat fits, the answer and the context would not
+    try:
+        assistant.generate(chat, context=CONTEXT, max_new_tokens=8)
+    finally:
+        slm.context_limit = own
+    sent = [m.content for m in prompts[0].public]
+    assert sent[-1] == QUERY and not any(c.startswith("user 0 ") for c in sent)
+    assert any(c.startswith("assistant 11 ") for c in sent)
+
+
 def test_chat_history_and_system_prompt() -> None:
     p = build_prompt(
         [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
