@@ -217,3 +217,12 @@ def test_a_persona_with_nul_or_invisible_text_is_refused(
 def test_a_persona_left_blank_stays_unset(client: TestClient) -> None:
     reply = client.put("/api/persona", json={"name": " ", "sign_off": ""})
     assert reply.status_code == 200 and reply.json()["name"] is None
+
+
+def test_two_people_of_one_name_are_refused_not_merged(client: TestClient) -> None:
+    people = [{"name": "Ana", "relation": "sister"}, {"name": "ana", "relation": "mother"}]
+    reply = client.put("/api/persona", json={"people": people})
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error.startswith("people: ") and "two people are called 'ana'" in error
+    assert client.get("/api/persona").json()["people"] == []  # nothing was stored

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from specsteer._errors import UsageError
 from specsteer.apps.web._access import check_text
 from specsteer.apps.web._chat import ChatSession
 from specsteer.memory import Person, Persona
+from specsteer.memory._persona import name_key
 
 __all__ = ["add_persona_routes"]
 
@@ -52,6 +53,21 @@ class PersonaBody(BaseModel):
     hidden: list[_Text] = Field(
         default_factory=list, max_length=100, description="Inferred people they dismissed."
     )
+
+    @field_validator("people")
+    @classmethod
+    def _one_each(cls, people: list[PersonBody]) -> list[PersonBody]:
+        """A persona holds one person per name: two of one name would keep only the last."""
+        seen: dict[str, str] = {}
+        for person in people:
+            key = name_key(person.name)
+            if key in seen:
+                raise ValueError(
+                    f"two people are called {person.name!r} ({seen[key]} and {person.relation}); "
+                    "a persona keeps one person per name, so tell them apart (e.g. 'Ana S.')"
+                )
+            seen[key] = person.relation
+        return people
 
 
 def add_persona_routes(app: FastAPI, session: ChatSession) -> None:
