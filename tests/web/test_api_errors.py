@@ -226,3 +226,21 @@ def test_two_people_of_one_name_are_refused_not_merged(client: TestClient) -> No
     error = reply.json()["error"]
     assert error.startswith("people: ") and "two people are called 'ana'" in error
     assert client.get("/api/persona").json()["people"] == []  # nothing was stored
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client: TestClient) -> None:
+    from specsteer.apps.web._app import MAX_BODY_BYTES
+
+    big = b'{"text": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    headers = {"content-type": "application/json"}
+    declared = client.post("/api/memories", content=big, headers=headers)
+
+    def pieces() -> Iterator[bytes]:  # no content-length: counted as it arrives
+        for at in range(0, len(big), 65536):
+            yield big[at : at + 65536]
+
+    streamed = client.post("/api/memories", content=pieces(), headers=headers)
+    for reply in (declared, streamed):
+        assert reply.status_code == 413 and "over" in reply.json()["error"]
+        assert reply.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/api/memories").json()["memories"] == []

@@ -32,6 +32,7 @@ from starlette.routing import Match
 from specsteer._errors import SpecSteerError, UsageError
 from specsteer._methods import METHOD_NAMES
 from specsteer.apps._contain import ContainErrors
+from specsteer.apps._limits import LimitBody
 from specsteer.apps.web._access import (
     SECURITY_HEADERS,
     Access,
@@ -297,9 +298,18 @@ def create_app(session: ChatSession, *, access: Access) -> FastAPI:
     _add_memory_routes(app, session)
     add_persona_routes(app, session)
     _add_error_handlers(app)
+    app.add_middleware(LimitBody, limit=MAX_BODY_BYTES, respond=_too_large)
     add_access(app, access)
     app.add_middleware(ContainErrors, respond=_failed)
     return app
+
+
+#: The largest request body the app reads (a memory is at most 8,000 characters).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _too_large() -> Response:
+    return _error(413, f"the request body is over {MAX_BODY_BYTES} bytes; send less at a time")
 
 
 def run_web(
