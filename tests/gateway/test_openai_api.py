@@ -293,6 +293,7 @@ def test_a_token_is_required_when_the_gateway_has_one(
     with pytest.raises(openai.AuthenticationError) as e:
         gateway.client(api_key="wrong").models.list()
     assert e.value.code == "invalid_api_key"
+    assert e.value.response.headers["www-authenticate"] == "Bearer"
     assert [m.id for m in gateway.client(api_key="s3cret-token").models.list()] == ["specsteer"]
 
 
@@ -311,7 +312,10 @@ def test_other_hosts_pages_of_other_sites_and_forms_are_refused(
     assert page.status_code == 403 and page.json()["error"]["type"] == "invalid_request_error"
     form = httpx.post(url, content=b"model=specsteer", headers={"content-type": "text/plain"})
     assert form.status_code == 415
-    assert gateway.device.prompts == []
+    raw = json.dumps({**body, "max_tokens": 2})
+    for kind, status in (("application/json-seq", 415), ("Application/JSON; charset=utf-8", 200)):
+        reply = httpx.post(url, content=raw, headers={"content-type": kind}, timeout=30)
+        assert reply.status_code == status, (kind, reply.text)
 
 
 def test_a_memory_told_in_one_request_steers_a_later_one_and_never_leaves(

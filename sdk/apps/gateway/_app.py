@@ -31,6 +31,7 @@ from specsteer._assistant import Assistant
 from specsteer._errors import InvalidInputError, SpecSteerError
 from specsteer._streaming import AnswerStream
 from specsteer.apps._contain import ContainErrors
+from specsteer.apps._media import is_json
 from specsteer.apps.gateway._errors import RequestRefused, error_body, error_status
 from specsteer.apps.gateway._responses import (
     Answered,
@@ -270,6 +271,8 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         response = JSONResponse(error_body(refusal), status_code=refusal.status)
+        if refusal.status == 401:
+            response.headers["www-authenticate"] = "Bearer"
         await response(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> RequestRefused | None:
@@ -294,7 +297,7 @@ class _Guard:
                     code="invalid_api_key",
                 )
         content_type = headers.get("content-type", b"").decode("latin-1")
-        if scope.get("method") == "POST" and not content_type.startswith("application/json"):
+        if scope.get("method") == "POST" and not is_json(content_type):
             return RequestRefused(
                 "send a JSON body (content-type: application/json)", status=415, code=None
             )

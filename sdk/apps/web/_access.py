@@ -37,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from specsteer._errors import ConfigurationError, InvalidInputError
+from specsteer.apps._media import is_json
 
 __all__ = [
     "COOKIE",
@@ -157,11 +158,6 @@ def _origin_ok(origin: str | None, access: Access) -> bool:
     return access.answers(name, None if port == default else port)
 
 
-def _is_json(content_type: str) -> bool:
-    """``application/json``, in any case, with or without parameters (``; charset=utf-8``)."""
-    return content_type.partition(";")[0].strip().lower() == "application/json"
-
-
 def _shows_nothing(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
 
@@ -206,7 +202,7 @@ def _refusal(request: Request, access: Access) -> Response | None:
     if request.method not in ("GET", "HEAD"):
         if not _origin_ok(request.headers.get("origin"), access):
             return _error(403, "requests from other sites are refused")
-        json_body = _is_json(request.headers.get("content-type", ""))
+        json_body = is_json(request.headers.get("content-type", ""))
         if request.method in ("POST", "PUT") and not json_body:
             return _error(415, "send a JSON body (content-type: application/json)")
     if access.secret is not None:
