@@ -25,7 +25,11 @@ class GenerationConfig(BaseSettings):
     """How one generation runs. Every field can be overridden by ``SPECSTEER_<FIELD>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SPECSTEER_", extra="forbid", validate_assignment=True, frozen=False
+        env_prefix="SPECSTEER_",
+        extra="forbid",
+        validate_assignment=True,
+        frozen=False,
+        allow_inf_nan=False,  # a NaN is refused as not a number, not as out of range
     )
 
     method: Method = Field(

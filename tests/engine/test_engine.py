@@ -228,6 +228,8 @@ def test_assistant_facade(slm, llm) -> None:
         assistant.generate(QUERY, lam=-1)
     with pytest.raises(ConfigurationError):
         assistant.generate(QUERY, not_a_setting=1)
+    with pytest.raises(ConfigurationError, match="temperature: Input should be a finite number"):
+        assistant.generate(QUERY, temperature=float("nan"))
     with pytest.raises(InvalidInputError):
         assistant.generate("   ")
     with pytest.raises(InvalidInputError):
