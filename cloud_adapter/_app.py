@@ -28,13 +28,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from specsteer._errors import DegenerateScoresError, ProtocolError
+from specsteer._errors import DegenerateScoresError, ProtocolError, summarize_validation
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter._apierror import ApiError, error_response
 from specsteer.cloud_adapter._base import check_response
 from specsteer.cloud_adapter._completions import CompletionRequest, Completions
 from specsteer.cloud_adapter._guard import Guard
-from specsteer.cloud_adapter._http import summarize_validation
 from specsteer.cloud_adapter._limits import ServerLimits
 from specsteer.cloud_adapter._metrics import Metrics
 from specsteer.cloud_adapter._runner import Clock, Deadline, ModelRunner

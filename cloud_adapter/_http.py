@@ -24,7 +24,12 @@ from typing import Literal, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from specsteer._errors import CloudError, ConfigurationError, ProtocolError
+from specsteer._errors import (
+    CloudError,
+    ConfigurationError,
+    ProtocolError,
+    summarize_validation,
+)
 from specsteer.cloud_adapter._base import CloudVerifier, check_generate_response, check_response
 from specsteer.cloud_adapter._deadline import attempt_deadline, deadline_client
 from specsteer.cloud_adapter._net import is_loopback
@@ -49,16 +54,6 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 class _Retryable(CloudError):
     """A failure another attempt may cure (connect error, timeout, 502/503/504)."""
-
-
-def summarize_validation(error: ValidationError, limit: int = 3) -> str:
-    """Field locations and messages of a pydantic error, never the offending input values."""
-    parts = []
-    for item in error.errors()[:limit]:
-        loc = ".".join(str(x) for x in item.get("loc", ())) or "body"
-        parts.append(f"{loc}: {item.get('msg', 'invalid')}")
-    more = len(error.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class CircuitBreaker:

@@ -29,7 +29,7 @@ import torch
 from pydantic import ValidationError
 
 from specsteer import fusion
-from specsteer._errors import ConfigurationError, ProtocolError
+from specsteer._errors import ConfigurationError, ProtocolError, summarize_validation
 from specsteer.backends._base import ModelBackend
 from specsteer.cloud_adapter import _openai_generate, _openai_text, _vllm
 from specsteer.cloud_adapter._base import check_response
@@ -38,7 +38,6 @@ from specsteer.cloud_adapter._http import (
     CircuitBreaker,
     HttpAdapter,
     HttpChannel,
-    summarize_validation,
 )
 from specsteer.cloud_adapter.protocol import (
     DraftScores,

@@ -13,8 +13,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from specsteer._errors import ProtocolError
-from specsteer.cloud_adapter._http import summarize_validation
+from specsteer._errors import ProtocolError, summarize_validation
 
 __all__ = [
     "SCORE_PINS",

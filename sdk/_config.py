@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from specsteer._errors import ConfigurationError
+from specsteer._errors import ConfigurationError, summarize_validation
 from specsteer._methods import METHOD_NAMES, METHODS
 from specsteer.fusion import Processing
 
@@ -208,14 +208,6 @@ def with_overrides(config: GenerationConfig, overrides: Mapping[str, Any]) -> Ge
     try:
         return GenerationConfig.model_validate({**config.model_dump(), **overrides})
     except ValidationError as e:
-        raise ConfigurationError(f"invalid generation setting: {_summary(e)}") from None
-
-
-def _summary(e: ValidationError) -> str:
-    """Each setting at fault and what it takes, without pydantic's links."""
-    parts = []
-    for item in e.errors():
-        name = ".".join(str(x) for x in item["loc"]) or "settings"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{name}: {message}")
-    return "; ".join(parts)
+        raise ConfigurationError(
+            f"invalid generation setting: {summarize_validation(e, None, whole='settings')}"
+        ) from None

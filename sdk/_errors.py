@@ -8,6 +8,11 @@ This module imports nothing from the package, so every subpackage may raise thes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "CloudError",
     "ConfigurationError",
@@ -21,6 +26,7 @@ __all__ = [
     "RuntimeFailure",
     "SpecSteerError",
     "UsageError",
+    "summarize_validation",
 ]
 
 
@@ -80,3 +86,16 @@ class MemoryStoreError(RuntimeFailure):
 
 class PrivacyViolation(RuntimeFailure):
     """A payload would have carried private data out of the device and was stopped."""
+
+
+def summarize_validation(error: ValidationError, limit: int | None = 3, whole: str = "body") -> str:
+    """Field locations and messages of a pydantic error (``whole`` when the error is about
+    the value as a whole), never the offending input values; at most ``limit`` of them."""
+    items = error.errors()
+    parts = []
+    for item in items[:limit]:
+        loc = ".".join(str(x) for x in item.get("loc", ())) or whole
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {message}")
+    more = len(items) - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
