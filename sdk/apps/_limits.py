@@ -49,6 +49,10 @@ class LimitBody:
             if not over:
                 await send(message)
 
-        await self.app(scope, counted, sending)
+        try:
+            await self.app(scope, counted, sending)
+        except Exception:
+            if not over:
+                raise  # the app's own failure; a read cut short at the limit is answered below
         if over:
             await self.respond()(scope, receive, send)

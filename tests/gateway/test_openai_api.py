@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -216,6 +216,26 @@ def test_a_body_nested_too_deeply_is_refused_and_the_connection_goes_on(gateway:
         )
         assert deep.status_code == 400 and deep.json()["error"]["code"] == "invalid_json"
         body = {"model": "specsteer", "messages": ASK, "max_tokens": 4}
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_and_the_connection_goes_on(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway(max_body_bytes=4096)
+    big = json.dumps({"model": "specsteer", "messages": ASK, "pad": "x" * 8192}).encode()
+
+    def pieces() -> Iterator[bytes]:  # no content-length: counted as it arrives
+        for at in range(0, len(big), 1024):
+            yield big[at : at + 1024]
+
+    headers = {"content-type": "application/json"}
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        for content in (big, pieces()):
+            reply = http.post("/v1/chat/completions", content=content, headers=headers)
+            assert reply.status_code == 413, reply.text
+            assert reply.json()["error"]["code"] == "request_too_large"
+        body = {"model": "specsteer", "messages": ASK, "max_tokens": 2}
         assert http.post("/v1/chat/completions", json=body).status_code == 200
 
 

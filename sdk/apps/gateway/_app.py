@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -31,6 +31,7 @@ from specsteer._assistant import Assistant
 from specsteer._errors import InvalidInputError, SpecSteerError
 from specsteer._streaming import AnswerStream
 from specsteer.apps._contain import ContainErrors
+from specsteer.apps._limits import LimitBody
 from specsteer.apps._media import is_json
 from specsteer.apps.gateway._errors import RequestRefused, error_body, error_status
 from specsteer.apps.gateway._responses import (
@@ -92,8 +93,7 @@ def create_gateway(
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> Response:
-        body = await _body(request, max_body_bytes)
-        call = parse_call(body, base=assistant.config, max_tokens=max_tokens)
+        call = parse_call(await request.body(), base=assistant.config, max_tokens=max_tokens)
         _check_model(call.model, model_name)
         user = _user(call, request, default_user or assistant.user_id)
         view = _view(assistant, user)
@@ -112,6 +112,7 @@ def create_gateway(
         return JSONResponse(completion(reply, answered))
 
     _add_error_handlers(app)
+    app.add_middleware(LimitBody, limit=max_body_bytes, respond=_too_large(max_body_bytes))
     app.add_middleware(ContainErrors, respond=_failed)
     app.add_middleware(_Guard, token=token, hosts=hosts if hosts is not None else set())
     return app
@@ -146,19 +147,6 @@ def _view(assistant: Assistant, user: str | None) -> Assistant:
         return assistant.for_user(user)
     except InvalidInputError as e:
         raise RequestRefused(f"Invalid 'user': {e}", param="user") from e
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise RequestRefused(
-                f"the request body exceeds {limit} bytes", status=413, code="request_too_large"
-            )
-        chunks.append(part)
-    return b"".join(chunks)
 
 
 async def _collect(stream: AnswerStream, user: str | None) -> Answered:
@@ -246,6 +234,18 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def refused(_: Request, e: SpecSteerError) -> JSONResponse:
         _log(e)
         return JSONResponse(error_body(e), status_code=error_status(e))
+
+
+def _too_large(limit: int) -> Callable[[], Response]:
+    """OpenAI's 413 body for a request body over ``limit`` bytes."""
+
+    def respond() -> Response:
+        refused = RequestRefused(
+            f"the request body exceeds {limit} bytes", status=413, code="request_too_large"
+        )
+        return JSONResponse(error_body(refused), status_code=413)
+
+    return respond
 
 
 def _failed(e: Exception) -> Response:
