@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from specsteer.apps.web import Access, ChatSession, create_app
-from specsteer.apps.web._access import SECURITY_HEADERS, check_text
+from specsteer.apps.web._access import SECURITY_HEADERS
+from specsteer.apps.web._text import check_text
 
 HEADERS = {k.lower(): v for k, v in SECURITY_HEADERS.items()}
 

@@ -13,8 +13,6 @@ middleware:
   hosts, compared against the list, never against the ``Host`` header the request itself
   brings (``https://myhost.lan`` is ``myhost.lan`` on port 443); and it must carry a JSON body,
   ``Content-Type: application/json`` with any parameters (no cross-site form posts).
-* **Text.** :func:`check_text` is what every text field of the API goes through: no NUL, and
-  not blank once whitespace, control and format characters (``U+200B``) are left out.
 * **Login.** Off loopback the app makes a random secret, printed once in the start URL
   (``/?login=...``); opening that URL sets it as an ``HttpOnly; SameSite=Strict`` cookie and
   sends the browser to ``/`` (so the secret leaves the address bar). Every other request needs
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -36,7 +33,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from specsteer._errors import ConfigurationError, InvalidInputError
+from specsteer._errors import ConfigurationError
 from specsteer.apps._media import is_json
 
 __all__ = [
@@ -44,7 +41,6 @@ __all__ = [
     "SECURITY_HEADERS",
     "Access",
     "add_access",
-    "check_text",
     "loopback_names",
 ]
 
@@ -156,27 +152,6 @@ def _origin_ok(origin: str | None, access: Access) -> bool:
         return False
     name, port = _split(parts.netloc)
     return access.answers(name, None if port == default else port)
-
-
-def _shows_nothing(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
-
-
-def check_text(value: str) -> str:
-    """A text field's value, refused when it holds NUL or shows nothing.
-
-    "Shows nothing" is blank once whitespace, control characters and format characters (the
-    zero-width space ``U+200B``, ``U+FEFF``) are left out. As a pydantic validator, the error
-    names the field.
-
-    Raises:
-        InvalidInputError: The text holds NUL, or shows nothing.
-    """
-    if "\x00" in value:
-        raise InvalidInputError("it contains a NUL character (\\x00); remove it")
-    if all(_shows_nothing(c) for c in value):
-        raise InvalidInputError("it is empty; write something first")
-    return value
 
 
 def _logged_in(request: Request, secret: str) -> bool:

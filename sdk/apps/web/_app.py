@@ -37,12 +37,12 @@ from specsteer.apps.web._access import (
     SECURITY_HEADERS,
     Access,
     add_access,
-    check_text,
     loopback_names,
 )
 from specsteer.apps.web._chat import ChatSession
 from specsteer.apps.web._egress import records_after, verification
 from specsteer.apps.web._persona import add_persona_routes
+from specsteer.apps.web._text import check_text
 from specsteer.memory import UserNotFoundError
 
 __all__ = ["create_app", "run_web"]

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from specsteer._errors import UsageError
-from specsteer.apps.web._access import check_text
 from specsteer.apps.web._chat import ChatSession
+from specsteer.apps.web._text import check_text
 from specsteer.memory import Person, Persona
 from specsteer.memory._persona import name_key
 
