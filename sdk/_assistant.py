@@ -12,7 +12,7 @@ from specsteer._config import GenerationConfig, with_overrides
 from specsteer._egress import PrivateEgress
 from specsteer._engine import Decoder, Wire
 from specsteer._errors import ConfigurationError, InvalidInputError
-from specsteer._events import Finished, RoundEvent
+from specsteer._events import Finished, RoundEvent, close_events
 from specsteer._private_context import PrivateContext
 from specsteer._prompt import (
     DEFAULT_SYSTEM_PROMPT,
@@ -393,9 +393,7 @@ class Assistant:
                     event = Finished(self._answered(turn, event.result))
                 yield event
         finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
+            close_events(events)
 
     def _answered(self, turn: Turn, result: GenerationResult) -> GenerationResult:
         stored = self._remember_turn(turn)

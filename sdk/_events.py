@@ -33,6 +33,7 @@ __all__ = [
     "TextFold",
     "TokenKind",
     "Tokens",
+    "close_events",
 ]
 
 #: Where final tokens came from: drafted on the device and accepted by the cloud; chosen on the
@@ -208,3 +209,11 @@ class TextFold:
         new = stable[len(self.shown) :]
         self.shown = stable
         return new
+
+
+def close_events(events: Iterable[RoundEvent]) -> None:
+    """End a generation whose events were left early (a generator's ``close``; other
+    iterables have nothing to end)."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from specsteer._errors import InvalidInputError
-from specsteer._events import Finished, RoundEvent, StatsFold, Tokens
+from specsteer._events import Finished, RoundEvent, StatsFold, Tokens, close_events
 from specsteer._result import GenerationResult, GenerationStats
 from specsteer._wire import PARTIAL, IncrementalText
 
@@ -308,7 +308,7 @@ class AnswerStream:
                     if cancel.is_set():
                         return  # given up: nobody reads the rest
             finally:
-                _close(events)  # ends a generation left early
+                close_events(events)  # ends a generation left early
         finally:
             self._put(None)
 
@@ -317,9 +317,3 @@ class AnswerStream:
         if rest:
             self._put(Piece(rest, self._answer.take_pending()))
         self.result = result
-
-
-def _close(events: Iterator[RoundEvent]) -> None:
-    close = getattr(events, "close", None)
-    if close is not None:
-        close()

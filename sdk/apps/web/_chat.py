@@ -23,7 +23,7 @@ import anyio
 
 from specsteer._assistant import Assistant
 from specsteer._errors import ConfigurationError, SpecSteerError
-from specsteer._events import Finished, RoundEvent
+from specsteer._events import Finished, RoundEvent, close_events
 from specsteer._private_context import PrivateContext
 from specsteer._result import GenerationResult
 from specsteer.apps.web._egress import new_records
@@ -242,14 +242,8 @@ class ChatSession:
                 if stop.is_set():
                     return None
         finally:
-            _close(events)  # ends a generation left early
+            close_events(events)  # ends a generation left early
         raise AssertionError("an answer's events end with Finished")
-
-
-def _close(events: Iterator[RoundEvent]) -> None:
-    close = getattr(events, "close", None)
-    if close is not None:
-        close()
 
 
 def _last_seq(log: Any) -> int:
