@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Final
 
@@ -14,6 +12,7 @@ from specsteer.memory._progress import Progress, batches
 from specsteer.memory._surface import StoreSurface
 from specsteer.memory._types import Memory
 from specsteer.memory._validate import check_memory_id, check_metadata, check_text, check_user_id
+from specsteer.privacy._keyfiles import write_private
 
 __all__ = ["EXPORT_FORMAT", "export_memories", "import_memories", "read_export"]
 
@@ -21,7 +20,6 @@ __all__ = ["EXPORT_FORMAT", "export_memories", "import_memories", "read_export"]
 #: optional persona line; version 1 files (memories only) still import.
 EXPORT_FORMAT: Final = {"format": "specsteer-memory-export", "version": 2}
 _READABLE: Final = ({**EXPORT_FORMAT, "version": 1}, EXPORT_FORMAT)
-_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 
 def export_memories(store: StoreSurface, user_id: str, path: str | Path) -> int:
@@ -171,26 +169,12 @@ def _export_target(target: Path) -> Path:
 
 
 def _write_private(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` with mode 0600, atomically (a temp file, fsync, rename).
-
-    The temporary file holds the same plaintext, so it is removed on every failure.
-    """
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    """Write ``text`` to ``target`` with mode 0600, atomically (:func:`write_private`: a temp
+    file, fsync, rename; the temp file, which holds the same plaintext, removed on failure)."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        write_private(target, text.encode("utf-8"))
     except OSError as e:
         raise _unwritable(target, e) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise _unwritable(target, e) from e
-        raise
 
 
 def _unwritable(target: Path, e: OSError) -> InvalidInputError:

@@ -75,7 +75,11 @@ def write_private(path: Path, data: bytes) -> None:
     if path.is_symlink():
         raise SymlinkError(errno.ELOOP, "is a symbolic link", str(path))
     tmp = _temp(path, data)
-    os.replace(tmp, path)  # a rename replaces a link itself, never its target
+    try:
+        os.replace(tmp, path)  # a rename replaces a link itself, never its target
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # it holds the same data
+        raise
     fsync_dir(path.parent)
 
 
