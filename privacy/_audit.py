@@ -183,12 +183,7 @@ class AuditLog:
     def _head(self) -> tuple[int, str, str]:
         """(seq, hmac, digest) of the last complete record; moves a torn last line aside."""
         # A record torn by a crash mid-write was never fsynced, so nothing was sent.
-        _move_torn_tail(self._path, "record")
-        try:
-            with open(self._path, "rb") as f:
-                _, buf = _read_tail(f)
-        except FileNotFoundError:
-            return 0, GENESIS, GENESIS
+        buf = _move_torn_tail(self._path, "record")
         if not buf:
             return 0, GENESIS, GENESIS
         last = buf[:-1].rsplit(b"\n", 1)[-1]
@@ -478,22 +473,24 @@ def _read_tail(f: BinaryIO) -> tuple[int, bytes]:
     return pos, buf
 
 
-def _move_torn_tail(path: Path, what: str) -> None:
+def _move_torn_tail(path: Path, what: str) -> bytes:
     """Move a last line without its newline (a write cut short) to ``<path>.torn``, keeping
-    every complete line before it."""
+    every complete line before it. Returns the file's end from the start of its last complete
+    line (empty when there is no file, or no complete line in it)."""
     try:
         f = open(path, "rb+")  # noqa: SIM115 - closed below
     except FileNotFoundError:
-        return
+        return b""
     with f:
         pos, buf = _read_tail(f)
-        if not buf or buf.endswith(b"\n"):
-            return
         cut = buf.rfind(b"\n") + 1
+        if cut == len(buf):
+            return buf
         _write_private(path.with_name(path.name + ".torn"), buf[cut:] + b"\n", append=True)
         f.truncate(pos + cut)
         os.fsync(f.fileno())
     logger.warning("audit log: moved a torn last %s aside (%d bytes)", what, len(buf) - cut)
+    return buf[:cut]
 
 
 def _append_line(path: Path, line: bytes) -> None:
