@@ -121,7 +121,7 @@ class MemoryStore(BaseMemoryStore):
                 if keep:
                     col.add(
                         ids=[new[i].id for i in keep],
-                        embeddings=vectors[keep],
+                        embeddings=keys.turn(vectors[keep]),
                         metadatas=[keys.seal_row(new[i]) for i in keep],
                     )
             return result
@@ -151,7 +151,7 @@ class MemoryStore(BaseMemoryStore):
                 found = col.get(ids=ids, include=["metadatas"])
                 old: dict[str, Row] = dict(zip(found["ids"], found["metadatas"], strict=True))
                 rows = [_replacing(keys.seal_row(m), old.get(m.id)) for m in memories]
-                col.upsert(ids=ids, embeddings=vectors, metadatas=rows)
+                col.upsert(ids=ids, embeddings=keys.turn(vectors), metadatas=rows)
 
     def _get(self, user_id: str, memory_id: str) -> Memory | None:
         with self._lock:
@@ -224,7 +224,7 @@ class MemoryStore(BaseMemoryStore):
         """One page of ``n`` nearest rows: (live hits up to k, expired ids, whether to stop)."""
         with wrap_backend("search", self._hint()):
             res = col.query(
-                query_embeddings=query,
+                query_embeddings=keys.turn(query),
                 n_results=n,
                 where=chroma_where,
                 include=["metadatas", "distances"],
@@ -289,9 +289,9 @@ class MemoryStore(BaseMemoryStore):
 
         From the moment the key is destroyed every sealed text and metadata value of theirs is
         unreadable, wherever chromadb keeps copies (deleted rows linger in its SQLite file and
-        index folders). Embedding vectors are not encrypted (search needs them): with
-        ``purge_vectors`` an embedded store is also vacuumed (:meth:`vacuum`), so they leave the
-        disk too. Against a server the server's operator runs ``chroma vacuum``.
+        index folders), and their stored vectors, turned by a key derived from it, can no
+        longer be compared with a guess. With ``purge_vectors`` an embedded store is also
+        vacuumed (:meth:`vacuum`), so the vectors leave the disk too. Against a server the server's operator runs ``chroma vacuum``.
         """
         with self._lock:
             self._keyring.destroy(user_id)

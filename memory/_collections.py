@@ -9,6 +9,7 @@ from specsteer._errors import ConfigurationError
 from specsteer.memory._chroma_client import chromadb_module, wrap_backend
 from specsteer.memory._crypto import FORMAT, UserKeys, collection_name
 from specsteer.memory._errors import UserForgottenError, UserKeyMissingError
+from specsteer.memory._turned import TURNED, VECTORS, turn_stored_vectors
 from specsteer.memory._validate import RESERVED_USER_ID
 from specsteer.privacy import KeyDestroyedError, KeyNotFoundError, Keyring
 
@@ -135,6 +136,8 @@ class UserCollections:
             if col is None:
                 return None
             self._check_embedder(col)
+            if (col.metadata or {}).get(VECTORS) != TURNED:
+                turn_stored_vectors(keys, col, self._hint)
             self._collections[keys.collection] = col
         return col
 
@@ -151,7 +154,11 @@ class UserCollections:
                     name,
                     embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"specsteer_format": FORMAT, "embedder": self._embedder_name},
+                    metadata={
+                        "specsteer_format": FORMAT,
+                        "embedder": self._embedder_name,
+                        VECTORS: TURNED,
+                    },
                 )
             except Exception:  # another process created it first
                 return self.client.get_collection(name, embedding_function=None)

@@ -6,9 +6,12 @@ Per user, two keys are derived (HKDF-SHA256) from the user's data key in the key
   and the timestamps; the associated data binds the blob to its collection and row id, so a
   blob copied to another row or another user's collection does not open;
 - the **tag key**, HMAC-SHA256, makes the tags chromadb can compare without seeing plaintext:
-  the content tag (de-duplication) and one tag per metadata key/value (equality filters).
+  the content tag (de-duplication) and one tag per metadata key/value (equality filters);
+- the **vector key** draws the orthogonal matrix that turns the user's embedding vectors before
+  chromadb stores them, and every query vector the same way (:mod:`._rotation`).
 
-Destroying the data key (forget-user) makes every blob unreadable and every tag unlinkable.
+Destroying the data key (forget-user) makes every blob unreadable, every tag unlinkable and every
+stored vector unturnable.
 Collection names come from a device-wide naming key, so the user id never appears in chromadb.
 """
 
@@ -21,13 +24,16 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from specsteer.memory._errors import CorruptedMemoryError
+from specsteer.memory._rotation import rotation, turn
 from specsteer.memory._types import Memory, MetadataValue
 from specsteer.privacy import DecryptionError, open_sealed, seal
 
@@ -72,6 +78,10 @@ class UserKeys:
     collection: str
     seal_key: bytes
     tag_key: bytes
+    vector_key: bytes
+    _rotations: dict[int, npt.NDArray[np.float64]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def derive(cls, data_key: bytes, collection: str) -> UserKeys:
@@ -80,7 +90,15 @@ class UserKeys:
             collection=collection,
             seal_key=_hkdf(data_key, b"specsteer-memory/seal/v1"),
             tag_key=_hkdf(data_key, b"specsteer-memory/tag/v1"),
+            vector_key=_hkdf(data_key, b"specsteer-memory/vectors/v1"),
         )
+
+    def turn(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Embedding vectors (rows) as this user's collection stores and searches them."""
+        dim = int(vectors.shape[-1])
+        if dim not in self._rotations:
+            self._rotations[dim] = rotation(self.vector_key, dim)
+        return turn(self._rotations[dim], vectors)
 
     def _mac(self, label: str, data: str) -> str:
         return hmac.new(self.tag_key, f"{label}\0{data}".encode(), hashlib.sha256).hexdigest()

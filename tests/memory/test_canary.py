@@ -65,9 +65,13 @@ def test_nothing_readable_on_disk_before_or_after_forget(specsteer_home: Path) -
     needles = [n for c in alice_canaries + bob_canaries for n in _needles(c)]
     # Encrypted at rest: no canary in clear or base64, even before forgetting.
     assert _found(needles, data_dir, key_dir) == []
-    # Positive control: the scan does see an embedding vector, which is stored unencrypted.
-    # The whole vector: texts of two users that share most words share leading components.
-    vec = HashEmbedder().embed([alice_texts[0]])[0].astype(np.float32).tobytes()
+    # The embedder's own vector of a memory is nowhere on disk: the store holds it turned by
+    # the user's key. Positive control: the scan does find the turned vector.
+    raw = HashEmbedder().embed([alice_texts[0]]).astype(np.float32)
+    opened = store._users.open("alice")
+    assert opened is not None
+    vec = opened[0].turn(raw)[0].tobytes()
+    assert not any(raw[0].tobytes() in p.read_bytes() for p in _files(data_dir))
     assert any(vec in p.read_bytes() for p in _files(data_dir))
 
     store.forget_user("alice")
