@@ -184,8 +184,12 @@ class Assistant:
         # A text the user sends gets their sign-off from the persona; the note it was read from
         # ("I sign my messages 'Talk soon, Emre'") only got recited mid-text.
         said = [i.memory_id for i in view.inferred if i.field == "sign_off"] if writing else []
+        # An answer to the user reads a note about someone the request does not concern as
+        # bearing on it ("popular in Portugal"); a text to send was measured no better without
+        # such notes (docs/memory.md).
+        others = [] if writing else [p for p in persona.people if p not in people]
         hits = select_memories(
-            self.memory, self.user_id, query, people, self.retrieval, exclude=said
+            self.memory, self.user_id, query, people, self.retrieval, exclude=said, others=others
         )
         return PrivateContext(
             writer=persona.name,

@@ -36,12 +36,17 @@ class RetrievalPolicy:
             the closest one is kept even below it, so a request always has some context.
         about_recipient: Memories added, beyond those, that name a person the request names.
         candidates: Nearest memories looked at.
+        about_others_score: A memory about one of the people a request does not concern
+            alone (it names them and says nothing in the first person) is left out below this
+            similarity, unless it is the closest: asked what to cook, the device model read "My
+            sister Lena lives in Lisbon" (cosine 0.157) as a fact about the dish.
     """
 
     max_memories: int = 4
     min_score: float = 0.15
     about_recipient: int = 1
     candidates: int = 8
+    about_others_score: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_memories < 1 or self.candidates < self.max_memories:
@@ -49,9 +54,11 @@ class RetrievalPolicy:
                 "max_memories must be >= 1 and candidates >= max_memories "
                 f"(got {self.max_memories} and {self.candidates})"
             )
-        if self.about_recipient < 0 or not -1.0 <= self.min_score <= 1.0:
+        scores = (self.min_score, self.about_others_score)
+        if self.about_recipient < 0 or not all(-1.0 <= s <= 1.0 for s in scores):
             raise ConfigurationError(
-                "about_recipient must be >= 0 and min_score a cosine similarity in [-1, 1]"
+                "about_recipient must be >= 0, and min_score and about_others_score cosine "
+                "similarities in [-1, 1]"
             )
 
 
@@ -63,6 +70,7 @@ def select_memories(
     policy: RetrievalPolicy = RetrievalPolicy(),
     *,
     exclude: Collection[str] = (),
+    others: Sequence[Person] = (),
 ) -> list[SearchHit]:
     """The user's memories for ``request``: those that name a weekday the request names, then
     the most relevant, then those about its recipients.
@@ -74,6 +82,8 @@ def select_memories(
         recipients: The people the request names ("my sister" -> Lena).
         policy: The floor and the caps.
         exclude: Ids of memories left out (what the prompt already says another way).
+        others: The user's people the request does not concern: memories about them alone need
+            :attr:`RetrievalPolicy.about_others_score`.
     """
     request = searchable(request, store.max_text_chars)
     if not request:
@@ -82,6 +92,12 @@ def select_memories(
     on_the_day = _on_the_day(hits, request)
     above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]
     chosen = [*on_the_day, *above][: policy.max_memories] or hits[:1]
+    # Left out, not replaced: the next candidate down bears on the request no more.
+    chosen = [
+        h
+        for i, h in enumerate(chosen)
+        if i == 0 or h.score >= policy.about_others_score or not _about_others(h.text, others)
+    ]
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
         query = searchable(" ".join([*names, request]), store.max_text_chars)
@@ -145,6 +161,19 @@ def _on_the_day(hits: Sequence[SearchHit], request: str) -> list[SearchHit]:
 
 def _weekdays(text: str) -> set[str]:
     return {m.group(1).casefold() for m in _WEEKDAY.finditer(text)}
+
+
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|mine|we|us|our)\b", re.IGNORECASE)
+#: "my" before a relation and a name ("My sister Lena", "my best friend Inês").
+_MY_PERSON = re.compile(r"\b(?i:my)\s+(?=(?:[a-z-]+\s+){1,3}[A-Z])")
+
+
+def _about_others(text: str, people: Sequence[Person]) -> bool:
+    """Whether a memory is about other people alone: it names one of ``people`` and has no
+    first-person word but "my" before a relation ("My sister Lena lives in Lisbon")."""
+    if not any(_mentions(text, p.name) for p in people):
+        return False
+    return _FIRST_PERSON.search(_MY_PERSON.sub("", text)) is None
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -9,7 +9,7 @@ from specsteer import DEFAULT_SYSTEM_PROMPT, Assistant, build_prompt
 from specsteer._addressing import is_writing_request, named_relations, recipients
 from specsteer._errors import ConfigurationError
 from specsteer._private_context import PrivateContext, second_person
-from specsteer._retrieval import RetrievalPolicy, fit_memories, select_memories
+from specsteer._retrieval import RetrievalPolicy, _about_others, fit_memories, select_memories
 from specsteer.memory import Person, Persona
 from specsteer.memory.testing import InMemoryStore
 from specsteer.testing import tiny_backend
@@ -280,6 +280,61 @@ def test_what_the_user_does_on_the_day_a_request_plans_comes_first() -> None:
     assert len(hits) == 3  # the others keep their places after it
     plain = select_memories(store, "maya", "Plan my morning.")
     assert plain[0].text != "My long runs are on Saturdays."
+
+
+@pytest.mark.parametrize(
+    ("note", "about_others"),
+    [
+        ("My sister Lena lives in Lisbon; she loves jazz.", True),
+        ("My best friend Inês loves cycling.", True),
+        ("Lena is vegetarian.", True),
+        ("Gabriela (my partner) and I celebrate at Ramen Tetsu.", False),
+        ("My neighbour Lena looks after Churro whenever I am away.", False),
+        ("My landlord, Ms Levi, has not fixed the radiator in my flat.", False),
+        ("I cook mushroom risotto most evenings.", False),
+        ("Jazz is on every Friday.", False),  # names nobody
+    ],
+)
+def test_a_memory_about_another_person_alone(note: str, about_others: bool) -> None:
+    people = [Person("Lena", "sister"), Person("Inês", "best friend"), Person("Ms Levi", "x")]
+    assert _about_others(note, [*people, Person("Gabriela", "partner")]) is about_others
+
+
+def test_a_note_about_someone_the_request_does_not_concern_is_left_out() -> None:
+    store = InMemoryStore()
+    dish = "I cook mushroom risotto most evenings."
+    sister = "My sister Lena cooks risotto in Lisbon."
+    store.add_many("maya", [dish, sister, "My passport expires soon."], progress=False)
+    lena = Person("Lena", "sister")
+    policy = RetrievalPolicy(min_score=0.0, about_others_score=0.99)
+    assert [h.text for h in select_memories(store, "maya", "cook risotto", policy=policy)][:2] == [
+        dish,
+        sister,
+    ]
+    without = select_memories(store, "maya", "cook risotto", policy=policy, others=[lena])
+    assert sister not in [h.text for h in without] and without[0].text == dish
+    # Close enough to the request, or the closest memory of all, it stays.
+    close = RetrievalPolicy(min_score=0.0, about_others_score=0.0)
+    assert sister in [
+        h.text for h in select_memories(store, "maya", "cook risotto", policy=close, others=[lena])
+    ]
+    assert (
+        select_memories(store, "maya", "Lena Lisbon", policy=policy, others=[lena])[0].text
+        == sister
+    )
+    with pytest.raises(ConfigurationError):
+        RetrievalPolicy(about_others_score=1.5)
+
+
+def test_only_an_answer_leaves_out_notes_about_people_it_does_not_concern() -> None:
+    store = InMemoryStore()
+    sister = "My sister Lena cooks risotto in Lisbon."
+    store.add_many("maya", ["I cook mushroom risotto most evenings.", sister], progress=False)
+    assistant = Assistant(tiny_backend(0), memory=store, user_id="maya", privacy=False)
+    assistant.retrieval = RetrievalPolicy(min_score=0.0, about_others_score=0.99)
+    assert sister not in assistant.private_context("What risotto could I cook tonight?").memories
+    assert sister in assistant.private_context("Write my partner a note about risotto.").memories
+    assert sister in assistant.private_context("What risotto does my sister cook?").memories
 
 
 def _words(text: str) -> int:
