@@ -291,7 +291,8 @@ class MemoryStore(BaseMemoryStore):
         unreadable, wherever chromadb keeps copies (deleted rows linger in its SQLite file and
         index folders), and their stored vectors, turned by a key derived from it, can no
         longer be compared with a guess. With ``purge_vectors`` an embedded store is also
-        vacuumed (:meth:`vacuum`), so the vectors leave the disk too. Against a server the server's operator runs ``chroma vacuum``.
+        vacuumed (:meth:`vacuum`), so the vectors leave the disk too. Against a server the
+        server's operator runs ``chroma vacuum``.
         """
         with self._lock:
             self._keyring.destroy(user_id)

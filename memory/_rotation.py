@@ -1,4 +1,4 @@
-"""A keyed rotation of a user's embedding vectors, so the stored vectors say nothing without the key.
+"""A keyed rotation of a user's embedding vectors: stored, they say nothing without the key.
 
 Search needs vectors chromadb can compare, so they cannot be sealed like the rows. They are
 stored turned by an orthogonal matrix ``Q`` drawn from the user's data key: cosine similarity

@@ -1,4 +1,4 @@
-"""The stored embedding vectors are turned by the user's key: search is unchanged, a guess is not."""
+"""Stored embedding vectors are turned by the user's key: search is unchanged, a guess fails."""
 
 from __future__ import annotations
 
