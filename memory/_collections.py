@@ -137,7 +137,7 @@ class UserCollections:
                 return None
             self._check_embedder(col)
             if (col.metadata or {}).get(VECTORS) != TURNED:
-                turn_stored_vectors(keys, col, self._hint)
+                turn_stored_vectors(self.client, keys, col, self._hint)
             self._collections[keys.collection] = col
         return col
 

@@ -24,15 +24,15 @@ _ROW_MARK: Final = "_t"
 _BATCH: Final = 256
 
 
-def turn_stored_vectors(keys: UserKeys, col: Any, hint: str) -> None:
+def turn_stored_vectors(client: Any, keys: UserKeys, col: Any, hint: str) -> None:
     """Turn every unmarked row's vector of ``col``, then mark the collection as turned."""
     with wrap_backend("turn the stored vectors", hint):
         ids = list(col.get(include=[])["ids"])
         for start in range(0, len(ids), _BATCH):
             _turn_batch(keys, col, ids[start : start + _BATCH])
-        metadata = dict(col.metadata or {})
-        metadata[VECTORS] = TURNED
-        col.modify(metadata=metadata)
+        # Read afresh: the persona, sealed in the same metadata, may have changed meanwhile.
+        fresh = client.get_collection(col.name, embedding_function=None)
+        col.modify(metadata={**(fresh.metadata or {}), VECTORS: TURNED})
 
 
 def _turn_batch(keys: UserKeys, col: Any, ids: list[str]) -> None:

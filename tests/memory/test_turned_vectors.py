@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from specsteer.memory import HashEmbedder, MemoryStore
+from specsteer.memory import HashEmbedder, MemoryStore, Persona
 from specsteer.memory._rotation import rotation
 from specsteer.memory._turned import TURNED, VECTORS
 
@@ -101,6 +101,7 @@ def test_a_store_from_before_is_turned_once_when_opened(
 ) -> None:
     store = MemoryStore(embedder=HashEmbedder())
     texts = {store.add("maya", t).id: t for t in TEXTS}
+    store.set_persona("maya", Persona("Maya Okafor", "Love, Maya"))
     _make_old(store, "maya", turned_too)
     del store
 
@@ -108,6 +109,7 @@ def test_a_store_from_before_is_turned_once_when_opened(
     hits = fresh.search("maya", "vegetarian peanuts", k=1)
     assert [h.memory.text for h in hits] == [TEXTS[1]]
     assert (_collection(fresh, "maya").metadata or {})[VECTORS] == TURNED
+    assert fresh.persona("maya").sign_off == "Love, Maya"  # sealed in the same metadata
     keys = fresh._users.open("maya")
     assert keys is not None
     for mid, vector in _stored(fresh, "maya").items():
