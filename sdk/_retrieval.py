@@ -88,6 +88,7 @@ def select_memories(
     request = searchable(request, store.max_text_chars)
     if not request:
         return []  # nothing in it to search with
+    others = [p for p in others if not _mentions(request, p.name)]  # named, so concerned
     hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
     on_the_day = _on_the_day(hits, request)
     above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]

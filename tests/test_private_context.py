@@ -335,6 +335,9 @@ def test_only_an_answer_leaves_out_notes_about_people_it_does_not_concern() -> N
     assert sister not in assistant.private_context("What risotto could I cook tonight?").memories
     assert sister in assistant.private_context("Write my partner a note about risotto.").memories
     assert sister in assistant.private_context("What risotto does my sister cook?").memories
+    assert (
+        sister in assistant.private_context("What risotto could I cook tonight for Lena?").memories
+    )
 
 
 def _words(text: str) -> int:
