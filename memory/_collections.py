@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Final
 
 from specsteer._errors import ConfigurationError
 from specsteer.memory._chroma_client import chromadb_module, wrap_backend
 from specsteer.memory._crypto import FORMAT, UserKeys, collection_name
 from specsteer.memory._errors import UserForgottenError, UserKeyMissingError
-from specsteer.memory._turned import TURNED, VECTORS, turn_stored_vectors
+from specsteer.memory._turned import turn_stored_vectors
 from specsteer.memory._validate import RESERVED_USER_ID
 from specsteer.privacy import KeyDestroyedError, KeyNotFoundError, Keyring
 
 __all__ = ["UserCollections"]
+
+#: Users whose derived keys stay cached (a server for many users derives the rest again).
+_KEPT_KEYS: Final = 16
 
 
 class UserCollections:
@@ -103,11 +106,13 @@ class UserCollections:
             return None
         if data_key is None:
             return None
-        cached = self._keys.get(user_id)
-        if cached is not None and cached[0] == data_key:
-            return cached[1]
-        keys = UserKeys.derive(data_key, self.name_for(user_id))
+        cached = self._keys.pop(user_id, None)  # put back last: the most recent stay
+        keys = cached[1] if cached is not None and cached[0] == data_key else None
+        if keys is None:
+            keys = UserKeys.derive(data_key, self.name_for(user_id))
         self._keys[user_id] = (data_key, keys)
+        while len(self._keys) > _KEPT_KEYS:  # each holds its vector matrix (1.2 MB at 384)
+            del self._keys[next(iter(self._keys))]
         return keys
 
     def _data_key(self, user_id: str, *, create: bool) -> bytes | None:
@@ -136,8 +141,7 @@ class UserCollections:
             if col is None:
                 return None
             self._check_embedder(col)
-            if (col.metadata or {}).get(VECTORS) != TURNED:
-                turn_stored_vectors(self.client, keys, col, self._hint)
+            turn_stored_vectors(keys, col, self._hint)  # rows written before, if any
             self._collections[keys.collection] = col
         return col
 
@@ -154,11 +158,7 @@ class UserCollections:
                     name,
                     embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={
-                        "specsteer_format": FORMAT,
-                        "embedder": self._embedder_name,
-                        VECTORS: TURNED,
-                    },
+                    metadata={"specsteer_format": FORMAT, "embedder": self._embedder_name},
                 )
             except Exception:  # another process created it first
                 return self.client.get_collection(name, embedding_function=None)

@@ -37,9 +37,18 @@ from specsteer.memory._rotation import rotation, turn
 from specsteer.memory._types import Memory, MetadataValue
 from specsteer.privacy import DecryptionError, open_sealed, seal
 
-__all__ = ["FORMAT", "UserKeys", "canonical_value", "collection_name", "normalize_text"]
+__all__ = [
+    "FORMAT",
+    "TURNED_ROW",
+    "UserKeys",
+    "canonical_value",
+    "collection_name",
+    "normalize_text",
+]
 
 FORMAT = 1
+#: The row field that says its vector is turned by the vector key (every row written now).
+TURNED_ROW = "_t"
 _SPACE = re.compile(r"\s+")
 
 
@@ -137,6 +146,7 @@ class UserKeys:
             "_h": self.content_tag(memory.text),
             # Expiry stays in clear so expired rows can be purged without the key.
             "_e": float(memory.expires_at) if memory.expires_at is not None else 0.0,
+            TURNED_ROW: True,
         }
         for key, value in memory.metadata.items():
             row[self.key_field(key)] = self.value_tag(key, value)

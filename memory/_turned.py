@@ -1,10 +1,12 @@
-"""Turning the vectors of a collection stored before vectors were turned (:mod:`._rotation`).
+"""Turning the vectors of rows stored before vectors were turned (:mod:`._rotation`).
 
-A collection made now says so in its metadata (``vectors: turned-v1``) and holds only turned
-vectors. One made before holds the embedder's own vectors: the first time it is opened, each row
-is turned and marked (``_t``) in the same write, batch by batch, and the collection is marked
-last. A run cut short leaves marked rows and unmarked ones; the next open turns only the
-unmarked ones, so no vector is turned twice.
+Every row written now carries the mark ``_t`` (:data:`~._crypto.TURNED_ROW`): its vector is
+turned. Rows written before have no mark and hold the embedder's own vectors. The first time a
+collection is opened in a process, its unmarked rows are turned, each turned and marked in one
+write (chromadb merges the mark into the row's metadata), a batch at a time until none is left.
+A run cut short is finished at the next open; a row is never turned twice, since a marked row is
+never read for turning, and two processes turning at once write the same values. Nothing else of
+the collection is rewritten (its metadata holds the sealed persona).
 """
 
 from __future__ import annotations
@@ -13,36 +15,30 @@ from typing import Any, Final
 
 import numpy as np
 
+from specsteer._errors import MemoryStoreError
 from specsteer.memory._chroma_client import wrap_backend
-from specsteer.memory._crypto import UserKeys
+from specsteer.memory._crypto import TURNED_ROW, UserKeys
 
-__all__ = ["TURNED", "VECTORS", "turn_stored_vectors"]
+__all__ = ["turn_stored_vectors"]
 
-VECTORS: Final = "vectors"
-TURNED: Final = "turned-v1"
-_ROW_MARK: Final = "_t"
 _BATCH: Final = 256
+_UNMARKED: Final = {TURNED_ROW: {"$ne": True}}  # matches rows without the mark
 
 
-def turn_stored_vectors(client: Any, keys: UserKeys, col: Any, hint: str) -> None:
-    """Turn every unmarked row's vector of ``col``, then mark the collection as turned."""
+def turn_stored_vectors(keys: UserKeys, col: Any, hint: str) -> int:
+    """Turn and mark every unmarked row of ``col``; returns how many were turned."""
+    done: set[str] = set()
     with wrap_backend("turn the stored vectors", hint):
-        ids = list(col.get(include=[])["ids"])
-        for start in range(0, len(ids), _BATCH):
-            _turn_batch(keys, col, ids[start : start + _BATCH])
-        # Read afresh: the persona, sealed in the same metadata, may have changed meanwhile.
-        fresh = client.get_collection(col.name, embedding_function=None)
-        col.modify(metadata={**(fresh.metadata or {}), VECTORS: TURNED})
-
-
-def _turn_batch(keys: UserKeys, col: Any, ids: list[str]) -> None:
-    found = col.get(ids=ids, include=["embeddings", "metadatas"])
-    todo = [i for i, row in enumerate(found["metadatas"]) if not (row or {}).get(_ROW_MARK)]
-    if not todo:
-        return
-    vectors = np.asarray(found["embeddings"], dtype=np.float32)[todo]
-    col.update(
-        ids=[found["ids"][i] for i in todo],
-        embeddings=keys.turn(vectors),
-        metadatas=[{_ROW_MARK: True} for _ in todo],  # merged into each row's metadata
-    )
+        while True:
+            found = col.get(where=_UNMARKED, limit=_BATCH, include=["embeddings"])
+            ids = list(found["ids"])
+            if not ids:
+                return len(done)
+            if done.issuperset(ids):  # marked, yet read back unmarked: never loop for good
+                raise MemoryStoreError("the store did not keep the mark of turned vectors; " + hint)
+            col.update(
+                ids=ids,
+                embeddings=keys.turn(np.asarray(found["embeddings"], dtype=np.float32)),
+                metadatas=[{TURNED_ROW: True} for _ in ids],  # merged into each row's metadata
+            )
+            done.update(ids)

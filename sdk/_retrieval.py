@@ -89,6 +89,7 @@ def select_memories(
     if not request:
         return []  # nothing in it to search with
     others = [p for p in others if not _mentions(request, p.name)]  # named, so concerned
+    concerned = [p.name for p in recipients]
     hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
     on_the_day = _on_the_day(hits, request)
     above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]
@@ -97,7 +98,11 @@ def select_memories(
     chosen = [
         h
         for i, h in enumerate(chosen)
-        if i == 0 or h.score >= policy.about_others_score or not _about_others(h.text, others)
+        if i == 0
+        or h in on_the_day
+        or h.score >= policy.about_others_score
+        or any(_mentions(h.text, n) for n in concerned)
+        or not _about_others(h.text, others)
     ]
     if recipients and policy.about_recipient:
         names = [p.name for p in recipients]
@@ -165,16 +170,19 @@ def _weekdays(text: str) -> set[str]:
 
 
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|mine|we|us|our)\b", re.IGNORECASE)
-#: "my" before a relation and a name ("My sister Lena", "my best friend Inês").
-_MY_PERSON = re.compile(r"\b(?i:my)\s+(?=(?:[a-z-]+\s+){1,3}[A-Z])")
 
 
 def _about_others(text: str, people: Sequence[Person]) -> bool:
-    """Whether a memory is about other people alone: it names one of ``people`` and has no
-    first-person word but "my" before a relation ("My sister Lena lives in Lisbon")."""
+    """Whether a memory is about some of ``people`` alone: it names one of them and has no
+    first-person word but the "my" of their relation ("My sister Lena lives in Lisbon";
+    not "My piano lesson with Ms Levi")."""
     if not any(_mentions(text, p.name) for p in people):
         return False
-    return _FIRST_PERSON.search(_MY_PERSON.sub("", text)) is None
+    relations = sorted({p.relation for p in people if p.relation}, key=len, reverse=True)
+    if relations:
+        alternatives = "|".join(re.escape(r) for r in relations)
+        text = re.sub(rf"\bmy\s+(?:{alternatives})\b", " ", text, flags=re.IGNORECASE)
+    return _FIRST_PERSON.search(text) is None
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -293,6 +293,7 @@ def test_what_the_user_does_on_the_day_a_request_plans_comes_first() -> None:
         ("My landlord, Ms Levi, has not fixed the radiator in my flat.", False),
         ("I cook mushroom risotto most evenings.", False),
         ("Jazz is on every Friday.", False),  # names nobody
+        ("My piano lesson with Ms Levi is on Thursday evenings.", False),  # "my" of the user's
     ],
 )
 def test_a_memory_about_another_person_alone(note: str, about_others: bool) -> None:
@@ -324,6 +325,23 @@ def test_a_note_about_someone_the_request_does_not_concern_is_left_out() -> None
     )
     with pytest.raises(ConfigurationError):
         RetrievalPolicy(about_others_score=1.5)
+
+
+def test_notes_on_the_day_or_about_the_recipient_are_never_left_out_as_about_others() -> None:
+    store = InMemoryStore()
+    shifts = "I have night shifts on Thursdays."
+    levi = "Ruth Levi is allergic to lilies; Dan Levi drives on Thursday."
+    store.add_many("maya", [shifts, levi, "My passport expires soon."], progress=False)
+    ruth, dan = Person("Ruth Levi", "mother"), Person("Dan Levi", "father")
+    policy = RetrievalPolicy(min_score=0.0, about_others_score=0.99, about_recipient=0)
+    # Names Thursday, the day the request plans: it comes, whatever its similarity.
+    request = "Plan my night shifts on Thursday."
+    plan = select_memories(store, "maya", request, policy=policy, others=[ruth, dan])
+    assert plan[0].text == shifts
+    assert levi in [h.text for h in plan]
+    # Names the recipient too (the surname the two share must not count against her).
+    gift = select_memories(store, "maya", "night shifts gift", [ruth], policy, others=[dan])
+    assert gift[0].text == shifts and levi in [h.text for h in gift]
 
 
 def test_only_an_answer_leaves_out_notes_about_people_it_does_not_concern() -> None:

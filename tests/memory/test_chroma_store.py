@@ -48,5 +48,5 @@ def test_replacing_a_row_leaves_no_stale_tag_fields(embedded_store: MemoryStore)
     embedded_store.update("alice", old.id, metadata={"c": 3})
     col = next(c for c in embedded_store._client.list_collections() if c.name.startswith("u-"))
     fields = set(col.get(ids=[old.id], include=["metadatas"])["metadatas"][0])
-    # The sealed blob, content tag, version and expiry, plus one tag field for "c".
-    assert len(fields) == 5
+    # The sealed blob, content tag, version, expiry and turned mark, plus one tag field for "c".
+    assert len(fields) == 6

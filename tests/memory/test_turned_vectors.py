@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from specsteer.memory import HashEmbedder, MemoryStore, Persona
+from specsteer.memory._crypto import TURNED_ROW
 from specsteer.memory._rotation import rotation
-from specsteer.memory._turned import TURNED, VECTORS
 
 TEXTS = [
     "My sister Lena lives in Lisbon; her birthday is on March 14th.",
@@ -73,13 +73,16 @@ def test_a_guessed_memory_does_not_find_its_vector_without_the_key(
 
 
 def _make_old(store: MemoryStore, user: str, turned_too: int = 0) -> None:
-    """Put the store back as it was before vectors were turned: raw vectors, no mark; the first
-    ``turned_too`` rows as a turning cut short left them (turned and marked)."""
+    """Put the store back as it was before vectors were turned: raw vectors, no row marked; the
+    first ``turned_too`` rows as a turning cut short left them (turned and marked)."""
     col = _collection(store, user)
-    found = col.get(include=["metadatas"])
     memories = {m.id: m.text for m in store.memories(user)}
-    ids = list(found["ids"])
-    col.update(ids=ids, embeddings=_raw([memories[i] for i in ids]))
+    ids = list(col.get(include=[])["ids"])
+    col.update(
+        ids=ids,
+        embeddings=_raw([memories[i] for i in ids]),
+        metadatas=[{TURNED_ROW: None} for _ in ids],  # None removes the field
+    )
     keys = store._users.open(user)
     assert keys is not None
     done = ids[:turned_too]
@@ -87,12 +90,10 @@ def _make_old(store: MemoryStore, user: str, turned_too: int = 0) -> None:
         col.update(
             ids=done,
             embeddings=keys[0].turn(_raw([memories[i] for i in done])),
-            metadatas=[{"_t": True} for _ in done],
+            metadatas=[{TURNED_ROW: True} for _ in done],
         )
-    metadata = dict(col.metadata)
-    del metadata[VECTORS]
-    col.modify(metadata=metadata)
-    assert VECTORS not in (_collection(store, user).metadata or {})
+    marked = [row.get(TURNED_ROW) for row in col.get(include=["metadatas"])["metadatas"]]
+    assert marked.count(True) == turned_too and len(marked) == len(ids)
 
 
 @pytest.mark.parametrize("turned_too", [0, 2])
@@ -108,7 +109,8 @@ def test_a_store_from_before_is_turned_once_when_opened(
     fresh = MemoryStore(embedder=HashEmbedder())
     hits = fresh.search("maya", "vegetarian peanuts", k=1)
     assert [h.memory.text for h in hits] == [TEXTS[1]]
-    assert (_collection(fresh, "maya").metadata or {})[VECTORS] == TURNED
+    rows = _collection(fresh, "maya").get(include=["metadatas"])["metadatas"]
+    assert all(row[TURNED_ROW] is True for row in rows)
     assert fresh.persona("maya").sign_off == "Love, Maya"  # sealed in the same metadata
     keys = fresh._users.open("maya")
     assert keys is not None
