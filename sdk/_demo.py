@@ -15,8 +15,9 @@ from specsteer._defaults import default_assistant, load_with_progress
 if TYPE_CHECKING:
     from specsteer import Assistant, GenerationResult
     from specsteer._private_context import PrivateContext
+    from specsteer.memory import MemoryStore
 
-__all__ = ["DEMO_HISTORY", "DEMO_REQUESTS", "answer_requests", "run_demo"]
+__all__ = ["DEMO_HISTORY", "DEMO_REQUESTS", "answer_requests", "prepare_demo_memory", "run_demo"]
 
 #: The demo user's private history: it lives on the device only.
 DEMO_HISTORY: tuple[str, ...] = (
@@ -46,8 +47,7 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
 
     t0 = time.perf_counter()
     memory = load_with_progress(True, "opening the encrypted memory store", MemoryStore)
-    if memory.count(DEMO_USER) < len(DEMO_HISTORY):
-        memory.add_many(DEMO_USER, list(DEMO_HISTORY))
+    prepare_demo_memory(memory)
     assistant = default_assistant(progress=True, user_id=DEMO_USER, memory=memory)
     console.print(
         f"[dim]models and memory ready in {time.perf_counter() - t0:.1f} s; "
@@ -55,6 +55,14 @@ def run_demo(console: Console, *, max_new_tokens: int = 64) -> None:
         f"drafts travel as {assistant.decoder.wire}; {assistant.decoder.runtimes}[/]"
     )
     answer_requests(console, assistant, max_new_tokens=max_new_tokens, started=t0)
+
+
+def prepare_demo_memory(memory: MemoryStore) -> None:
+    """Store the demo user's history; the demo's own user starts afresh if it was forgotten."""
+    if memory.keyring.is_forgotten(DEMO_USER):
+        memory.reinstate_user(DEMO_USER)
+    if memory.count(DEMO_USER) < len(DEMO_HISTORY):
+        memory.add_many(DEMO_USER, list(DEMO_HISTORY))
 
 
 def answer_requests(

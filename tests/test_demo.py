@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from specsteer import Assistant, GenerationConfig
-from specsteer._demo import DEMO_HISTORY, DEMO_REQUESTS, DEMO_USER, answer_requests
+from specsteer._demo import (
+    DEMO_HISTORY,
+    DEMO_REQUESTS,
+    DEMO_USER,
+    answer_requests,
+    prepare_demo_memory,
+)
+from specsteer.memory import HashEmbedder, MemoryStore
 from specsteer.memory.testing import InMemoryStore
 from specsteer.testing import tiny_backend
 
@@ -38,3 +47,11 @@ def test_the_writer_and_the_reader_come_from_the_demo_users_memories() -> None:
     birthday = out.split("birthday message for my sister")[1].split("left the device")[0]
     assert "Maya Okafor, to Lena (sister)" in birthday
     assert "Maya Okafor" in out.split("birthday message")[0].split("left the device")[0]
+
+
+def test_the_demo_user_starts_afresh_after_being_forgotten(specsteer_home: Path) -> None:
+    store = MemoryStore(embedder=HashEmbedder())
+    prepare_demo_memory(store)
+    store.forget_user(DEMO_USER)
+    prepare_demo_memory(store)  # `specsteer memory forget --user demo-maya` broke make demo
+    assert store.count(DEMO_USER) == len(DEMO_HISTORY)
