@@ -38,8 +38,9 @@ class RetrievalPolicy:
         candidates: Nearest memories looked at.
         about_others_score: A memory about one of the people a request does not concern
             alone (it names them and says nothing in the first person) is left out below this
-            similarity, unless it is the closest: asked what to cook, the device model read "My
-            sister Lena lives in Lisbon" (cosine 0.157) as a fact about the dish.
+            similarity, unless it is the closest, names the day the request plans or a person
+            it names: asked what to cook, the device model read "My sister Lena lives in
+            Lisbon" (cosine 0.157) as a fact about the dish.
     """
 
     max_memories: int = 4
@@ -89,7 +90,7 @@ def select_memories(
     if not request:
         return []  # nothing in it to search with
     others = [p for p in others if not _mentions(request, p.name)]  # named, so concerned
-    concerned = [p.name for p in recipients]
+    names = [p.name for p in recipients]
     hits = [h for h in store.search(user_id, request, k=policy.candidates) if h.id not in exclude]
     on_the_day = _on_the_day(hits, request)
     above = [h for h in hits if h.score >= policy.min_score and h not in on_the_day]
@@ -101,11 +102,10 @@ def select_memories(
         if i == 0
         or h in on_the_day
         or h.score >= policy.about_others_score
-        or any(_mentions(h.text, n) for n in concerned)
+        or any(_mentions(h.text, n) for n in names)
         or not _about_others(h.text, others)
     ]
     if recipients and policy.about_recipient:
-        names = [p.name for p in recipients]
         query = searchable(" ".join([*names, request]), store.max_text_chars)
         taken = {h.id for h in chosen}.union(exclude)
         about = [
