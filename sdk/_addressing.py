@@ -19,6 +19,7 @@ __all__ = [
     "is_writing_request",
     "named_relations",
     "recipients",
+    "without_relations",
 ]
 
 #: Words a request may use for a relation, by the relation a persona records ("my coworker" is a
@@ -77,6 +78,12 @@ def named_relations(request: str) -> list[str]:
     """The relations a request names ("my sister", "my coworker's", "the landlord", or a
     relation opening the request: "landlord email - ..."), as written, lower-cased, in order."""
     return list(dict.fromkeys(m.group(1).casefold() for m in _MY_RELATION.finditer(request)))
+
+
+def without_relations(request: str) -> str:
+    """The request with the relations it names taken out ("thank my neighbour for minding my
+    pet" -> "thank  for minding my pet")."""
+    return _MY_RELATION.sub(" ", request)
 
 
 def recipients(request: str, persona: Persona) -> list[Person]:

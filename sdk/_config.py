@@ -70,8 +70,18 @@ class GenerationConfig(BaseSettings):
             "For a text written as the user (a message, a review, a post): when the device "
             "model's greedy opening declines the request (\"I'm sorry, but I can't assist with "
             'that."), rule out the token that made it a refusal and start the answer with the '
-            "device's next choice, and keep the verified rounds from turning the text's first "
-            "words into one (device-side methods; a refusal of anything else is kept)."
+            "device's next choice, keep the verified rounds from turning the text's first "
+            'words into one, and keep "As an AI" out of the whole text (device-side methods; a '
+            "refusal of anything else is kept)."
+        ),
+    )
+    keep_owner: bool = Field(
+        default=True,
+        description=(
+            "For a text to a person: keep it from calling the reader's what the request calls "
+            'the user\'s ("thank my neighbour for minding my pet" written as "thanks for '
+            'minding your pet"): a "your" the text would follow with one of them is ruled out '
+            "at its position, for the drafter and the recovery alike (device-side methods)."
         ),
     )
     sign_texts: bool = Field(

@@ -10,7 +10,7 @@ sequential loop would make.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -245,6 +245,12 @@ class Drafter:
         """The device model's own next token with the private context (device-only decoding)."""
         lp = self.row(self.private, self.private_ids, answer.tokens)
         return self.draw(lp, len(answer.tokens), self.cfg.top_p)
+
+    def greedy(self, answer: Sequence[int]) -> int:
+        """The device model's greedy next token after ``answer`` with the private context,
+        processed as its drafts are (repetition penalty, n-gram ban); the text guards read
+        ahead with it."""
+        return int(self.row(self.private, self.private_ids, list(answer)).argmax())
 
     def redraw(self, positions: range) -> None:
         """Draw these answer positions afresh next time: a text-mode unit was rejected as a

@@ -24,10 +24,12 @@ from specsteer._drafter import Drafter
 from specsteer._egress import PrivateEgress
 from specsteer._errors import ConfigurationError
 from specsteer._events import DeviceWork, Fallback, Finished, RoundEvent, StatsFold, Tokens
+from specsteer._guards import TextGuard, TextGuards
 from specsteer._link import CloudLink, Failed, request_id
 from specsteer._loop import RoundLoop
 from specsteer._methods import MethodSpec, method_spec
-from specsteer._opening import RefusalGuard, opening_without_refusal
+from specsteer._opening import RefusalGuard, ai_guard, opening_without_refusal
+from specsteer._perspective import owner_guard
 from specsteer._prompt import Prompt
 from specsteer._recover import Steering
 from specsteer._result import GenerationResult, GenerationStats
@@ -243,11 +245,11 @@ class Decoder:
                 samples=0 if cfg.greedy or self.wire == "text" else spec.samples,
             )
             link = self._link(self._verifier(), public, wire.tokenizer, gens[1], params)
-        refusal = None
-        if cfg.recover_refusals and prompt.writing and spec.drafter == "private":
-            yield from self._open(answer, private_ids, link)
-            eos = self.device.eos_token_ids
-            refusal = RefusalGuard(self._private, self.device.decode, private_ids, eos)
+        guard = None
+        if prompt.writing and spec.drafter == "private":
+            if cfg.recover_refusals:
+                yield from self._open(answer, private_ids, link)
+            guard = self._guards(cfg, prompt, private_ids, drafter)
         steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)
         with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
             loop = RoundLoop(
@@ -261,13 +263,29 @@ class Decoder:
                 judged_bonus=cfg.judged_bonus,
                 pool=pool if self._pipelined(cfg) else None,
                 device_verdict=cfg.device_verdict,
-                refusal=refusal,
+                guard=guard,
             )
             events: Iterator[RoundEvent] = loop.run()
             if cfg.sign_texts and prompt.closing and spec.drafter == "private":
                 device = self.device
                 events = with_sign_off(events, answer, prompt.closing, device.encode, device.decode)
             yield from events
+
+    def _guards(
+        self, cfg: GenerationConfig, prompt: Prompt, private_ids: list[int], drafter: Drafter
+    ) -> TextGuards | None:
+        """The watches over a text written as the user: no refusal in its opening and no "as
+        an AI" in it (``recover_refusals``) and, for a text to a person, the user's things
+        (``keep_owner``, :func:`~specsteer._perspective.owner_guard`); ``None`` when neither
+        applies."""
+        decode, eos = self.device.decode, self.device.eos_token_ids
+        guards: list[TextGuard] = []
+        if cfg.recover_refusals:
+            guards.append(RefusalGuard(self._private, decode, private_ids, eos))
+            guards.append(ai_guard(drafter.greedy, decode, eos))
+        if cfg.keep_owner and prompt.owned:
+            guards.append(owner_guard(drafter.greedy, decode, eos, prompt.owned))
+        return TextGuards(*guards) if guards else None
 
     def _open(
         self, answer: Answer, private_ids: list[int], link: CloudLink | None

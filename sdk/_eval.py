@@ -41,6 +41,7 @@ from specsteer._eval_people import (
     has_placeholder,
     is_refusal,
     restates_request,
+    swaps_owner,
     wrong_recipient,
 )
 from specsteer._methods import METHOD_NAMES, method_spec
@@ -335,7 +336,8 @@ def _contains(words: Sequence[str], part: Sequence[str]) -> bool:
 def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
     """Every quality metric of one answer, as a flat dict (``None`` where one does not apply:
     fact recall without facts, self-address without the user's name, wrong recipient when the
-    request names nobody)."""
+    request names nobody, the user's things called the reader's where the request names no
+    reader or calls nothing the user's)."""
     return {
         **rouge(answer, example.output),
         "fact_recall": fact_recall(answer, example.facts),
@@ -347,6 +349,7 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
         "wrong_recipient": wrong_recipient(answer, example.recipient),
         "refusal": is_refusal(answer),
         "restates": restates_request(answer, example.input),
+        "owner_swap": swaps_owner(answer, example.input) if example.recipient else None,
     }
 
 
@@ -819,6 +822,7 @@ _RATES: Final = (
     ("wrong_recipient", "wrong recipient"),
     ("refusal", "refusal"),
     ("restates", "restates the request"),
+    ("owner_swap", "user's things the reader's"),
 )
 
 _COLUMNS: Final = (

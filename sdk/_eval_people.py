@@ -8,7 +8,9 @@ that must and must not count (``tests/eval/test_people_metrics.py``):
 - :func:`wrong_recipient`: the request names a relation and the answer greets someone else;
 - :func:`has_placeholder`: a bracketed slot such as ``[Your Name]``;
 - :func:`is_refusal`: "I'm sorry, but I can't assist with that.";
-- :func:`restates_request`: the answer is mostly the request said back.
+- :func:`restates_request`: the answer is mostly the request said back;
+- :func:`swaps_owner`: a text calls the reader's ("your pet") what the request calls the
+  user's ("my pet").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import unicodedata
 from typing import Final
 
 from specsteer._opening import is_refusal
+from specsteer._perspective import swaps_owner
 
 __all__ = [
     "addresses_self",
@@ -25,6 +28,7 @@ __all__ = [
     "has_placeholder",
     "is_refusal",
     "restates_request",
+    "swaps_owner",
     "wrong_recipient",
 ]
 

@@ -22,9 +22,9 @@ from specsteer._answer import Answer
 from specsteer._drafter import Drafter
 from specsteer._errors import ProtocolError
 from specsteer._events import DeviceWork, Fallback, Round, RoundEvent, TokenKind, Tokens
+from specsteer._guards import TextGuard
 from specsteer._link import CloudLink, Failed, KeptLocal, Verified
 from specsteer._methods import MethodSpec
-from specsteer._opening import RefusalGuard
 from specsteer._recover import ResidualExhausted, Steering, guess_passes
 from specsteer._rounds import Draft, Drafting, Guess
 from specsteer._wire import Candidates
@@ -56,8 +56,10 @@ class RoundLoop:
         device_verdict: when pipelined, send drafts before their context-free scoring and
             judge them on the device from the cloud's scores of every position, where the link
             can (:attr:`CloudLink.can_judge`): the scoring then runs beside the cloud's pass.
-        refusal: for a text written as the user, keeps its first words from turning into a
-            refusal (the drafter and the recovery read the tokens it rules out).
+        guard: for a text written as the user, keeps its first words from turning into a
+            refusal and the user's things from becoming the reader's
+            (:class:`~specsteer._guards.TextGuards`; the drafter and the recovery read the
+            tokens it rules out).
         clock: seconds, for the device's time.
     """
 
@@ -74,7 +76,7 @@ class RoundLoop:
         judged_bonus: bool = False,
         pool: Executor | None = None,
         device_verdict: bool = False,
-        refusal: RefusalGuard | None = None,
+        guard: TextGuard | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.answer = answer
@@ -87,9 +89,9 @@ class RoundLoop:
         self.judged_bonus = judged_bonus and spec.judges_guess
         self.pool = pool
         self.device_verdict = device_verdict
-        self.refusal = refusal
-        if refusal is not None:
-            drafter.banned = refusal.banned
+        self.guard = guard
+        if guard is not None:
+            drafter.banned = guard.banned
         self.clock = clock
 
     def run(self) -> Events:
@@ -109,6 +111,7 @@ class RoundLoop:
         t = self.clock()
         later = self.scores_later(link)
         draft = self.drafter.finish(pending or self.drafter.begin(self.answer), score=not later)
+        draft = self.within_guard(draft)
         hidden = link.screen(draft) if draft.tokens else None
         held: list[int] = []
         if hidden is None:
@@ -132,6 +135,12 @@ class RoundLoop:
         new = yield from self.take(link, draft, outcome.response, held, guess)
         n = self.drafter.wire.accepted(draft.wire, outcome.response.n_accepted)
         return guess.holds(new, n == len(draft.tokens)) if guess is not None else None
+
+    def within_guard(self, draft: Draft) -> Draft:
+        """``draft`` up to a token the guard rules out, which the cloud never sees and the
+        device never keeps (a round kept on the device appends its draft as it is)."""
+        cut = self.guard.cut(self.answer.tokens, draft.tokens) if self.guard is not None else None
+        return draft if cut is None else self.drafter.head(draft, cut)
 
     def within_lift(self, link: CloudLink, draft: Draft) -> tuple[Draft, list[int]]:
         """The part of ``draft`` the context-lift policy lets out, and the tokens it holds back
@@ -217,7 +226,7 @@ class RoundLoop:
                 failure, recovered = f"{type(e).__name__}: {e}", False  # tokens, go on alone
         yield DeviceWork(self.clock() - t)
         self.drafter.redraw(_judged_past(draft, response, len(extra)))
-        accepted, extra, full = self.without_refusal(accepted, extra, full)
+        accepted, extra, full = self.guarded(accepted, extra, full)
         n, recovered = len(accepted), recovered and bool(extra)
         self.drafter.after_round(draft, full)
         got = yield from self.append(accepted, "accepted")
@@ -232,14 +241,13 @@ class RoundLoop:
         new = accepted + extra
         return new if len(got) + len(more) == len(new) and not self.answer.ended else []
 
-    def without_refusal(
+    def guarded(
         self, accepted: list[int], extra: list[int], full: bool
     ) -> tuple[list[int], list[int], bool]:
-        """The round's accepted and recovered tokens up to one that would make a text written
-        as the user start a refusal (:class:`~specsteer._opening.RefusalGuard`), and whether the
-        round still passed whole."""
+        """The round's accepted and recovered tokens up to one the guard rules out (a refusal's
+        start, a "your" before the user's things), and whether the round still passed whole."""
         new = accepted + extra
-        cut = self.refusal.cut(self.answer.tokens, new) if self.refusal is not None else None
+        cut = self.guard.cut(self.answer.tokens, new) if self.guard is not None else None
         if cut is None:
             return accepted, extra, full
         return accepted[:cut], new[len(accepted) : cut], False
@@ -342,8 +350,10 @@ class RoundLoop:
         """One token on the device with the private context."""
         t = self.clock()
         tok = self.drafter.device_token(self.answer)
+        ruled = self.guard is not None and self.guard.cut(self.answer.tokens, [tok]) == 0
         yield DeviceWork(self.clock() - t)
-        yield from self.append([tok], "device")
+        if not ruled:  # else the next step draws again without it
+            yield from self.append([tok], "device")
 
     def fall_back(self, reason: str) -> Events:
         """The cloud failed: the rest of the answer is written on the device."""

@@ -18,9 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from specsteer._guards import PhraseGuard
 from specsteer.backends._base import KVStream
 
-__all__ = ["REFUSAL_OPENING", "RefusalGuard", "is_refusal", "opening_without_refusal"]
+__all__ = [
+    "REFUSAL_OPENING",
+    "RefusalGuard",
+    "ai_guard",
+    "is_refusal",
+    "opening_without_refusal",
+]
 
 #: The start of a refusal (after an optional greeting line): "I'm sorry", "I am so sorry",
 #: "Sorry", "I can't", "I cannot", "I'm unable", "As an AI", "Unfortunately".
@@ -189,6 +196,32 @@ def _refuses(
         if is_refusal(decode(ahead)):
             return True
     return False
+
+
+#: "As an AI", the disclaimer a text written as the user never makes.
+_AS_AN_AI_PHRASE: Final = re.compile(r"\s*as\s+an\s+ai\b", re.IGNORECASE)
+_AS: Final = re.compile(r"\s*as", re.IGNORECASE)
+#: Where a sentence, a line or a greeting's clause starts.
+_CLAUSE_START: Final = re.compile(r"(?:^|[.!?,:;]|\n)\s*$")
+
+
+def ai_guard(
+    greedy: Callable[[Sequence[int]], int],
+    decode: Callable[[Sequence[int]], str],
+    eos: frozenset[int],
+    *,
+    tries: int = 8,
+) -> PhraseGuard:
+    """Keeps a text written as the user from speaking "as an AI" anywhere in it (a thank-you
+    note went on "As an AI language model, I don't have the ability to physically interact
+    with pets" after two sentences of thanks): an "As" starting a sentence or a clause that the
+    text goes on to follow with "an AI" is ruled out at its position
+    (:class:`~specsteer._guards.PhraseGuard`; the arguments are its own)."""
+    return PhraseGuard(greedy, decode, eos, _starts_as, _AS_AN_AI_PHRASE, tries=tries)
+
+
+def _starts_as(token: str, before: Callable[[], str]) -> bool:
+    return _AS.fullmatch(token) is not None and _CLAUSE_START.search(before()) is not None
 
 
 _GREETING: Final = re.compile(r"^\s*(?:hi|hey|hello|dear)\b[^\n]*(?:\n|$)", re.IGNORECASE)

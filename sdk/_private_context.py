@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from specsteer._perspective import owned_words
 from specsteer.memory import Person
 
 __all__ = ["PrivateContext"]
@@ -200,6 +201,12 @@ class PrivateContext:
                 "person, ready to post.)"
             )
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
+
+    def owned(self, query: str) -> frozenset[str]:
+        """What the request of a text to a person calls the user's ("my pet" -> ``pet``): the
+        text keeps them the user's (:func:`~specsteer._perspective.owner_guard`); empty for an
+        answer, a review or a post."""
+        return owned_words(query) if self.writing and self.recipients else frozenset()
 
     def texts(self) -> list[str]:
         """Every private piece of text in the context (for the egress guard's index)."""

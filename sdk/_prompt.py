@@ -43,6 +43,10 @@ class Prompt:
     #: The user's sign-off, for a text to a person (:attr:`PrivateContext.closing`): the device
     #: ends such a text with it when the text ends on its own (``sign_texts``).
     closing: str = ""
+    #: What a text to a person's request calls the user's ("my pet" -> ``pet``,
+    #: :func:`~specsteer._perspective.owned_words`): the decoder keeps the text from calling it
+    #: the reader's (``keep_owner``).
+    owned: frozenset[str] = frozenset()
 
     def public_dicts(self) -> list[dict[str, str]]:
         """The public messages as plain dicts."""
@@ -153,4 +157,5 @@ def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateConte
         context=block,
         writing=context.writing,
         closing=context.closing,
+        owned=context.owned(last.content),
     )

@@ -118,9 +118,17 @@ def test_score_puts_them_together() -> None:
         "wrong_recipient": None,
         "refusal": False,
         "restates": False,
+        "owner_swap": None,
     }
     named = EvalExample(**{**example.__dict__, "writer": "Tomás", "recipient": "Inês"})
     got = score("Hi Tomás! [Your Name]", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
     assert (got["self_address"], got["wrong_recipient"], got["placeholder"]) == (True, True, True)
     got = score("Hi Ines, see you Sunday.", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
     assert (got["self_address"], got["wrong_recipient"]) == (False, False)
+    assert got["owner_swap"] is None  # the request calls nothing the user's
+    pet = EvalExample(**{**named.__dict__, "input": "Thank my neighbour for minding my pet."})
+    got = score("Hi Ines, thanks for minding your pet!", pet, system_prompt=DEFAULT_SYSTEM_PROMPT)
+    assert got["owner_swap"] is True
+    answer = EvalExample(**{**pet.__dict__, "recipient": ""})
+    got = score("Feed your pet.", answer, system_prompt=DEFAULT_SYSTEM_PROMPT)
+    assert got["owner_swap"] is None  # an answer to the user: "your" is the user's

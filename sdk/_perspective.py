@@ -1,0 +1,93 @@
+"""A text written as the user keeps the user's things the user's.
+
+Asked for "a thank-you note to my neighbour for looking after my pet", the device model wrote
+"I am writing to express my gratitude for looking after your pet": it turned the request's "my"
+into "your", as an assistant answering the user does, in a text the user sends, where "your" is
+the reader's. The same swap made "join my weekly class" an eagerness to "join your weekly
+class" and "my flat" the landlord's own (docs/evaluation.md).
+
+:func:`owned_words` reads what a request calls the user's; :func:`swaps_owner` says whether a
+text calls one of those things the reader's (an eval metric); :func:`owner_guard` keeps the
+decoder from doing it: when a round's tokens say "your" before one of them, the "your" is ruled
+out at its position and the round ends before it, so the drafter and the recovery write the
+next choice there ("my pet").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from specsteer._addressing import without_relations
+from specsteer._guards import PhraseGuard
+
+__all__ = ["owned_words", "owner_guard", "swaps_owner"]
+
+#: Words after "my" that name the text itself or a manner, not a thing the user owns ("my own
+#: words", "my reply", "my thanks").
+_NOT_THINGS: Final = frozenset(
+    [
+        "own",
+        "reply",
+        "thanks",
+        "message",
+        "text",
+        "email",
+        "note",
+        "card",
+        "words",
+        "behalf",
+        "way",
+        "name",
+        "review",
+        "post",
+        "answer",
+        "response",
+        "best",
+    ]
+)
+_MY: Final = re.compile(r"\bmy\s+([^\W\d_][\w'’-]*)", re.IGNORECASE)
+_YOUR_TOKEN: Final = re.compile(r"^\s*your$", re.IGNORECASE)
+
+
+def owned_words(request: str) -> frozenset[str]:
+    """The first word of each thing the request calls the user's ("my pet" -> ``pet``, "my
+    weekly class" -> ``weekly``), lower-cased, without the people it names by relation ("my
+    sister", "my best friend") and the words of the text itself ("my own words", "my reply")."""
+    words = (m.group(1).casefold().rstrip("'’") for m in _MY.finditer(without_relations(request)))
+    return frozenset(w.removesuffix("'s").removesuffix("’s") for w in words) - _NOT_THINGS
+
+
+def _swap(text: str, owned: frozenset[str]) -> re.Match[str] | None:
+    if not owned:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(owned))
+    return re.search(rf"\byour\s+({alternatives})(?![\w'’-])", text, re.IGNORECASE)
+
+
+def swaps_owner(answer: str, request: str) -> bool | None:
+    """Whether a text calls the reader's ("your pet") a thing the request calls the user's ("my
+    pet"); ``None`` when the request calls nothing the user's."""
+    owned = owned_words(request)
+    return None if not owned else _swap(answer, owned) is not None
+
+
+def owner_guard(
+    greedy: Callable[[Sequence[int]], int],
+    decode: Callable[[Sequence[int]], str],
+    eos: frozenset[int],
+    owned: frozenset[str],
+    *,
+    tries: int = 8,
+) -> PhraseGuard:
+    """Keeps a text to a person from calling the user's things the reader's: a "your" that the
+    text goes on to follow with one of ``owned`` (:func:`owned_words`) is ruled out at its
+    position (:class:`~specsteer._guards.PhraseGuard`; the arguments are its own)."""
+    alternatives = "|".join(re.escape(w) for w in sorted(owned))
+    phrase = re.compile(rf"\s*your\s+(?:{alternatives})(?![\w'’-])", re.IGNORECASE)
+    return PhraseGuard(greedy, decode, eos, _starts_your, phrase, tries=tries)
+
+
+def _starts_your(token: str, before: Callable[[], str]) -> bool:
+    return _YOUR_TOKEN.match(token) is not None
