@@ -59,18 +59,18 @@ def owned_words(request: str) -> frozenset[str]:
     return frozenset(w.removesuffix("'s").removesuffix("’s") for w in words) - _NOT_THINGS
 
 
-def _swap(text: str, owned: frozenset[str]) -> re.Match[str] | None:
-    if not owned:
-        return None
+def _your(owned: frozenset[str]) -> re.Pattern[str]:
+    """The pattern of "your" before one of ``owned`` ("your pet", not "your pet-sitting"):
+    searched for in a text (:func:`swaps_owner`), matched at a token (:func:`owner_guard`)."""
     alternatives = "|".join(re.escape(w) for w in sorted(owned))
-    return re.search(rf"\byour\s+({alternatives})(?![\w'’-])", text, re.IGNORECASE)
+    return re.compile(rf"\s*\byour\s+(?:{alternatives})(?![\w'’-])", re.IGNORECASE)
 
 
 def swaps_owner(answer: str, request: str) -> bool | None:
     """Whether a text calls the reader's ("your pet") a thing the request calls the user's ("my
     pet"); ``None`` when the request calls nothing the user's."""
     owned = owned_words(request)
-    return None if not owned else _swap(answer, owned) is not None
+    return None if not owned else _your(owned).search(answer) is not None
 
 
 def owner_guard(
@@ -84,9 +84,7 @@ def owner_guard(
     """Keeps a text to a person from calling the user's things the reader's: a "your" that the
     text goes on to follow with one of ``owned`` (:func:`owned_words`) is ruled out at its
     position (:class:`~specsteer._guards.PhraseGuard`; the arguments are its own)."""
-    alternatives = "|".join(re.escape(w) for w in sorted(owned))
-    phrase = re.compile(rf"\s*your\s+(?:{alternatives})(?![\w'’-])", re.IGNORECASE)
-    return PhraseGuard(greedy, decode, eos, _starts_your, phrase, tries=tries)
+    return PhraseGuard(greedy, decode, eos, _starts_your, _your(owned), tries=tries)
 
 
 def _starts_your(token: str, before: Callable[[], str]) -> bool:
