@@ -15,7 +15,7 @@ from specsteer._answer import Answer
 from specsteer._events import RoundEvent, Tokens
 from specsteer.memory._persona_infer import CLOSINGS
 
-__all__ = ["signed", "with_sign_off"]
+__all__ = ["signed", "spacing", "with_sign_off"]
 
 
 #: A line that closes a text: a closing phrase ("Best regards," / "Cheers, Sam") or a slot for
@@ -37,6 +37,12 @@ def signed(text: str, sign_off: str) -> bool:
     if words[-1].casefold() in lines[-1].casefold():
         return True
     return any(_CLOSING_LINE.match(line) for line in lines[-2:])
+
+
+def spacing(text: str) -> str:
+    """The line breaks that go before the sign-off: a blank line, less the breaks ``text``
+    already ends with (it ended after one, before a sentence that would read out a note)."""
+    return "\n\n"[len(text) - len(text.rstrip("\n")) :]
 
 
 def with_sign_off(
@@ -67,8 +73,8 @@ def _split(
     """The event that ended ``answer``, split around the sign-off where it goes in; as it was
     where the text was signed already or has no room for it."""
     *body, end = event.ids
-    ids = encode("\n\n" + sign_off)
     text = decode(answer.tokens[:-1])
+    ids = encode(spacing(text) + sign_off)
     if end not in answer.eos or signed(text, sign_off) or not answer.sign(ids):
         yield event
         return

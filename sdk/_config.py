@@ -75,6 +75,15 @@ class GenerationConfig(BaseSettings):
             "refusal of anything else is kept)."
         ),
     )
+    end_recitals: bool = Field(
+        default=True,
+        description=(
+            "For a text written as the user: end it before a sentence that would read out one "
+            "of the user's notes when an earlier sentence already read out another (the device "
+            "model lists its notes once the text is written: 'I spend far too much time at The "
+            "Reading Room, my local café.' in a review of a desk fan); device-side methods."
+        ),
+    )
     keep_owner: bool = Field(
         default=True,
         description=(

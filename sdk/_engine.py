@@ -13,11 +13,12 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Literal
 
 import torch
 
-from specsteer._answer import Answer
+from specsteer._answer import Answer, may_end
 from specsteer._closing import with_sign_off
 from specsteer._config import GenerationConfig
 from specsteer._drafter import Drafter
@@ -31,6 +32,7 @@ from specsteer._methods import MethodSpec, method_spec
 from specsteer._opening import RefusalGuard, ai_guard, opening_without_refusal
 from specsteer._perspective import owner_guard
 from specsteer._prompt import Prompt
+from specsteer._recital import RecitalGuard
 from specsteer._recover import Steering
 from specsteer._result import GenerationResult, GenerationStats
 from specsteer._wire import IdsWire, TextWire, WireFormat
@@ -276,8 +278,8 @@ class Decoder:
     ) -> TextGuards | None:
         """The watches over a text written as the user: no refusal in its opening and no "as
         an AI" in it (``recover_refusals``) and, for a text to a person, the user's things
-        (``keep_owner``, :func:`~specsteer._perspective.owner_guard`); ``None`` when neither
-        applies."""
+        (``keep_owner``, :func:`~specsteer._perspective.owner_guard`), and the end before it
+        reads out another of the user's notes (``end_recitals``); ``None`` when none applies."""
         decode, eos = self.device.decode, self.device.eos_token_ids
         guards: list[TextGuard] = []
         if cfg.recover_refusals:
@@ -285,6 +287,9 @@ class Decoder:
             guards.append(ai_guard(drafter.greedy, decode, eos))
         if cfg.keep_owner and prompt.owned:
             guards.append(owner_guard(drafter.greedy, decode, eos, prompt.owned))
+        if cfg.end_recitals and prompt.notes:
+            ends = partial(may_end, ignore_eos=cfg.ignore_eos, min_tokens=cfg.min_new_tokens)
+            guards.append(RecitalGuard(drafter.greedy, decode, eos, prompt.notes, ends))
         return TextGuards(*guards) if guards else None
 
     def _open(

@@ -40,6 +40,7 @@ from specsteer._eval_people import (
     addresses_self,
     has_placeholder,
     is_refusal,
+    reads_out,
     restates_request,
     swaps_owner,
     wrong_recipient,
@@ -337,7 +338,7 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
     """Every quality metric of one answer, as a flat dict (``None`` where one does not apply:
     fact recall without facts, self-address without the user's name, wrong recipient when the
     request names nobody, the user's things called the reader's where the request names no
-    reader or calls nothing the user's)."""
+    reader or calls nothing the user's, notes read out without a history)."""
     return {
         **rouge(answer, example.output),
         "fact_recall": fact_recall(answer, example.facts),
@@ -350,6 +351,7 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
         "refusal": is_refusal(answer),
         "restates": restates_request(answer, example.input),
         "owner_swap": swaps_owner(answer, example.input) if example.recipient else None,
+        "reads_notes": reads_out(answer, example.profile) if example.profile else None,
     }
 
 
@@ -823,6 +825,7 @@ _RATES: Final = (
     ("refusal", "refusal"),
     ("restates", "restates the request"),
     ("owner_swap", "user's things the reader's"),
+    ("reads_notes", "notes read out"),
 )
 
 _COLUMNS: Final = (

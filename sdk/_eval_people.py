@@ -10,7 +10,8 @@ that must and must not count (``tests/eval/test_people_metrics.py``):
 - :func:`is_refusal`: "I'm sorry, but I can't assist with that.";
 - :func:`restates_request`: the answer is mostly the request said back;
 - :func:`swaps_owner`: a text calls the reader's ("your pet") what the request calls the
-  user's ("my pet").
+  user's ("my pet");
+- :func:`reads_out`: a text reads out two of the user's notes, one sentence after another.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Final
 
 from specsteer._opening import is_refusal
 from specsteer._perspective import swaps_owner
+from specsteer._recital import reads_out
 
 __all__ = [
     "addresses_self",
     "greeted_names",
     "has_placeholder",
     "is_refusal",
+    "reads_out",
     "restates_request",
     "swaps_owner",
     "wrong_recipient",

@@ -1,8 +1,9 @@
 """The watches over a text written as the user, run on each round's tokens before they are
 sent and before they are appended: its opening must not turn into a refusal
 (:class:`~specsteer._opening.RefusalGuard`), it must not speak "as an AI"
-(:func:`~specsteer._opening.ai_guard`), and it must not call the user's things the reader's
-(:func:`~specsteer._perspective.owner_guard`).
+(:func:`~specsteer._opening.ai_guard`), it must not call the user's things the reader's
+(:func:`~specsteer._perspective.owner_guard`), and it ends before it reads out the user's notes
+(:class:`~specsteer._recital.RecitalGuard`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class TextGuard(Protocol):
 
     #: Tokens ruled out per answer position (the drafter and the recovery read them).
     banned: dict[int, set[int]]
+    #: Answer positions where the text ends (the decoder writes the end token there).
+    ends: set[int]
 
     def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:
         """The index in ``new`` of the first token the text may not have after ``before``
@@ -33,13 +36,14 @@ class TextGuard(Protocol):
 
 class TextGuards:
     """Several guards as one: each reads what the ones before it left of the round, and all
-    rule tokens out in one shared table."""
+    rule tokens out, and end the text, in shared tables."""
 
     def __init__(self, *guards: TextGuard) -> None:
         self.guards = guards
         self.banned: dict[int, set[int]] = {}
+        self.ends: set[int] = set()
         for guard in guards:
-            guard.banned = self.banned
+            guard.banned, guard.ends = self.banned, self.ends
 
     def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:
         """The index in ``new`` of the first token a guard rules out, or ``None``."""
@@ -68,6 +72,8 @@ class PhraseGuard:
         phrase: the phrase, matched at the start of the text from that token on.
         tries: the most tokens ruled out.
         banned: tokens ruled out per answer position (shared with the other guards).
+        ends: answer positions where the text ends (shared with the other guards; this one
+            ends none).
     """
 
     greedy: Callable[[Sequence[int]], int]
@@ -77,6 +83,7 @@ class PhraseGuard:
     phrase: re.Pattern[str]
     tries: int = 8
     banned: dict[int, set[int]] = field(default_factory=dict)
+    ends: set[int] = field(default_factory=set)
     used: int = field(default=0, init=False)
 
     def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:

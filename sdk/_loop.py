@@ -57,9 +57,10 @@ class RoundLoop:
             judge them on the device from the cloud's scores of every position, where the link
             can (:attr:`CloudLink.can_judge`): the scoring then runs beside the cloud's pass.
         guard: for a text written as the user, keeps its first words from turning into a
-            refusal and the user's things from becoming the reader's
-            (:class:`~specsteer._guards.TextGuards`; the drafter and the recovery read the
-            tokens it rules out).
+            refusal and the user's things from becoming the reader's, and ends it before it
+            reads out the user's notes (:class:`~specsteer._guards.TextGuards`; the drafter
+            and the recovery read the tokens it rules out, and the loop writes the end token
+            where it ends the text).
         clock: seconds, for the device's time.
     """
 
@@ -98,7 +99,9 @@ class RoundLoop:
         """The rounds until the answer ends or is full."""
         pending: Drafting | None = None
         while not self.answer.done:
-            if self.link is None:
+            if self.ends_here():
+                yield from self.append([self.drafter.device.end_token_id], "device")
+            elif self.link is None:
                 yield from self.device_step()
             else:
                 pending = yield from self.round(self.link, pending)
@@ -135,6 +138,12 @@ class RoundLoop:
         new = yield from self.take(link, draft, outcome.response, held, guess)
         n = self.drafter.wire.accepted(draft.wire, outcome.response.n_accepted)
         return guess.holds(new, n == len(draft.tokens)) if guess is not None else None
+
+    def ends_here(self) -> bool:
+        """Whether the guard ended the text where the answer now stands (before it read out
+        another of the user's notes, :class:`~specsteer._recital.RecitalGuard`)."""
+        at = len(self.answer.tokens)
+        return self.guard is not None and at in self.guard.ends and self.answer.may_end(at)
 
     def within_guard(self, draft: Draft) -> Draft:
         """``draft`` up to a token the guard rules out, which the cloud never sees and the

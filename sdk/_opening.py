@@ -139,6 +139,7 @@ class RefusalGuard:
     window: int = 32
     tries: int = 8
     banned: dict[int, set[int]] = field(default_factory=dict)
+    ends: set[int] = field(default_factory=set)
     done: bool = False
 
     def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:

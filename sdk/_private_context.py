@@ -202,6 +202,13 @@ class PrivateContext:
             )
         return f"{query}\n(Write the text itself, in the first person, ready to post.)"
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The memories a text written as the user is given, which it must not read out one
+        after another (:class:`~specsteer._recital.RecitalGuard`); empty for an answer, whose
+        notes are said to the user in the second person."""
+        return tuple(_one_line(m) for m in self.memories) if self.writing else ()
+
     def owned(self, query: str) -> frozenset[str]:
         """What the request of a text to a person calls the user's ("my pet" -> ``pet``): the
         text keeps them the user's (:func:`~specsteer._perspective.owner_guard`); empty for an

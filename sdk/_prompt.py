@@ -47,6 +47,9 @@ class Prompt:
     #: :func:`~specsteer._perspective.owned_words`): the decoder keeps the text from calling it
     #: the reader's (``keep_owner``).
     owned: frozenset[str] = frozenset()
+    #: The user's notes a text written as them was given (:attr:`PrivateContext.notes`): the
+    #: decoder ends the text before it reads another one out (``end_recitals``).
+    notes: tuple[str, ...] = ()
 
     def public_dicts(self) -> list[dict[str, str]]:
         """The public messages as plain dicts."""
@@ -158,4 +161,5 @@ def _with_private_context(public: tuple[ChatMessage, ...], context: PrivateConte
         writing=context.writing,
         closing=context.closing,
         owned=context.owned(last.content),
+        notes=context.notes,
     )

@@ -12,7 +12,7 @@ import torch
 
 from specsteer import Decoder, GenerationConfig, build_prompt
 from specsteer._answer import Answer
-from specsteer._closing import signed
+from specsteer._closing import signed, spacing
 from specsteer._events import Tokens
 from specsteer._private_context import PrivateContext
 from specsteer.cloud_adapter import (
@@ -93,6 +93,14 @@ def test_a_text_to_a_person_knows_its_closing() -> None:
 )
 def test_a_text_is_signed_when_its_last_line_holds_the_name(text: str, expected: bool) -> None:
     assert signed(text, "Talk soon, Emre") is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "gap"),
+    [("Hi Lena, see you.", "\n\n"), ("Hi Lena, see you.\n", "\n"), ("Hi Lena,\n\n", "")],
+)
+def test_the_sign_off_follows_a_blank_line_once(text: str, gap: str) -> None:
+    assert spacing(text) == gap
 
 
 def test_the_answer_puts_the_sign_off_before_its_end_token() -> None:

@@ -4,6 +4,9 @@
   device's "thanks for minding your pet" becomes "thanks for minding my pet"; a "your" before
   anything else is kept, and so is every token of an answer to the user and of a generation
   with ``keep_owner=False``.
+- No notes read out one after another: a text that read out one of the user's notes ends before
+  a sentence that would read out another; with one note read out, or ``end_recitals=False``,
+  or before ``min_new_tokens``, every token is kept, and the cloud never sees the sentence.
 - No "as an AI": after a sentence of thanks the device model went on "As an AI language model,
   I don't have the ability to ..."; the "As" that starts it is ruled out at its position. An
   "As" that goes on to anything else is kept, and so is every token with
@@ -22,6 +25,7 @@ from specsteer._opening import ai_guard
 from specsteer._perspective import owned_words, owner_guard, swaps_owner
 from specsteer._private_context import PrivateContext
 from specsteer._prompt import Prompt
+from specsteer._recital import RecitalGuard, notes_read, reads_out
 from specsteer.cloud_adapter import ForwardingVerifier, InProcessVerifier, VerifyRequest
 from specsteer.memory import Person
 from specsteer.privacy import EgressPolicy
@@ -29,6 +33,8 @@ from specsteer.testing import BigramBackend
 
 WORDS = ["<s>", "<end>", "thanks", "for", "minding", "your", "my", "pet", "help", ".", "this"]
 WORDS += ["As", "an", "AI", "ever", ",", "I", "am", "glad"]
+WORDS += ["hello", "we", "walk", "our", "dog", "Ruby", "daily", "choir", "practice", "runs"]
+WORDS += ["every", "Friday", "evening", "!"]
 
 #: "thanks for minding your pet ." with "my" as the runner-up after "minding".
 SWAPPING = {
@@ -61,6 +67,19 @@ def _greedy(model: Words) -> Callable[[Sequence[int]], int]:
     return lambda answer: int(stream.logits([0, *answer])[-1].argmax())
 
 
+def _tapped(
+    device: Words, chain: dict[str, dict[str, float]], sent: list[str]
+) -> ForwardingVerifier:
+    """A cloud running ``chain`` that notes the text of every draft sent to it in ``sent``."""
+
+    class Tap(ForwardingVerifier):
+        def transmit(self, request: VerifyRequest, wire: bytes):  # type: ignore[no-untyped-def]
+            sent.append(device.decode(list(getattr(request.draft, "ids", []))))
+            return super().transmit(request, wire)
+
+    return Tap(InProcessVerifier(_model(chain, "cloud")))
+
+
 def _to_neighbour(owned: frozenset[str] = frozenset({"pet"})) -> Prompt:
     prompt = build_prompt("thank my neighbour for minding my pet")
     return dataclasses.replace(prompt, writing=True, owned=owned)
@@ -70,11 +89,11 @@ def _text(
     method: str,
     device: dict[str, dict[str, float]] = SWAPPING,
     prompt: Prompt | None = None,
-    **options: bool,
+    **options: bool | int,
 ) -> str:
     cloud = InProcessVerifier(_model(device, "cloud"))
     decoder = Decoder(_model(device), cloud, wire="ids")
-    cfg = GenerationConfig(method=method, max_new_tokens=12, **options)  # type: ignore[arg-type]
+    cfg = GenerationConfig.model_validate({"method": method, "max_new_tokens": 20, **options})
     return decoder.generate(prompt or _to_neighbour(), cfg).text
 
 
@@ -160,17 +179,9 @@ def test_a_round_kept_on_the_device_keeps_the_pet_theirs_too() -> None:
     and the cloud never sees the token."""
     sent: list[str] = []
     device = _model(SWAPPING)
-
-    class Tap(ForwardingVerifier):
-        def transmit(self, request: VerifyRequest, wire: bytes):  # type: ignore[no-untyped-def]
-            sent.append(device.decode(list(getattr(request.draft, "ids", []))))
-            return super().transmit(request, wire)
-
     egress = PrivateEgress(policy=EgressPolicy())
     egress.begin(["minding my pet"], names=["pet"])
-    decoder = Decoder(
-        device, Tap(InProcessVerifier(_model(SWAPPING, "cloud"))), egress=egress, wire="ids"
-    )
+    decoder = Decoder(device, _tapped(device, SWAPPING, sent), egress=egress, wire="ids")
     events = list(decoder.stream(_to_neighbour(), GenerationConfig(max_new_tokens=12)))
     assert any(isinstance(e, Tokens) and e.kept == "guard" for e in events)
     text = device.decode([t for e in events if isinstance(e, Tokens) for t in e.ids])
@@ -221,3 +232,89 @@ def test_the_guard_reads_only_a_clause_start() -> None:
     assert guard.cut(ids[:4], ids[4:]) == 0 and guard.banned == {4: {ids[4]}}
     mid = ai_guard(_greedy(model), model.decode, frozenset({1}))
     assert mid.cut(ids[:3], ids[4:]) is None  # "thanks for this As": mid-sentence, not read
+
+
+# -- no notes read out -----------------------------------------------------------------------
+
+#: "hello , we walk our dog Ruby daily . choir practice runs every Friday evening !": a
+#: greeting, then two of the user's notes read out one after the other.
+LISTING = {
+    "<s>": {"hello": 5.0},
+    "hello": {",": 5.0},
+    ",": {"we": 5.0},
+    "we": {"walk": 5.0},
+    "walk": {"our": 5.0},
+    "our": {"dog": 5.0},
+    "dog": {"Ruby": 5.0},
+    "Ruby": {"daily": 5.0},
+    "daily": {".": 5.0},
+    ".": {"choir": 5.0, "<end>": 4.0},
+    "choir": {"practice": 5.0},
+    "practice": {"runs": 5.0},
+    "runs": {"every": 5.0},
+    "every": {"Friday": 5.0},
+    "Friday": {"evening": 5.0},
+    "evening": {"!": 5.0},
+    "!": {"<end>": 5.0},
+}
+NOTES = ("We walk our dog Ruby daily.", "Choir practice runs every Friday evening.")
+WHOLE = "hello , we walk our dog Ruby daily . choir practice runs every Friday evening !"
+
+
+def _with_notes(notes: tuple[str, ...] = NOTES) -> Prompt:
+    return dataclasses.replace(build_prompt("a note to Lena"), writing=True, notes=notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "read", "out"),
+    [
+        (
+            "Hi Lena! We walk our dog Ruby daily. Choir practice runs every Friday evening.",
+            {0, 1},
+            True,
+        ),
+        ("Hi Lena! We walk our dog Ruby daily, and I miss you.", {0}, False),
+        ("We walk our dog Ruby daily; choir practice runs every Friday evening.", {0, 1}, False),
+        ("Hi Lena!\nwe WALK our dog, Ruby, daily.\nChoir practice runs every Friday.", {0}, False),
+        ("Our dog Ruby loves a walk. Choir practice runs every Friday evening.", {1}, False),
+    ],
+)
+def test_a_text_that_reads_out_the_users_notes(text: str, read: set[int], out: bool) -> None:
+    assert notes_read(text, NOTES) == read
+    assert reads_out(text, NOTES) is out
+
+
+@pytest.mark.parametrize("method", ["device_only", "specsteer"])
+def test_a_text_ends_before_it_reads_out_another_note(method: str) -> None:
+    assert _text(method, LISTING, _with_notes(), end_recitals=False) == WHOLE
+    assert _text(method, LISTING, _with_notes()) == "hello , we walk our dog Ruby daily ."
+
+
+@pytest.mark.parametrize("method", ["device_only", "specsteer"])
+def test_one_note_read_out_is_kept(method: str) -> None:
+    assert _text(method, LISTING, _with_notes(NOTES[1:])) == WHOLE
+    assert _text(method, LISTING, _with_notes(())) == WHOLE
+
+
+def test_a_text_too_short_to_end_goes_on() -> None:
+    assert _text("device_only", LISTING, _with_notes(), min_new_tokens=10) == WHOLE
+
+
+def test_the_cloud_never_sees_the_sentence_that_would_read_out_a_note() -> None:
+    sent: list[str] = []
+    device = _model(LISTING)
+    decoder = Decoder(device, _tapped(device, LISTING, sent), wire="ids")
+    result = decoder.generate(_with_notes(), GenerationConfig(max_new_tokens=20, draft_tokens=4))
+    assert result.text == "hello , we walk our dog Ruby daily ."
+    assert sent and not any("choir" in s for s in sent)
+
+
+def test_the_recital_guard_reads_ahead_only_at_a_sentence_start() -> None:
+    model = _model(LISTING)
+    ids = model.encode(WHOLE)  # "choir" is token 9
+    guard = RecitalGuard(_greedy(model), model.decode, frozenset({1}), NOTES, lambda at: True)
+    assert guard.cut(ids[:4], ids[4:9]) is None and not guard.ends  # no sentence starts
+    assert guard.cut(ids[:8], ids[8:10]) == 1 and guard.ends == {9}  # "choir", read ahead
+    assert guard.cut(ids[:9], [1]) is None  # the end token may stand there
+    later = RecitalGuard(_greedy(model), model.decode, frozenset({1}), NOTES, lambda at: at > 9)
+    assert later.cut(ids[:9], ids[9:]) is None and not later.ends

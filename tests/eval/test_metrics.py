@@ -119,6 +119,7 @@ def test_score_puts_them_together() -> None:
         "refusal": False,
         "restates": False,
         "owner_swap": None,
+        "reads_notes": False,
     }
     named = EvalExample(**{**example.__dict__, "writer": "Tomás", "recipient": "Inês"})
     got = score("Hi Tomás! [Your Name]", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
@@ -132,3 +133,13 @@ def test_score_puts_them_together() -> None:
     answer = EvalExample(**{**pet.__dict__, "recipient": ""})
     got = score("Feed your pet.", answer, system_prompt=DEFAULT_SYSTEM_PROMPT)
     assert got["owner_swap"] is None  # an answer to the user: "your" is the user's
+    notes = EvalExample(
+        **{
+            **example.__dict__,
+            "profile": ("I walk my dog Ruby every day.", "I sing in the choir every Friday."),
+        }
+    )
+    both = "Hi Ines! I walk my dog Ruby every day. I sing in the choir every Friday."
+    assert score(both, notes, system_prompt=DEFAULT_SYSTEM_PROMPT)["reads_notes"] is True
+    nobody = EvalExample(**{**example.__dict__, "profile": ()})
+    assert score(both, nobody, system_prompt=DEFAULT_SYSTEM_PROMPT)["reads_notes"] is None

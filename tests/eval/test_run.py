@@ -333,17 +333,19 @@ def test_summary_counts_failures_over_the_answers_they_apply_to() -> None:
     flagged = [
         {**RECORDS[0], "self_address": True, "wrong_recipient": None, "refusal": False},
         {**RECORDS[1], "self_address": False, "wrong_recipient": True, "refusal": True},
-        {**RECORDS[2], "self_address": None, "owner_swap": True},
+        {**RECORDS[2], "self_address": None, "owner_swap": True, "reads_notes": False},
     ]
     text = summarize(flagged)
     rows = first_rows(text)
     header = next(line for line in text.splitlines() if "self-address" in line)
     assert header.split(" | ")[1:3] == ["self-address", "placeholder"]
     device = [line for line in text.splitlines() if line.startswith("| device_only | ")]
-    assert device[1] == "| device_only | 1/2 (50.0%) | — | 1/1 (100.0%) | 1/2 (50.0%) | — | — |"
+    assert device[1] == (
+        "| device_only | 1/2 (50.0%) | — | 1/1 (100.0%) | 1/2 (50.0%) | — | — | — |"
+    )
     assert rows["cloud_only"].split(" | ")[1] == "1"  # the first table is unchanged
     cloud = [line for line in text.splitlines() if line.startswith("| cloud_only | ")]
-    assert cloud[1] == "| cloud_only | — | — | — | — | — | 1/1 (100.0%) |"  # no other says
+    assert cloud[1] == "| cloud_only | — | — | — | — | — | 1/1 (100.0%) | 0/1 (0.0%) |"
 
 
 def test_summary_paired_differences() -> None:
