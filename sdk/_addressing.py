@@ -14,6 +14,7 @@ from typing import Final
 from specsteer.memory import Person, Persona
 
 __all__ = [
+    "ANY_RELATION",
     "RELATION_WORDS",
     "is_review_request",
     "is_writing_request",
@@ -60,11 +61,11 @@ _WIDER: Final[dict[str, tuple[str, ...]]] = {
 }
 _CANONICAL: Final = {word: rel for rel, words in RELATION_WORDS.items() for word in words}
 _ALL_WORDS = sorted({*_CANONICAL, *_WIDER}, key=len, reverse=True)
+#: Every word for a relation, as a regular-expression alternation (longest first).
+ANY_RELATION: Final = "|".join(re.escape(w) for w in _ALL_WORDS)
 #: A relation after "my", "our", "the" or "a", or opening the request ("landlord email - ...").
 _MY_RELATION = re.compile(
-    r"(?:\b(?:my|our|the|an?)\s+|^\s*)("
-    + "|".join(re.escape(w) for w in _ALL_WORDS)
-    + r")(?:'s|’s|s)?\b",
+    r"(?:\b(?:my|our|the|an?)\s+|^\s*)(" + ANY_RELATION + r")(?:'s|’s|s)?\b",
     re.IGNORECASE,
 )
 

@@ -42,6 +42,7 @@ from specsteer._eval_people import (
     is_refusal,
     reads_out,
     restates_request,
+    speaks_of_reader,
     swaps_owner,
     wrong_recipient,
 )
@@ -338,7 +339,8 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
     """Every quality metric of one answer, as a flat dict (``None`` where one does not apply:
     fact recall without facts, self-address without the user's name, wrong recipient when the
     request names nobody, the user's things called the reader's where the request names no
-    reader or calls nothing the user's, notes read out without a history)."""
+    reader or calls nothing the user's, notes read out without a history, the reader named as
+    someone else where the request names nobody)."""
     return {
         **rouge(answer, example.output),
         "fact_recall": fact_recall(answer, example.facts),
@@ -352,6 +354,7 @@ def score(answer: str, example: EvalExample, *, system_prompt: str) -> Record:
         "restates": restates_request(answer, example.input),
         "owner_swap": swaps_owner(answer, example.input) if example.recipient else None,
         "reads_notes": reads_out(answer, example.profile) if example.profile else None,
+        "speaks_of_reader": speaks_of_reader(answer, example.recipient),
     }
 
 
@@ -826,6 +829,7 @@ _RATES: Final = (
     ("restates", "restates the request"),
     ("owner_swap", "user's things the reader's"),
     ("reads_notes", "notes read out"),
+    ("speaks_of_reader", "reader as someone else"),
 )
 
 _COLUMNS: Final = (

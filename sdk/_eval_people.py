@@ -11,7 +11,8 @@ that must and must not count (``tests/eval/test_people_metrics.py``):
 - :func:`restates_request`: the answer is mostly the request said back;
 - :func:`swaps_owner`: a text calls the reader's ("your pet") what the request calls the
   user's ("my pet");
-- :func:`reads_out`: a text reads out two of the user's notes, one sentence after another.
+- :func:`reads_out`: a text reads out two of the user's notes, one sentence after another;
+- :func:`speaks_of_reader`: a text names its reader as someone else ("my sister Camila").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import unicodedata
 from typing import Final
 
 from specsteer._opening import is_refusal
-from specsteer._perspective import swaps_owner
+from specsteer._perspective import speaks_of_reader, swaps_owner
 from specsteer._recital import reads_out
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "is_refusal",
     "reads_out",
     "restates_request",
+    "speaks_of_reader",
     "swaps_owner",
     "wrong_recipient",
 ]

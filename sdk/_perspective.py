@@ -4,13 +4,16 @@ Asked for "a thank-you note to my neighbour for looking after my pet", the devic
 "I am writing to express my gratitude for looking after your pet": it turned the request's "my"
 into "your", as an assistant answering the user does, in a text the user sends, where "your" is
 the reader's. The same swap made "join my weekly class" an eagerness to "join your weekly
-class" and "my flat" the landlord's own (docs/evaluation.md).
+class" and "my flat" the landlord's own (docs/evaluation.md). The other way round, a text
+spoke of its reader as of someone else: "My sister Camila lives in Mexico City" in a birthday
+text to Camila, "I'm writing to ask my colleague Ren for a swap" to Ren.
 
 :func:`owned_words` reads what a request calls the user's; :func:`swaps_owner` says whether a
 text calls one of those things the reader's (an eval metric); :func:`owner_guard` keeps the
 decoder from doing it: when a round's tokens say "your" before one of them, the "your" is ruled
 out at its position and the round ends before it, so the drafter and the recovery write the
-next choice there ("my pet").
+next choice there ("my pet"). :func:`speaks_of_reader` says whether a text names its reader
+as someone else (an eval metric).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from specsteer._addressing import without_relations
+from specsteer._addressing import ANY_RELATION, without_relations
 from specsteer._guards import PhraseGuard
 
-__all__ = ["owned_words", "owner_guard", "swaps_owner"]
+__all__ = ["owned_words", "owner_guard", "speaks_of_reader", "swaps_owner"]
 
 #: Words after "my" that name the text itself or a manner, not a thing the user owns ("my own
 #: words", "my reply", "my thanks").
@@ -89,3 +92,16 @@ def owner_guard(
 
 def _starts_your(token: str, before: Callable[[], str]) -> bool:
     return _YOUR_TOKEN.match(token) is not None
+
+
+def _of_reader(name: str) -> re.Pattern[str]:
+    """The reader named as someone else: "my" or "our", a relation, and the first word of their
+    name as written ("my sister Camila")."""
+    first = re.escape(name.split()[0])
+    return re.compile(rf"\b(?:my|our)\s+(?:{ANY_RELATION})\s*,?\s+(?-i:{first})\b", re.IGNORECASE)
+
+
+def speaks_of_reader(answer: str, reader: str) -> bool | None:
+    """Whether a text to ``reader`` names them by relation as someone else ("my sister Camila
+    lives in Mexico City", to Camila); ``None`` without a reader."""
+    return None if not reader.strip() else _of_reader(reader).search(answer) is not None

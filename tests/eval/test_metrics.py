@@ -120,12 +120,16 @@ def test_score_puts_them_together() -> None:
         "restates": False,
         "owner_swap": None,
         "reads_notes": False,
+        "speaks_of_reader": None,
     }
     named = EvalExample(**{**example.__dict__, "writer": "Tomás", "recipient": "Inês"})
     got = score("Hi Tomás! [Your Name]", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
     assert (got["self_address"], got["wrong_recipient"], got["placeholder"]) == (True, True, True)
     got = score("Hi Ines, see you Sunday.", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
     assert (got["self_address"], got["wrong_recipient"]) == (False, False)
+    assert got["speaks_of_reader"] is False
+    got = score("Hi Inês! My best friend Inês and I", named, system_prompt=DEFAULT_SYSTEM_PROMPT)
+    assert got["speaks_of_reader"] is True
     assert got["owner_swap"] is None  # the request calls nothing the user's
     pet = EvalExample(**{**named.__dict__, "input": "Thank my neighbour for minding my pet."})
     got = score("Hi Ines, thanks for minding your pet!", pet, system_prompt=DEFAULT_SYSTEM_PROMPT)

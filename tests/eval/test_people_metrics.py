@@ -11,6 +11,7 @@ from specsteer._eval_people import (
     has_placeholder,
     is_refusal,
     restates_request,
+    speaks_of_reader,
     wrong_recipient,
 )
 
@@ -159,3 +160,20 @@ def test_restates_request(answer: str, expected: bool) -> None:
 def test_restating_a_short_request_counts_its_whole_length() -> None:
     assert restates_request("Review my shoes", "Review my shoes")
     assert not restates_request("My shoes are great and light for running.", "Review my shoes")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reader", "expected"),
+    [
+        ("Happy birthday, Camila! My sister Camila lives in Mexico City.", "Camila", True),
+        ("Hi Ren, I'm writing to ask my colleague, Ren, for a swap.", "Ren", True),
+        ("Hi Inês! our best friend Inês says hi.", "Inês", True),
+        ("Dear Mr Herrera, my landlord Mr Herrera has not fixed it.", "Mr Herrera", True),
+        ("Happy birthday, Camila! You're the best sister, my dear Camila.", "Camila", False),
+        ("Hi Camila! My sister came over yesterday.", "Camila", False),
+        ("Hi Camila! My sister Camille says hi.", "Camila", False),
+        ("Hi Camila! My sister Camila lives in Mexico City.", "", None),
+    ],
+)
+def test_speaks_of_reader(answer: str, reader: str, expected: bool | None) -> None:
+    assert speaks_of_reader(answer, reader) is expected

@@ -341,11 +341,11 @@ def test_summary_counts_failures_over_the_answers_they_apply_to() -> None:
     assert header.split(" | ")[1:3] == ["self-address", "placeholder"]
     device = [line for line in text.splitlines() if line.startswith("| device_only | ")]
     assert device[1] == (
-        "| device_only | 1/2 (50.0%) | — | 1/1 (100.0%) | 1/2 (50.0%) | — | — | — |"
+        "| device_only | 1/2 (50.0%) | — | 1/1 (100.0%) | 1/2 (50.0%) | — | — | — | — |"
     )
     assert rows["cloud_only"].split(" | ")[1] == "1"  # the first table is unchanged
     cloud = [line for line in text.splitlines() if line.startswith("| cloud_only | ")]
-    assert cloud[1] == "| cloud_only | — | — | — | — | — | 1/1 (100.0%) | 0/1 (0.0%) |"
+    assert cloud[1] == "| cloud_only | — | — | — | — | — | 1/1 (100.0%) | 0/1 (0.0%) | — |"
 
 
 def test_summary_paired_differences() -> None:
