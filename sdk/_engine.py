@@ -13,12 +13,11 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Literal
 
 import torch
 
-from specsteer._answer import Answer, may_end
+from specsteer._answer import Answer
 from specsteer._closing import with_sign_off
 from specsteer._config import GenerationConfig
 from specsteer._drafter import Drafter
@@ -251,7 +250,7 @@ class Decoder:
         if prompt.writing and spec.drafter == "private":
             if cfg.recover_refusals:
                 yield from self._open(answer, private_ids, link)
-            guard = self._guards(cfg, prompt, private_ids, drafter)
+            guard = self._guards(cfg, prompt, private_ids, drafter, answer)
         steering = Steering(beta=cfg.beta, greedy=cfg.greedy, top_p=cfg.top_p)
         with ThreadPoolExecutor(1, thread_name_prefix="specsteer-cloud") as pool:
             loop = RoundLoop(
@@ -274,7 +273,12 @@ class Decoder:
             yield from events
 
     def _guards(
-        self, cfg: GenerationConfig, prompt: Prompt, private_ids: list[int], drafter: Drafter
+        self,
+        cfg: GenerationConfig,
+        prompt: Prompt,
+        private_ids: list[int],
+        drafter: Drafter,
+        answer: Answer,
     ) -> TextGuards | None:
         """The watches over a text written as the user: no refusal in its opening and no "as
         an AI" in it (``recover_refusals``) and, for a text to a person, the user's things
@@ -288,8 +292,7 @@ class Decoder:
         if cfg.keep_owner and prompt.owned:
             guards.append(owner_guard(drafter.greedy, decode, eos, prompt.owned))
         if cfg.end_recitals and prompt.notes:
-            ends = partial(may_end, ignore_eos=cfg.ignore_eos, min_tokens=cfg.min_new_tokens)
-            guards.append(RecitalGuard(drafter.greedy, decode, eos, prompt.notes, ends))
+            guards.append(RecitalGuard(drafter.greedy, decode, eos, prompt.notes, answer.may_end))
         return TextGuards(*guards) if guards else None
 
     def _open(
