@@ -14,10 +14,30 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final, Protocol
 
-__all__ = ["PhraseGuard", "TextGuard", "TextGuards"]
+__all__ = ["PhraseGuard", "TextGuard", "TextGuards", "read_ahead"]
 
 #: Tokens read ahead of a token that may start a phrase, to see whether it does.
 AHEAD: Final = 4
+
+
+def read_ahead(
+    greedy: Callable[[Sequence[int]], int],
+    eos: frozenset[int],
+    head: Sequence[int],
+    tok: int,
+    given: Sequence[int],
+    n: int,
+) -> list[int]:
+    """``head``, then ``tok`` and what follows it, ``n`` tokens in all (``tok`` the first): the
+    round's next tokens ``given``, then the device's greedy ones, up to an end token (in
+    SpecSteer the cloud may choose other words, so a guard reads what the device would write)."""
+    ahead = [*head, tok, *given[: n - 1]]
+    while len(ahead) < len(head) + n:
+        nxt = greedy(ahead)
+        if nxt in eos:
+            break
+        ahead.append(nxt)
+    return ahead
 
 
 class TextGuard(Protocol):
@@ -103,12 +123,7 @@ class PhraseGuard:
         return None
 
     def _ahead(self, head: list[int], tok: int, given: Sequence[int]) -> str:
-        """The text from ``tok`` on: the round's next tokens, then the device's greedy ones,
-        :data:`AHEAD` in all."""
-        ahead = [*head, tok, *given[:AHEAD]]
-        while len(ahead) < len(head) + 1 + AHEAD:
-            nxt = self.greedy(ahead)
-            if nxt in self.eos:
-                break
-            ahead.append(nxt)
+        """The text from ``tok`` on: ``tok`` and :data:`AHEAD` tokens after it
+        (:func:`read_ahead`)."""
+        ahead = read_ahead(self.greedy, self.eos, head, tok, given, 1 + AHEAD)
         return self.decode(ahead)[len(self.decode(head)) :]

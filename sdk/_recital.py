@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from specsteer._guards import read_ahead
+
 __all__ = ["RecitalGuard", "notes_read", "reads_out"]
 
 #: Words in a row that a sentence shares with a note to read it out.
@@ -41,8 +43,13 @@ def _grams(text: str) -> set[tuple[str, ...]]:
 def notes_read(text: str, notes: Sequence[str]) -> set[int]:
     """The indices of the ``notes`` that ``text`` shares :data:`SPAN` words in a row with
     (case-insensitive, punctuation ignored)."""
+    return _read(text, [_grams(note) for note in notes])
+
+
+def _read(text: str, notes: Sequence[set[tuple[str, ...]]]) -> set[int]:
+    """:func:`notes_read`, with each note's runs of :data:`SPAN` words made once."""
     grams = _grams(text)
-    return {i for i, note in enumerate(notes) if grams & _grams(note)}
+    return {i for i, note in enumerate(notes) if grams & note}
 
 
 def reads_out(text: str, notes: Iterable[str]) -> bool:
@@ -90,6 +97,10 @@ class RecitalGuard:
     may_end: Callable[[int], bool]
     banned: dict[int, set[int]] = field(default_factory=dict)
     ends: set[int] = field(default_factory=set)
+    _grams: list[set[tuple[str, ...]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._grams = [_grams(note) for note in self.notes]
 
     def cut(self, before: Sequence[int], new: Sequence[int]) -> int | None:
         """The index in ``new`` of the token where the text ends instead, or ``None``."""
@@ -97,36 +108,23 @@ class RecitalGuard:
             at = len(before) + i
             if at in self.ends:
                 return None if tok in self.eos else i
-            if not self.may_end(at) or tok in self.eos:
+            if not self.may_end(at) or tok in self.eos or not _WORD.search(self.decode([tok])):
                 continue
             head = [*before, *new[:i]]
             text = self.decode(head)
-            if not self._starts_sentence(text, tok):
-                continue
-            read = set().union(*(notes_read(s, self.notes) for s in _SENTENCES.split(text)))
+            if not text.strip() or not _SENTENCE_END.search(text):
+                continue  # not a sentence's first word
+            read = set().union(*(_read(s, self._grams) for s in _SENTENCES.split(text)))
             if not read:
                 continue
-            found = notes_read(self._ahead(head, tok, new[i + 1 :], text), self.notes)
+            found = _read(self._ahead(head, tok, new[i + 1 :], text), self._grams)
             if found and not found & read:
                 self.ends.add(at)
                 return i
         return None
 
-    def _starts_sentence(self, text: str, tok: int) -> bool:
-        return (
-            bool(text.strip())
-            and bool(_SENTENCE_END.search(text))
-            and bool(_WORD.search(self.decode([tok])))
-        )
-
     def _ahead(self, head: list[int], tok: int, given: Sequence[int], text: str) -> str:
-        """The sentence from ``tok`` on: the round's next tokens, then the device's greedy
-        ones, :data:`AHEAD` in all (its first sentence only)."""
-        ahead = [*head, tok, *given[: AHEAD - 1]]
-        while len(ahead) < len(head) + AHEAD:
-            nxt = self.greedy(ahead)
-            if nxt in self.eos:
-                break
-            ahead.append(nxt)
+        """The sentence from ``tok`` on, :data:`AHEAD` tokens of it (:func:`read_ahead`)."""
+        ahead = read_ahead(self.greedy, self.eos, head, tok, given, AHEAD)
         rest = self.decode(ahead)[len(text) :]
         return _SENTENCES.split(rest.strip(), maxsplit=1)[0]
